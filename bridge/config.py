@@ -1,0 +1,155 @@
+"""One typed Settings object, read from the environment and `.env`, validated once at start."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+DEFAULT_GREETING = "We're assigning an agent to your subject, please wait..."
+# Values people paste from examples; refused as secrets outside the sandbox.
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "xxx", "your-secret", "todo", "test"}
+
+
+class ConfigError(Exception):
+    """The configuration cannot start the service; the message names the variable."""
+
+
+def _base_url(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+class Settings(BaseSettings):
+    """The contract's configuration table. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, populate_by_name=True
+    )
+
+    im_sdkappid: int = Field(gt=0)
+    im_secret_key: SecretStr
+    im_admin_userid: str = "administrator"
+    im_api_base: str = "https://console.tim.qq.com"
+    im_callback_token: SecretStr | None = None
+    im_rate_limit: int = Field(200, gt=0, description="IM calls per second per command")
+    im_timeout: float = Field(10.0, gt=0, description="IM answers in 3 s server side; give it room")
+
+    salesforce_login_url: str = "https://login.salesforce.com"
+    salesforce_username: str | None = None
+    salesforce_password: SecretStr | None = None
+    salesforce_security_token: SecretStr | None = None
+    salesforce_consumer_key: str | None = None
+    salesforce_consumer_secret: SecretStr | None = None
+    salesforce_private_key_file: str | None = None
+    salesforce_api_version: str = "62.0"
+
+    zendesk_url: str | None = None
+    zendesk_email: str | None = None
+    zendesk_api_token: SecretStr | None = None
+    zendesk_webhook_secret: SecretStr | None = None
+
+    bridge_database_url: str = "sqlite:///./bridge.db"
+    bridge_default_connector: str | None = None
+    bridge_callout_secret: SecretStr | None = None
+    bridge_allowed_origins: Annotated[list[str], NoDecode] = []
+    bridge_greeting: str = DEFAULT_GREETING
+    bridge_host: str = "127.0.0.1"
+    bridge_port: int = Field(8000, gt=0, lt=65536, validation_alias=AliasChoices("bridge_port", "port"))
+    bridge_insecure_no_auth: bool = False
+    bridge_sandbox: bool = False
+    bridge_helpdesk_threads: int = Field(64, gt=0, description="worker threads for the blocking helpdesk clients")
+    bridge_job_retry_scale: float = Field(1.0, gt=0, description="multiplies the retry schedule (tests shrink it)")
+
+    @field_validator("im_api_base", "salesforce_login_url", "zendesk_url", mode="after")
+    @classmethod
+    def _urls(cls, value: str | None, info: Any) -> str | None:
+        return _base_url(info.field_name.upper(), value)
+
+    @field_validator("bridge_allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("im_admin_userid")
+    @classmethod
+    def _admin(cls, value: str) -> str:
+        if not value or len(value.encode()) > 32:
+            raise ValueError("IM_ADMIN_USERID must be 1 to 32 bytes")
+        return value
+
+    @field_validator("bridge_database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("BRIDGE_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> Settings:
+        if self.salesforce_username and not self.salesforce_password:
+            raise ValueError("SALESFORCE_PASSWORD is required with SALESFORCE_USERNAME")
+        if self.salesforce_consumer_key and not (
+            self.salesforce_consumer_secret or self.salesforce_private_key_file or self.salesforce_username
+        ):
+            raise ValueError(
+                "SALESFORCE_CONSUMER_SECRET or SALESFORCE_PRIVATE_KEY_FILE is required with SALESFORCE_CONSUMER_KEY"
+            )
+        zendesk = {"ZENDESK_URL": self.zendesk_url, "ZENDESK_EMAIL": self.zendesk_email,
+                   "ZENDESK_API_TOKEN": self.zendesk_api_token}
+        if any(zendesk.values()) and not all(zendesk.values()):
+            missing = ", ".join(k for k, v in zendesk.items() if not v)
+            raise ValueError(f"{missing} must be set too: Zendesk needs ZENDESK_URL, ZENDESK_EMAIL and ZENDESK_API_TOKEN")
+        if not self.bridge_sandbox:
+            for name in ("im_secret_key", "bridge_callout_secret", "zendesk_webhook_secret", "im_callback_token"):
+                secret = getattr(self, name)
+                if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                    raise ValueError(f"{name.upper()} is a placeholder value; set a real secret")
+        if self.bridge_default_connector and self.bridge_default_connector not in self.enabled_connectors:
+            raise ValueError(
+                f"BRIDGE_DEFAULT_CONNECTOR={self.bridge_default_connector!r} is not an enabled connector "
+                f"(enabled: {', '.join(self.enabled_connectors) or 'none'})"
+            )
+        return self
+
+    @property
+    def enabled_connectors(self) -> list[str]:
+        """Built-in connectors whose credentials are configured."""
+        enabled = []
+        if self.salesforce_username or self.salesforce_consumer_key:
+            enabled.append("salesforce")
+        if self.zendesk_url:
+            enabled.append("zendesk")
+        return enabled
+
+    @property
+    def default_connector(self) -> str | None:
+        if self.bridge_default_connector:
+            return self.bridge_default_connector
+        enabled = self.enabled_connectors
+        return enabled[0] if len(enabled) == 1 else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from the environment (and `.env`), turning validation errors into one ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]).upper()
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing":
+                message = "is required"
+            problems.append(f"{name} {message}" if name else message)
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

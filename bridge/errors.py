@@ -1,0 +1,91 @@
+"""The exception tree, split by what the caller should do next.
+
+    BridgeError                  code, status, message: renders as the contract's error body
+    ├── BadRequest (400)         the caller's input is wrong: fix it, do not retry
+    │   └── PayloadTooLarge (413)
+    ├── SignatureError (401)     missing, wrong, stale or replayed authentication
+    ├── NotFound (404)
+    ├── Conflict (409)
+    └── UpstreamError (502)      IM or a helpdesk refused or failed
+        ├── PermanentError       bad input or credentials upstream: retrying will not help
+        └── RetriableError       timeouts, 5xx, rate limits (retry_after seconds when known)
+
+Messages are sentences a person can act on and never contain a secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BridgeError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details or {}
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        error.update(self.details)
+        return {"error": error}
+
+
+class BadRequest(BridgeError):
+    status = 400
+    code = "bad_request"
+
+
+class PayloadTooLarge(BadRequest):
+    status = 413
+    code = "payload_too_large"
+
+
+class SignatureError(BridgeError):
+    status = 401
+    code = "unauthenticated"
+
+
+class NotFound(BridgeError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(BridgeError):
+    status = 409
+    code = "conflict"
+
+
+class UpstreamError(BridgeError):
+    """An upstream (IM, Salesforce, Zendesk) failed. `upstream` names it; `upstream_code` is its own error code."""
+
+    status = 502
+    code = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream: str,
+        upstream_code: int | str | None = None,
+        retry_after: float | None = None,
+    ):
+        details: dict[str, Any] = {"upstream": upstream}
+        if upstream_code is not None:
+            details["upstreamCode"] = upstream_code
+        super().__init__(message, details=details)
+        self.upstream = upstream
+        self.upstream_code = upstream_code
+        self.retry_after = retry_after
+
+
+class PermanentError(UpstreamError):
+    """Retrying the same call will fail the same way."""
+
+
+class RetriableError(UpstreamError):
+    """A later attempt may succeed (after `retry_after` seconds when the upstream said so)."""

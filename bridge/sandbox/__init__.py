@@ -1,0 +1,1 @@
+"""Built-in emulators of Tencent IM, Salesforce and Zendesk, and the `sandbox` command that runs them."""
