@@ -1,0 +1,124 @@
+"""create_app(settings) -> Starlette. The lifespan opens storage, IM and the connectors, and runs the job worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from bridge import migrations
+from bridge.config import Settings
+from bridge.errors import BridgeError
+from bridge.im import IMClient
+from bridge.metrics import Metrics, MetricsMiddleware
+from bridge.routes import events, groups, ops, tickets
+from bridge.service import Bridge
+from bridge.store import Database
+from connectors.base import Connector, load_connector_classes
+
+log = logging.getLogger("bridge")
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 401: "unauthenticated"}
+PURGE_EVERY = 600.0
+
+
+class SchemaError(Exception):
+    """The database schema is older than this version of the bridge."""
+
+
+def prepare_database(url: str) -> None:
+    """Create the schema on an empty database; refuse to start on an outdated one."""
+    current = migrations.current_revision(url)
+    if current is None:
+        migrations.upgrade(url)
+    elif current != migrations.head_revision(url):
+        raise SchemaError(f"the database schema is at {current}, this bridge needs "
+                          f"{migrations.head_revision(url)}: run `helpdesk-bridge db upgrade`")
+
+
+def build_connectors(settings: Settings, limiter: anyio.CapacityLimiter) -> dict[str, Connector]:
+    return {name: cls(settings, limiter) for name, cls in load_connector_classes().items() if cls.enabled(settings)}
+
+
+async def bridge_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BridgeError)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    message = {404: f"there is no {request.url.path} here", 405: f"{request.method} is not allowed on {request.url.path}"}
+    body = {"error": {"code": code, "message": message.get(exc.status_code, str(exc.detail))}}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    body = {"error": {"code": "internal_error", "message": "the bridge failed unexpectedly; the error was logged"}}
+    return JSONResponse(body, status_code=500)
+
+
+def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
+    """The service. `run_worker=False` leaves queued jobs for another process (and for crash tests)."""
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.bridge_insecure_no_auth:
+            log.warning("BRIDGE_INSECURE_NO_AUTH=1: signed calls and UserSigs are NOT checked; never use this in production")
+        await anyio.to_thread.run_sync(prepare_database, settings.bridge_database_url)
+        db = Database(settings.bridge_database_url)
+        im = IMClient(settings.im_api_base, settings.im_sdkappid, settings.im_secret_key.get_secret_value(),
+                      admin=settings.im_admin_userid, timeout=settings.im_timeout, rate_limit=settings.im_rate_limit)
+        connectors = build_connectors(settings, anyio.CapacityLimiter(settings.bridge_helpdesk_threads))
+        for connector in connectors.values():
+            await connector.start()
+        bridge = Bridge(settings, db, im, connectors)
+        app.state.bridge = bridge
+        tasks = [asyncio.create_task(_purge(db))]
+        if run_worker:
+            tasks.append(asyncio.create_task(bridge.queue.work()))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for connector in connectors.values():
+                await connector.close()
+            await im.close()
+            await db.close()
+
+    middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
+    if settings.bridge_allowed_origins:
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=settings.bridge_allowed_origins, allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Bridge-Timestamp",
+                           "X-Bridge-Signature"],
+        ))
+    app = Starlette(
+        routes=[*ops.routes, *groups.routes, *tickets.routes, *events.routes],
+        middleware=middleware,
+        exception_handlers={BridgeError: bridge_error, HTTPException: http_error, Exception: internal_error},
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    app.state.settings = settings
+    return app
+
+
+async def _purge(db: Database) -> None:
+    while True:
+        await asyncio.sleep(PURGE_EVERY)
+        with contextlib.suppress(Exception):
+            await db.purge()

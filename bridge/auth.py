@@ -1,0 +1,149 @@
+"""Every signature the bridge checks, as pure functions: verify_*() for the service and sign/gen for tests and tools.
+
+- signed calls: `v1=` hex HMAC-SHA256(secret, "<timestamp>.<METHOD>.<target>.<raw body>"), 300 s window;
+- UserSig: Tencent's TLS 2.0 format, verified by recomputing the HMAC (tls-sig-api-v2 has no verify);
+- Zendesk webhooks: base64 HMAC-SHA256(secret, timestamp + body), ISO-8601 timestamp;
+- IM callbacks: hex sha256(token + RequestTime).
+Replay detection (a signature seen twice) needs storage and lives with the routes; these functions only say valid
+or raise SignatureError with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import zlib
+from datetime import datetime
+
+from TLSSigAPIv2 import TLSSigAPIv2
+
+from bridge.errors import SignatureError
+
+WINDOW_SECONDS = 300
+TIMESTAMP_HEADER = "X-Bridge-Timestamp"
+SIGNATURE_HEADER = "X-Bridge-Signature"
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def _check_window(timestamp: float, now: float | None, what: str) -> None:
+    if abs(_now(now) - timestamp) > WINDOW_SECONDS:
+        raise SignatureError(f"{what} is more than {WINDOW_SECONDS} s away from the bridge's clock; sign it again")
+
+
+# --- signed calls -------------------------------------------------------------------------------------------------
+
+def call_signature(secret: str, timestamp: int | str, method: str, target: str, body: bytes) -> str:
+    message = f"{timestamp}.{method.upper()}.{target}.".encode() + body
+    return "v1=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signed_call_headers(secret: str, method: str, target: str, body: bytes, now: float | None = None) -> dict[str, str]:
+    timestamp = str(int(_now(now)))
+    return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: call_signature(secret, timestamp, method, target, body)}
+
+
+def verify_signed_call(
+    secret: str, timestamp: str | None, signature: str | None, method: str, target: str, body: bytes,
+    now: float | None = None,
+) -> None:
+    if not timestamp or not signature:
+        raise SignatureError(f"this call must be signed: send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}")
+    if not timestamp.isdigit():
+        raise SignatureError(f"{TIMESTAMP_HEADER} must be whole unix seconds")
+    _check_window(int(timestamp), now, TIMESTAMP_HEADER)
+    expected = call_signature(secret, timestamp, method, target, body)
+    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+        raise SignatureError(
+            f"{SIGNATURE_HEADER} does not match: sign \"<timestamp>.<METHOD>.<path?query>.<raw body>\" "
+            "with BRIDGE_CALLOUT_SECRET"
+        )
+
+
+# --- UserSig --------------------------------------------------------------------------------------------------------
+
+def gen_usersig(sdkappid: int, key: str, user_id: str, expire: int = 86400) -> str:
+    return str(TLSSigAPIv2(sdkappid, key).gen_sig(user_id, expire))
+
+
+def _usersig_hmac(key: str, fields: dict[str, object]) -> str:
+    content = (
+        f"TLS.identifier:{fields['TLS.identifier']}\nTLS.sdkappid:{fields['TLS.sdkappid']}\n"
+        f"TLS.time:{fields['TLS.time']}\nTLS.expire:{fields['TLS.expire']}\n"
+    )
+    if "TLS.userbuf" in fields:
+        content += f"TLS.userbuf:{fields['TLS.userbuf']}\n"
+    return base64.b64encode(hmac.new(key.encode(), content.encode(), hashlib.sha256).digest()).decode()
+
+
+def decode_usersig(usersig: str) -> dict[str, object]:
+    """The JSON inside a UserSig; SignatureError when it is not one."""
+    try:
+        raw = usersig.strip().replace("*", "+").replace("-", "/").replace("_", "=")
+        fields = json.loads(zlib.decompress(base64.b64decode(raw, validate=True)))
+        if not isinstance(fields, dict):
+            raise ValueError("not an object")
+        int(fields["TLS.time"]), int(fields["TLS.expire"]), int(fields["TLS.sdkappid"])
+        str(fields["TLS.identifier"]), str(fields["TLS.sig"])
+        return fields
+    except (ValueError, TypeError, KeyError, zlib.error, UnicodeError):
+        raise SignatureError("the UserSig is malformed") from None
+
+
+def verify_usersig(sdkappid: int, key: str, user_id: str, usersig: str, now: float | None = None) -> int:
+    """Check a UserSig for `user_id`; return the unix time it expires."""
+    fields = decode_usersig(usersig)
+    if str(fields["TLS.identifier"]) != user_id:
+        raise SignatureError("the UserSig was issued for another userId")
+    if int(fields["TLS.sdkappid"]) != sdkappid:  # type: ignore[call-overload]
+        raise SignatureError("the UserSig was issued for another IM application (SDKAppID)")
+    if not hmac.compare_digest(_usersig_hmac(key, fields).encode(), str(fields["TLS.sig"]).encode()):
+        raise SignatureError("the UserSig signature is not valid for this IM application")
+    expires_at = int(fields["TLS.time"]) + int(fields["TLS.expire"])  # type: ignore[call-overload]
+    if _now(now) >= expires_at:
+        raise SignatureError("the UserSig has expired; ask your backend for a new one")
+    return expires_at
+
+
+# --- Zendesk webhooks -----------------------------------------------------------------------------------------------
+
+def zendesk_signature(secret: str, timestamp: str, body: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()).decode()
+
+
+def verify_zendesk(secret: str, signature: str | None, timestamp: str | None, body: bytes,
+                   now: float | None = None) -> None:
+    if not signature or not timestamp:
+        raise SignatureError(
+            "Zendesk webhooks must carry X-Zendesk-Webhook-Signature and X-Zendesk-Webhook-Signature-Timestamp"
+        )
+    try:
+        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError
+    except ValueError:
+        raise SignatureError("X-Zendesk-Webhook-Signature-Timestamp must be an ISO-8601 UTC time") from None
+    _check_window(moment.timestamp(), now, "X-Zendesk-Webhook-Signature-Timestamp")
+    if not hmac.compare_digest(zendesk_signature(secret, timestamp, body).encode(), signature.strip().encode()):
+        raise SignatureError("X-Zendesk-Webhook-Signature does not match ZENDESK_WEBHOOK_SECRET")
+
+
+# --- IM callbacks ---------------------------------------------------------------------------------------------------
+
+def im_callback_sign(token: str, request_time: str) -> str:
+    return hashlib.sha256((token + request_time).encode()).hexdigest()
+
+
+def verify_im_callback(token: str, sign: str | None, request_time: str | None, now: float | None = None) -> None:
+    if not sign or not request_time:
+        raise SignatureError("IM callbacks must carry Sign and RequestTime (callback authentication is on)")
+    if not request_time.isdigit():
+        raise SignatureError("RequestTime must be unix seconds")
+    _check_window(int(request_time), now, "RequestTime")
+    if not hmac.compare_digest(im_callback_sign(token, request_time), sign.strip().lower()):
+        raise SignatureError("Sign does not match IM_CALLBACK_TOKEN")

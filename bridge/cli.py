@@ -1,0 +1,190 @@
+"""The `helpdesk-bridge` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bridge import auth
+from bridge.config import ConfigError, Settings, load_settings
+
+
+class SigningSettings(BaseSettings):
+    """`sign` needs only the callout secret, not the whole service configuration."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    bridge_callout_secret: SecretStr
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bridge.app import create_app
+
+    settings = load_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(create_app(settings), host=settings.bridge_host, port=settings.bridge_port, log_level="info",
+                proxy_headers=True)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bridge.sandbox.runner import run_sandbox
+
+    return run_sandbox(port=args.port)
+
+
+def cmd_usersig(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    print(auth.gen_usersig(settings.im_sdkappid, settings.im_secret_key.get_secret_value(), args.userid, args.expire))
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    try:
+        secret = SigningSettings().bridge_callout_secret.get_secret_value()  # type: ignore[call-arg]
+    except Exception:
+        raise ConfigError("BRIDGE_CALLOUT_SECRET is required to sign calls") from None
+    body = open(args.file, "rb").read() if args.file and args.file != "-" else sys.stdin.buffer.read()
+    for name, value in auth.signed_call_headers(secret, args.method, args.target, body).items():
+        print(f"{name}: {value}")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from bridge import migrations
+
+    settings = load_settings()
+    migrations.upgrade(settings.bridge_database_url)
+    print(f"database schema at {migrations.current_revision(settings.bridge_database_url)}")
+    return 0
+
+
+async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.jobs import JobQueue
+    from bridge.store import Database
+
+    db = Database(settings.bridge_database_url)
+    queue = JobQueue(db)
+    try:
+        if args.jobs_command == "list":
+            jobs = await queue.list(status=args.status, limit=args.limit)
+            if args.json:
+                print(json.dumps([job.public() for job in jobs], indent=2))
+                return 0
+            print(f"{'ID':>6}  {'KIND':<14} {'STATUS':<8} {'TRIES':>5}  {'NEXT ATTEMPT (UTC)':<19}  ORDERING / LAST ERROR")
+            for job in jobs:
+                when = datetime.fromtimestamp(job.next_attempt_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+                print(f"{job.id:>6}  {job.kind:<14} {job.status:<8} {job.attempts:>5}  {when}  "
+                      f"{job.ordering_key or '-'}  {(job.last_error or '')[:80]}")
+            stats = await queue.stats()
+            print("totals: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["counts"].items())) if stats["counts"]
+                  else "totals: no jobs")
+            return 0
+        if args.all_dead:
+            count = await queue.retry(all_dead=True)
+        elif args.id is not None:
+            count = await queue.retry(job_id=args.id)
+        else:
+            print("give a job ID or --all-dead", file=sys.stderr)
+            return 2
+        print(f"{count} job(s) queued again")
+        return 0 if count or args.all_dead else 1
+    finally:
+        await db.close()
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    return asyncio.run(_jobs(args, load_settings()))
+
+
+async def _check(settings: Settings) -> int:
+    import anyio
+
+    from bridge.app import build_connectors
+    from bridge.im import IMClient
+
+    failures = 0
+    im = IMClient(settings.im_api_base, settings.im_sdkappid, settings.im_secret_key.get_secret_value(),
+                  admin=settings.im_admin_userid, timeout=settings.im_timeout)
+    try:
+        await im.call("im_open_login_svc", "account_check", {"CheckItem": [{"UserID": settings.im_admin_userid}]})
+        print(f"im: ok ({settings.im_api_base}, SDKAppID {settings.im_sdkappid}, admin {settings.im_admin_userid})")
+    except Exception as exc:
+        failures += 1
+        print(f"im: FAILED: {exc}")
+    finally:
+        await im.close()
+    connectors = build_connectors(settings, anyio.CapacityLimiter(4))
+    if not connectors:
+        print("helpdesks: none enabled (set the Salesforce or Zendesk credentials)")
+    for name, connector in connectors.items():
+        try:
+            await connector.start()
+            print(f"{name}: ok ({await connector.check()})")
+        except Exception as exc:
+            failures += 1
+            print(f"{name}: FAILED: {exc}")
+        finally:
+            await connector.close()
+    return 1 if failures else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    return asyncio.run(_check(load_settings()))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="helpdesk-bridge", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the service").set_defaults(func=cmd_serve)
+    sandbox = sub.add_parser("sandbox", help="run the service against built-in emulators, no accounts needed")
+    sandbox.add_argument("--port", type=int, default=None, help="bridge port (default BRIDGE_PORT or 8000)")
+    sandbox.set_defaults(func=cmd_sandbox)
+    usersig = sub.add_parser("usersig", help="print a UserSig")
+    usersig.add_argument("userid")
+    usersig.add_argument("--expire", type=int, default=86400, help="seconds (default 86400)")
+    usersig.set_defaults(func=cmd_usersig)
+    sign = sub.add_parser("sign", help="print signed-call headers for a body (stdin by default)")
+    sign.add_argument("--method", default="POST")
+    sign.add_argument("--target", default="/joingroup", help="path and query as sent")
+    sign.add_argument("file", nargs="?")
+    sign.set_defaults(func=cmd_sign)
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="bring the schema up to date").set_defaults(func=cmd_db_upgrade)
+    jobs = sub.add_parser("jobs", help="queued and failed work")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    jobs_list = jobs_sub.add_parser("list")
+    jobs_list.add_argument("--status", choices=["pending", "running", "done", "failed", "dead"])
+    jobs_list.add_argument("--limit", type=int, default=100)
+    jobs_list.add_argument("--json", action="store_true")
+    jobs_list.set_defaults(func=cmd_jobs)
+    jobs_retry = jobs_sub.add_parser("retry")
+    jobs_retry.add_argument("id", type=int, nargs="?")
+    jobs_retry.add_argument("--all-dead", action="store_true")
+    jobs_retry.set_defaults(func=cmd_jobs)
+    sub.add_parser("check", help="check the configuration and log in to every upstream").set_defaults(func=cmd_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"helpdesk-bridge: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""The Tencent Cloud IM REST v4 client: one httpx.AsyncClient on an aiohttp transport, typed errors, rate limits.
+
+Tencent answers HTTP 200 even for failures: `ActionStatus: FAIL` with an `ErrorCode`. `call()` turns every failure
+into an IMError subclass of PermanentError or RetriableError through one table, so callers and the job queue
+know what to do next without reading codes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from typing import Any
+
+import httpx
+from aiolimiter import AsyncLimiter
+from httpx_aiohttp import AiohttpTransport
+
+from bridge.auth import gen_usersig
+from bridge.errors import PermanentError, RetriableError
+
+ADMIN_SIG_SECONDS = 7 * 86400
+ADMIN_SIG_RENEW_BEFORE = 3600
+GROUP_NAME_MAX_BYTES = 30
+ADD_MEMBER_BATCH = 300
+DELETE_MEMBER_BATCH = 100
+
+# Member results of add_group_member.
+MEMBER_FAILED, MEMBER_ADDED, MEMBER_ALREADY, MEMBER_PENDING = 0, 1, 2, 3
+
+
+class IMError(PermanentError):
+    """IM refused the call; `upstream_code` is its ErrorCode."""
+
+    def __init__(self, message: str, upstream_code: int | None = None):
+        super().__init__(message, upstream="im", upstream_code=upstream_code)
+
+
+class IMRetriableError(RetriableError):
+    def __init__(self, message: str, upstream_code: int | None = None, retry_after: float | None = None):
+        super().__init__(message, upstream="im", upstream_code=upstream_code, retry_after=retry_after)
+
+
+class GroupNotFound(IMError):
+    status = 404
+    code = "group_not_found"
+
+
+class GroupExists(IMError):
+    """10025: the group ID is already used by this app (a retried create after a lost answer meets it)."""
+
+
+class GroupIdTaken(IMError):
+    """10021: the group ID is used by someone else."""
+
+
+class AccountNotFound(IMError):
+    """10019 (or 20003 in one-to-one calls): the IM account was never imported."""
+
+
+class IMAuthError(IMError):
+    """70001-70014: the admin UserSig, SDKAppID or key is wrong; a configuration problem."""
+
+
+RATE_LIMIT_CODES = {60007, 60011, 60018, 60019, 10023}
+RETRIABLE_CODES = {10002, 10024, 70169, 90994, 91000, 80002} | RATE_LIMIT_CODES
+ERROR_TABLE: dict[int, type[IMError]] = {
+    10010: GroupNotFound,
+    10015: GroupNotFound,
+    10025: GroupExists,
+    10021: GroupIdTaken,
+    10019: AccountNotFound,
+    20003: AccountNotFound,
+    **{code: IMAuthError for code in (70001, 70003, 70009, 70013, 70014, 70016, 70020, 70052)},
+}
+
+
+def raise_for_answer(answer: dict[str, Any], command: str) -> None:
+    if answer.get("ActionStatus") == "OK" and not answer.get("ErrorCode"):
+        return
+    code = int(answer.get("ErrorCode") or -1)
+    message = f"IM {command} failed: {answer.get('ErrorInfo') or 'no error text'} (ErrorCode {code})"
+    if code in RETRIABLE_CODES:
+        raise IMRetriableError(message, code, retry_after=1.0 if code in RATE_LIMIT_CODES else None)
+    raise ERROR_TABLE.get(code, IMError)(message, code)
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """Cut text to at most max_bytes of UTF-8 without splitting a character."""
+    return text.encode()[:max_bytes].decode(errors="ignore")
+
+
+class IMClient:
+    def __init__(
+        self,
+        base_url: str,
+        sdkappid: int,
+        secret_key: str,
+        admin: str = "administrator",
+        timeout: float = 10.0,
+        rate_limit: int = 200,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.sdkappid = sdkappid
+        self.admin = admin
+        self._key = secret_key
+        self._sig = ""
+        self._sig_renew_at = 0.0
+        self._rate_limit = rate_limit
+        self._limiters: dict[str, AsyncLimiter] = defaultdict(lambda: AsyncLimiter(self._rate_limit, 1))
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout),
+            transport=transport or AiohttpTransport(limits=limits),
+            limits=limits,
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def _admin_sig(self) -> str:
+        now = time.time()
+        if now >= self._sig_renew_at:
+            self._sig = gen_usersig(self.sdkappid, self._key, self.admin, ADMIN_SIG_SECONDS)
+            self._sig_renew_at = now + ADMIN_SIG_SECONDS - ADMIN_SIG_RENEW_BEFORE
+        return self._sig
+
+    async def call(self, service: str, command: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST one v4 command; return the answer when OK, raise an IMError subclass otherwise."""
+        path = f"/v4/{service}/{command}"
+        params = {
+            "sdkappid": str(self.sdkappid), "identifier": self.admin, "usersig": self._admin_sig(),
+            "random": str(random.randint(0, 2**32 - 1)), "contenttype": "json",
+        }
+        async with self._limiters[path]:
+            try:
+                response = await self._http.post(path, params=params, json=body)
+            except httpx.TimeoutException:
+                raise IMRetriableError(f"IM {command} timed out") from None
+            except httpx.HTTPError as exc:
+                raise IMRetriableError(f"IM {command} could not be reached: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            text = f"IM {command} answered HTTP {response.status_code}"
+            if response.status_code in (429,) or response.status_code >= 500:
+                raise IMRetriableError(text)
+            raise IMError(text)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise IMRetriableError(f"IM {command} answered something that is not JSON") from None
+        if not isinstance(answer, dict):
+            raise IMRetriableError(f"IM {command} answered something that is not a JSON object")
+        raise_for_answer(answer, command)
+        return answer
+
+    # --- accounts -----------------------------------------------------------------------------------------------
+
+    async def import_account(self, user_id: str, nick: str | None = None) -> None:
+        body: dict[str, Any] = {"UserID": user_id}
+        if nick:
+            body["Nick"] = nick
+        await self.call("im_open_login_svc", "account_import", body)
+
+    # --- groups -------------------------------------------------------------------------------------------------
+
+    async def create_group(
+        self, group_id: str, name: str, members: list[str] = [], type_: str = "Public",
+        apply_join: str = "FreeAccess",
+    ) -> None:
+        body: dict[str, Any] = {
+            "Type": type_, "GroupId": group_id, "Name": truncate_utf8(name, GROUP_NAME_MAX_BYTES) or group_id[:30],
+            "ApplyJoinOption": apply_join, "MemberList": [{"Member_Account": m} for m in members],
+        }
+        await self.call("group_open_http_svc", "create_group", body)
+
+    async def get_group(self, group_id: str) -> dict[str, Any] | None:
+        """The group's info with its members, or None when it does not exist or was dismissed."""
+        answer = await self.call("group_open_http_svc", "get_group_info", {"GroupIdList": [group_id]})
+        groups = answer.get("GroupInfo") or []
+        if not groups:
+            return None
+        group = groups[0]
+        code = int(group.get("ErrorCode") or 0)
+        if code in (10010, 10015):
+            return None
+        if code:
+            raise_for_answer({"ActionStatus": "FAIL", **group}, "get_group_info")
+        return dict(group)
+
+    async def member_ids(self, group_id: str) -> list[str]:
+        answer = await self.call("group_open_http_svc", "get_group_member_info", {"GroupId": group_id})
+        return [m["Member_Account"] for m in answer.get("MemberList") or []]
+
+    async def destroy_group(self, group_id: str) -> None:
+        await self.call("group_open_http_svc", "destroy_group", {"GroupId": group_id})
+
+    async def add_members(self, group_id: str, user_ids: list[str], silence: bool = False) -> dict[str, int]:
+        """Add members; returns each account's Result (1 added, 2 already a member). A Result of 0 raises."""
+        results: dict[str, int] = {}
+        for start in range(0, len(user_ids), ADD_MEMBER_BATCH):
+            batch = user_ids[start : start + ADD_MEMBER_BATCH]
+            body: dict[str, Any] = {"GroupId": group_id, "MemberList": [{"Member_Account": u} for u in batch]}
+            if silence:
+                body["Silence"] = 1
+            answer = await self.call("group_open_http_svc", "add_group_member", body)
+            for member in answer.get("MemberList") or []:
+                results[member["Member_Account"]] = int(member.get("Result", MEMBER_FAILED))
+        failed = [u for u, r in results.items() if r == MEMBER_FAILED]
+        if failed:
+            raise IMError(f"IM add_group_member failed for {', '.join(failed)}")
+        return results
+
+    async def delete_members(self, group_id: str, user_ids: list[str], silence: bool = False) -> None:
+        for start in range(0, len(user_ids), DELETE_MEMBER_BATCH):
+            body: dict[str, Any] = {"GroupId": group_id, "MemberToDel_Account": user_ids[start : start + 100]}
+            if silence:
+                body["Silence"] = 1
+            await self.call("group_open_http_svc", "delete_group_member", body)
+
+    async def mute_all(self, group_id: str, muted: bool) -> None:
+        body = {"GroupId": group_id, "MuteAllMember": "On" if muted else "Off"}
+        await self.call("group_open_http_svc", "modify_group_base_info", body)
+
+    async def system_notification(self, group_id: str, content: str) -> None:
+        await self.call("group_open_http_svc", "send_group_system_notification", {"GroupId": group_id, "Content": content})
+
+    async def send_text(self, group_id: str, text: str, random_: int, from_account: str | None = None,
+                        cloud_custom_data: str | None = None) -> dict[str, Any]:
+        """Send a text message; the same `random_` and text within 5 minutes is dropped by IM as a duplicate."""
+        body: dict[str, Any] = {
+            "GroupId": group_id, "Random": random_,
+            "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}],
+        }
+        if from_account:
+            body["From_Account"] = from_account
+        if cloud_custom_data:
+            body["CloudCustomData"] = cloud_custom_data
+        return await self.call("group_open_http_svc", "send_group_msg", body)

@@ -1,0 +1,239 @@
+"""The durable job queue: work is stored before it is answered, then claimed with a lease and retried on a schedule.
+
+- `enqueue()` inserts a job under a unique key (made once by the caller, reused on every attempt): enqueueing the
+  same key twice returns the first job, so a redelivered request never queues its work twice.
+- Jobs with the same `ordering_key` (a group ID) run one at a time, in the order they were enqueued.
+- Claiming: on PostgreSQL `FOR UPDATE SKIP LOCKED` picks candidates so several bridge processes never take the same
+  job; everywhere a compare-and-set on (status, lease) makes the claim, so a job whose worker died is taken again
+  once its lease has run out.
+- Outcomes: done; RetriableError -> pending again at the next step of RETRY_SCHEDULE (or the upstream's
+  Retry-After); PermanentError or an exhausted schedule -> dead, listed by `helpdesk-bridge jobs list`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+from sqlmodel import col, func, select
+
+from bridge.errors import BridgeError, PermanentError, RetriableError
+from bridge.store import Database, Job, now
+
+log = logging.getLogger(__name__)
+
+# Seconds before attempt n+1 (about 3 days in all); then the job is dead. Scaled by Settings.bridge_job_retry_scale.
+RETRY_SCHEDULE = (0, 2, 10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600, 24 * 3600)
+JITTER = 0.2
+LEASE_SECONDS = 60.0
+
+Handler = Callable[[Job], Awaitable[dict[str, Any] | None]]
+
+OPEN_STATUSES = ("pending", "running")
+
+
+class JobQueue:
+    def __init__(self, db: Database, retry_scale: float = 1.0, lease_seconds: float = LEASE_SECONDS):
+        self.db = db
+        self.retry_scale = retry_scale
+        self.lease_seconds = lease_seconds
+        self.handlers: dict[str, Handler] = {}
+        self.wakeup = asyncio.Event()
+
+    def handler(self, kind: str) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            self.handlers[kind] = fn
+            return fn
+
+        return register
+
+    # --- enqueue and inspect ------------------------------------------------------------------------------------
+
+    async def enqueue(self, kind: str, payload: dict[str, Any], key: str, ordering_key: str | None = None,
+                      delay: float = 0.0) -> tuple[Job, bool]:
+        """Store a job; returns (job, created). An existing key returns the stored job and created=False."""
+        job = Job(kind=kind, key=key, ordering_key=ordering_key, payload_json=json.dumps(payload),
+                  next_attempt_at=now() + delay)
+        try:
+            async with self.db.session() as s:
+                s.add(job)
+            self.wakeup.set()
+            return job, True
+        except IntegrityError:
+            existing = await self.by_key(key)
+            if existing is None:
+                raise
+            return existing, False
+
+    async def by_key(self, key: str) -> Job | None:
+        async with self.db.session() as s:
+            return (await s.exec(select(Job).where(Job.key == key))).first()
+
+    async def get(self, job_id: int) -> Job | None:
+        async with self.db.session() as s:
+            return await s.get(Job, job_id)
+
+    async def list(self, status: str | None = None, limit: int = 100) -> list[Job]:
+        async with self.db.session() as s:
+            query = select(Job).order_by(col(Job.id)).limit(limit)
+            if status:
+                query = query.where(Job.status == status)
+            return list((await s.exec(query)).all())
+
+    async def retry(self, job_id: int | None = None, all_dead: bool = False) -> int:
+        """Put dead (or failed) jobs back to pending, attempts reset; returns how many."""
+        async with self.db.session() as s:
+            stmt = update(Job).values(status="pending", attempts=0, next_attempt_at=now(), lease_until=None,
+                                      updated_at=now())
+            if all_dead:
+                stmt = stmt.where(col(Job.status) == "dead")
+            else:
+                stmt = stmt.where(col(Job.id) == job_id, col(Job.status).in_(("dead", "failed")))
+            result = await s.exec(stmt)  # type: ignore[call-overload]
+        self.wakeup.set()
+        return int(result.rowcount or 0)
+
+    async def stats(self) -> dict[str, Any]:
+        async with self.db.session() as s:
+            counts = dict((await s.exec(select(Job.status, func.count()).group_by(Job.status))).all())
+            oldest = (await s.exec(select(func.min(Job.created_at)).where(Job.status == "pending"))).first()
+        return {"counts": counts, "oldest_pending_age": (now() - oldest) if oldest else 0.0}
+
+    # --- claim and run ------------------------------------------------------------------------------------------
+
+    def _claimable(self, moment: float) -> Any:
+        earlier = aliased(Job)
+        blocked = exists().where(
+            earlier.ordering_key == Job.ordering_key,
+            earlier.id < Job.id,
+            col(earlier.status).in_(OPEN_STATUSES),
+        )
+        due = or_(
+            and_(col(Job.status) == "pending", col(Job.next_attempt_at) <= moment),
+            and_(col(Job.status) == "running", col(Job.lease_until) < moment),
+        )
+        return and_(due, or_(col(Job.ordering_key).is_(None), ~blocked))
+
+    async def claim(self, limit: int = 10, job_id: int | None = None) -> list[Job]:
+        """Take up to `limit` due jobs (or just `job_id`, if it is due and not behind another of its group)."""
+        moment = now()
+        async with self.db.session() as s:
+            query = select(Job.id).where(self._claimable(moment)).order_by(col(Job.id)).limit(limit)
+            if job_id is not None:
+                query = query.where(Job.id == job_id)
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True, of=Job)  # type: ignore[arg-type]
+            candidates = list((await s.exec(query)).all())
+            claimed: list[Job] = []
+            for candidate in candidates:
+                token = uuid.uuid4().hex
+                result = await s.exec(  # type: ignore[call-overload]
+                    update(Job)
+                    .where(col(Job.id) == candidate, self._claimable(moment))
+                    .values(status="running", lease_until=moment + self.lease_seconds, lease_token=token,
+                            attempts=Job.attempts + 1, updated_at=moment)
+                )
+                if result.rowcount == 1:
+                    claimed.append(candidate)
+            jobs = [await s.get(Job, job) for job in claimed]
+            for job in jobs:
+                await s.refresh(job)
+        return [job for job in jobs if job is not None]
+
+    async def checkpoint(self, job: Job, **progress: Any) -> None:
+        """Merge `progress` into the job's payload, so a later attempt skips the steps already done."""
+        payload = {**job.payload, **progress}
+        job.payload_json = json.dumps(payload)
+        async with self.db.session() as s:
+            await s.exec(  # type: ignore[call-overload]
+                update(Job).where(col(Job.id) == job.id).values(payload_json=job.payload_json, updated_at=now())
+            )
+
+    async def run(self, job: Job, permanent_status: str = "dead") -> Job:
+        """Run one claimed job and record its outcome; returns the job as stored afterwards.
+
+        `permanent_status` is "failed" when the job runs inline and its caller is told of a permanent failure."""
+        handler = self.handlers.get(job.kind)
+        try:
+            if handler is None:
+                raise PermanentError(f"no handler for job kind {job.kind!r}", upstream="bridge")
+            result = await handler(job)
+        except RetriableError as exc:
+            await self._retry_later(job, str(exc), exc.retry_after)
+        except BridgeError as exc:  # PermanentError and bad input: retrying cannot help
+            await self._finish(job, permanent_status, error=str(exc), result=exc.body())
+        except Exception as exc:  # an unexpected bug: keep the job, retry it on the schedule, log once
+            log.exception("job %s (%s) raised", job.id, job.kind)
+            await self._retry_later(job, f"{type(exc).__name__}: {exc}", None)
+        else:
+            await self._finish(job, "done", result=result or {})
+        stored = await self.get(job.id or 0)
+        return stored or job
+
+    def delay_for(self, attempts: int, retry_after: float | None) -> float | None:
+        """Seconds until the next attempt after `attempts` failures; None when the schedule is exhausted."""
+        if attempts >= len(RETRY_SCHEDULE):
+            return None
+        base = RETRY_SCHEDULE[attempts] * self.retry_scale
+        delay = base * random.uniform(1 - JITTER, 1 + JITTER)
+        if retry_after:
+            delay = max(delay, retry_after * min(self.retry_scale, 1.0))
+        return delay
+
+    async def _retry_later(self, job: Job, error: str, retry_after: float | None) -> None:
+        delay = self.delay_for(job.attempts, retry_after)
+        if delay is None:
+            await self._finish(job, "dead", error=error)
+            return
+        async with self.db.session() as s:
+            await s.exec(  # type: ignore[call-overload]
+                update(Job).where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token)
+                .values(status="pending", next_attempt_at=now() + delay, lease_until=None, last_error=error,
+                        updated_at=now())
+            )
+
+    async def _finish(self, job: Job, status: str, error: str | None = None,
+                      result: dict[str, Any] | None = None) -> None:
+        async with self.db.session() as s:
+            await s.exec(  # type: ignore[call-overload]
+                update(Job).where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token)
+                .values(status=status, lease_until=None, last_error=error,
+                        result_json=json.dumps(result) if result is not None else None, updated_at=now())
+            )
+        self.wakeup.set()
+
+    async def cancel(self, job: Job, error: str) -> None:
+        """Give up a claimed job whose caller was told it failed: failed, not dead, never run again."""
+        await self._finish(job, "failed", error=error)
+
+    # --- the worker -----------------------------------------------------------------------------------------------
+
+    async def work(self, concurrency: int = 20, idle: float = 0.5) -> None:
+        """Run due jobs until cancelled."""
+        running: set[asyncio.Task[Job]] = set()
+        while True:
+            self.wakeup.clear()
+            free = concurrency - len(running)
+            try:
+                jobs = await self.claim(free) if free > 0 else []
+            except Exception:  # the database is down or busy: keep the worker alive and try again
+                log.warning("claiming jobs failed; retrying", exc_info=True)
+                await asyncio.sleep(idle)
+                continue
+            for job in jobs:
+                task = asyncio.create_task(self.run(job))
+                running.add(task)
+                task.add_done_callback(lambda t: (running.discard(t), self.wakeup.set()))
+            if not jobs:
+                try:
+                    await asyncio.wait_for(self.wakeup.wait(), idle)
+                except asyncio.TimeoutError:
+                    pass

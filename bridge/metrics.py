@@ -1,0 +1,66 @@
+"""Prometheus metrics: one registry per app (so tests can build many), HTTP timings and job-queue gauges."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from bridge.service import Bridge
+
+JOB_STATUSES = ("pending", "running", "done", "failed", "dead")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("bridge_http_requests", "HTTP requests answered", ["route", "method", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("bridge_http_request_seconds", "HTTP request duration", ["route"],
+                                 registry=self.registry)
+        self.jobs = Gauge("bridge_jobs", "Jobs in the durable queue by status", ["status"], registry=self.registry)
+        self.oldest_pending = Gauge("bridge_jobs_oldest_pending_seconds", "Age of the oldest pending job",
+                                    registry=self.registry)
+
+    async def refresh(self, bridge: Bridge) -> None:
+        stats = await bridge.queue.stats()
+        for status in JOB_STATUSES:
+            self.jobs.labels(status).set(stats["counts"].get(status, 0))
+        self.oldest_pending.set(stats["oldest_pending_age"])
+
+
+class MetricsMiddleware:
+    """Counts and times requests by route template, never by raw path (IDs would explode the label set)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = "unmatched"
+        for candidate in scope["app"].router.routes if "app" in scope else []:
+            match, _ = candidate.matches(scope)
+            if match is Match.FULL:
+                route = getattr(candidate, "path", "unmatched")
+                break
+        status = 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message: dict) -> None:  # type: ignore[type-arg]
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - start)

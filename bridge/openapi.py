@@ -1,0 +1,84 @@
+"""The OpenAPI document of the HTTP API, built from the request models so the two cannot drift apart."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from bridge import __version__
+from bridge.models import AssignmentBody, CreateTicketBody, GroupBody, MemberBody, SalesforceEvents, UserSigBody
+
+SIGNED = [{"signedCall": []}]
+SIGNED_OR_USER = [{"signedCall": []}, {"userSig": []}]
+
+# (method, path, summary, request model, security, success status)
+OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[dict[str, list[str]]] | None, str]] = [
+    ("post", "/createticket", "Open a ticket on the default helpdesk, with its chat group", CreateTicketBody,
+     SIGNED_OR_USER, "201"),
+    ("post", "/{connector}/createticket", "Open a ticket on one helpdesk, with its chat group", CreateTicketBody,
+     SIGNED_OR_USER, "201"),
+    ("post", "/joingroup", "Add an agent to a group", MemberBody, SIGNED, "200"),
+    ("post", "/leavegroup", "Remove an agent from a group", MemberBody, SIGNED, "200"),
+    ("post", "/deletegroup", "Dismiss a group and close its link", GroupBody, SIGNED, "200"),
+    ("post", "/assignment", "Converge a group on its ticket's current owner", AssignmentBody, SIGNED, "200"),
+    ("post", "/salesforce/events", "Salesforce trigger events (up to 200)", SalesforceEvents, SIGNED, "202"),
+    ("post", "/usersig", "Issue an IM UserSig", UserSigBody, SIGNED, "200"),
+    ("post", "/webhooks/zendesk", "Zendesk trigger webhook", None, [{"zendeskWebhook": []}], "202"),
+    ("post", "/callbacks/im", "Tencent IM third-party callbacks", None, [{"imCallback": []}], "200"),
+    ("get", "/links/{groupId}", "The link of a group", None, SIGNED, "200"),
+    ("get", "/links", "The link of a ticket (provider, ticketId query parameters)", None, SIGNED, "200"),
+    ("get", "/healthz", "Liveness", None, None, "200"),
+    ("get", "/readyz", "Readiness: the database answers", None, None, "200"),
+    ("get", "/metrics", "Prometheus metrics", None, None, "200"),
+    ("get", "/openapi.json", "This document", None, None, "200"),
+]
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["code", "message"],
+                             "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = {"Error": ERROR}
+    for method, path, summary, model, security, status in OPERATIONS:
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "responses": {
+                status: {"description": "success"},
+                "400": {"description": "bad input", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "401": {"description": "not authenticated"},
+            },
+            "security": security or [],
+        }
+        if model is not None:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[model.__name__] = schema
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+            }
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Helpdesk Bridge", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "signedCall": {"type": "apiKey", "in": "header", "name": "X-Bridge-Signature",
+                               "description": "v1=hex HMAC-SHA256(secret, '<ts>.<METHOD>.<target>.<body>') with X-Bridge-Timestamp"},
+                "userSig": {"type": "apiKey", "in": "header", "name": "Authorization",
+                            "description": "UserSig <usersig of the body's userId>"},
+                "zendeskWebhook": {"type": "apiKey", "in": "header", "name": "X-Zendesk-Webhook-Signature"},
+                "imCallback": {"type": "apiKey", "in": "query", "name": "Sign"},
+            },
+        },
+    }

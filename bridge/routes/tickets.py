@@ -1,0 +1,70 @@
+"""`POST /createticket` (end user or signed) and reading links (signed)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bridge.errors import BadRequest, NotFound
+from bridge.models import CreateTicketBody
+from bridge.routes import (
+    IM_OK, bridge_of, check_signed, check_signed_or_user, ok, parse_json, peek_json, raw_body, validate,
+)
+
+
+async def create_ticket(request: Request) -> JSONResponse:
+    bridge = bridge_of(request)
+    body = await raw_body(request)
+    provider = request.path_params.get("connector")
+    user_id = peek_json(body).get("userId")
+    await check_signed_or_user(request, body, user_id if isinstance(user_id, str) else None)
+    data = validate(CreateTicketBody, parse_json(body))
+    if provider is None:
+        provider = bridge.settings.default_connector or (next(iter(bridge.connectors)) if len(bridge.connectors) == 1
+                                                         else None)
+        if provider is None:
+            raise BadRequest(
+                "no default connector: set BRIDGE_DEFAULT_CONNECTOR or call /{connector}/createticket",
+                code="no_default_connector",
+            )
+    bridge.connector(provider)
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (0 < len(key) <= 255):
+        raise BadRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_request")
+    outcome = await bridge.create_ticket(provider, data.model_dump(), key)
+    ids = outcome.result if not outcome.queued else {
+        "provider": provider, "ticketId": outcome.job.payload["ticketId"], "groupId": outcome.job.payload["groupId"]}
+    body_out = {**ids, **IM_OK, "GroupId": ids["groupId"]}
+    if outcome.queued:
+        body_out["jobId"] = str(outcome.job.id)
+    return ok(body_out, 202 if outcome.queued else 201)
+
+
+async def link_by_group(request: Request) -> JSONResponse:
+    await check_signed(request, await raw_body(request))
+    group_id = request.path_params["group_id"]
+    link = await bridge_of(request).db.link_by_group(group_id)
+    if link is None:
+        raise NotFound(f"no link for group {group_id!r}", code="link_not_found")
+    return ok(link.public())
+
+
+async def link_by_ticket(request: Request) -> JSONResponse:
+    await check_signed(request, await raw_body(request))
+    provider = request.query_params.get("provider")
+    ticket_id = request.query_params.get("ticketId")
+    if not provider or not ticket_id:
+        raise BadRequest("give both provider and ticketId query parameters", code="invalid_request")
+    link = await bridge_of(request).db.link_by_ticket(provider, ticket_id)
+    if link is None:
+        raise NotFound(f"no link for {provider} ticket {ticket_id!r}", code="link_not_found")
+    return ok(link.public())
+
+
+routes = [
+    Route("/createticket", create_ticket, methods=["POST"]),
+    Route("/{connector}/createticket", create_ticket, methods=["POST"]),
+    Route("/links/{group_id:path}", link_by_group, methods=["GET"]),
+    Route("/links", link_by_ticket, methods=["GET"]),
+]

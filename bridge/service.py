@@ -1,0 +1,279 @@
+"""The use cases, as the README tells them: open a ticket with its group, converge a group on the ticket's owner,
+close it, and the seed's membership primitives. Each is a job (bridge/jobs.py): stored first, then run inline
+when it can be, else later by the worker, in order per group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.config import Settings
+from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError
+from bridge.im import GroupExists, GroupNotFound, IMClient
+from bridge.jobs import JobQueue
+from bridge.store import Database, Job, Link
+from connectors.base import Connector, NewTicket, TicketStatus
+
+log = logging.getLogger(__name__)
+
+WAITING_NOTICE = "Your ticket is waiting for the next available agent."
+SOLVED_NOTICE = "This ticket has been marked as solved. Reply here if you still need help."
+CLOSED_NOTICE = "This ticket is closed. Thank you for contacting us."
+REOPENED_NOTICE = "This ticket has been reopened."
+INLINE_WAIT_SECONDS = 3.0
+
+
+@dataclass
+class Outcome:
+    """What a submitted job came to: done (with its result) or queued for later."""
+
+    job: Job
+    queued: bool
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class Bridge:
+    """The service: settings, storage, the IM client, the connectors and the job queue, wired together."""
+
+    def __init__(self, settings: Settings, db: Database, im: IMClient, connectors: dict[str, Connector]):
+        self.settings = settings
+        self.db = db
+        self.im = im
+        self.connectors = connectors
+        self.queue = JobQueue(db, retry_scale=settings.bridge_job_retry_scale)
+        for kind, handler in {
+            "join": self._join, "leave": self._leave, "delete_group": self._delete_group,
+            "converge": self._converge, "createticket": self._open_ticket, "assignment": self._assignment,
+        }.items():
+            self.queue.handler(kind)(handler)
+
+    # --- running jobs inline ------------------------------------------------------------------------------------
+
+    async def submit(self, kind: str, payload: dict[str, Any], key: str | None = None,
+                     ordering_key: str | None = None) -> Outcome:
+        """Store a job, then run it now when nothing earlier in its group is waiting.
+
+        Raises the job's error when it failed permanently; returns queued=True when it will finish later."""
+        job, _ = await self.queue.enqueue(kind, payload, key or f"{kind}:{uuid.uuid4().hex}", ordering_key)
+        return await self.finish_inline(job)
+
+    async def finish_inline(self, job: Job) -> Outcome:
+        deadline = asyncio.get_running_loop().time() + INLINE_WAIT_SECONDS
+        while True:
+            if job.status in ("pending", "running"):
+                claimed = await self.queue.claim(1, job_id=job.id)
+                if claimed:
+                    job = await self.queue.run(claimed[0], permanent_status="failed")
+                else:
+                    job = await self.queue.get(job.id or 0) or job
+            if job.status == "done":
+                return Outcome(job, queued=False, result=json.loads(job.result_json or "{}"))
+            if job.status in ("failed", "dead"):
+                raise _stored_error(job)
+            if job.attempts > 0 and job.status == "pending":
+                return Outcome(job, queued=True)  # it failed retriably: the worker takes it from here
+            if asyncio.get_running_loop().time() > deadline:
+                return Outcome(job, queued=True)
+            await asyncio.sleep(0.05)
+
+    # --- connectors ---------------------------------------------------------------------------------------------
+
+    def connector(self, name: str) -> Connector:
+        try:
+            return self.connectors[name]
+        except KeyError:
+            enabled = ", ".join(sorted(self.connectors)) or "none"
+            raise NotFound(f"connector {name!r} is not enabled (enabled: {enabled})", code="unknown_connector") from None
+
+    def connector_for_group(self, group_id: str) -> tuple[str, Connector, str] | None:
+        for name, connector in self.connectors.items():
+            ticket_id = connector.ticket_id(group_id)
+            if ticket_id is not None:
+                return name, connector, ticket_id
+        return None
+
+    # --- membership primitives ----------------------------------------------------------------------------------
+
+    async def _join(self, job: Job) -> dict[str, Any]:
+        group_id, user_id = job.payload["groupId"], job.payload["userId"]
+        await self.im.import_account(user_id)
+        await self.im.add_members(group_id, [user_id])
+        link = await self.db.link_by_group(group_id)
+        if link and user_id != link.requester_id:
+            await self.db.update_link(group_id, agents=[*link.agents, user_id])
+        return {}
+
+    async def _leave(self, job: Job) -> dict[str, Any]:
+        group_id, user_id = job.payload["groupId"], job.payload["userId"]
+        await self.im.delete_members(group_id, [user_id])
+        link = await self.db.link_by_group(group_id)
+        if link:
+            await self.db.update_link(group_id, agents=[a for a in link.agents if a != user_id])
+        return {}
+
+    async def _delete_group(self, job: Job) -> dict[str, Any]:
+        group_id = job.payload["groupId"]
+        try:
+            await self.im.destroy_group(group_id)
+        except GroupNotFound:
+            pass  # already gone is success
+        await self.db.update_link(group_id, state="dismissed", agents=[])
+        return {}
+
+    async def _assignment(self, job: Job) -> dict[str, Any]:
+        """Converge a linked group on its ticket's owner; apply the callout's delta to a group with no link."""
+        group_id = job.payload["groupId"]
+        if await self.db.link_by_group(group_id) is not None:
+            return await self._converge(job)
+        joined, left = [], []
+        new, old = job.payload.get("newOwnerId"), job.payload.get("oldOwnerId")
+        if old and old != new and _is_user(old):
+            await self.im.delete_members(group_id, [old])
+            left.append(old)
+        if new and _is_user(new):
+            await self.im.import_account(new)
+            await self.im.add_members(group_id, [new])
+            joined.append(new)
+        return {"joined": joined, "left": left}
+
+    # --- convergence and closing --------------------------------------------------------------------------------
+
+    async def _converge(self, job: Job) -> dict[str, Any]:
+        """Make the group's agents equal to the ticket's current owner, and follow its status."""
+        group_id = job.payload["groupId"]
+        link = await self.db.link_by_group(group_id)
+        if link is None:
+            raise NotFound(f"group {group_id!r} is not linked to a ticket", code="unknown_group")
+        connector = self.connector(link.provider)
+        ticket = await connector.get_ticket(link.ticket_id)
+        if ticket.status is TicketStatus.DELETED:
+            await self._delete_group(job)
+            return {"joined": [], "left": link.agents, "state": "dismissed"}
+        if link.state == "dismissed":
+            return {"joined": [], "left": [], "state": "dismissed"}
+
+        members = await self.im.member_ids(group_id)
+        current = {m for m in members if m not in (link.requester_id, self.im.admin)}
+        wanted = set()
+        if ticket.agent_id and ticket.status is not TicketStatus.CLOSED:
+            wanted.add(ticket.agent_id)
+        joined = sorted(wanted - current)
+        left = sorted(current - wanted)
+        if link.state == "closed" and ticket.status is not TicketStatus.CLOSED:
+            await self.im.mute_all(group_id, False)
+            await self.im.system_notification(group_id, REOPENED_NOTICE)
+        for agent in joined:
+            await self.im.import_account(agent)
+        if joined:
+            await self.im.add_members(group_id, joined)
+        if left:
+            await self.im.delete_members(group_id, left)
+        state = {TicketStatus.SOLVED: "solved", TicketStatus.CLOSED: "closed"}.get(ticket.status, "open")
+        if state != link.state:
+            if state == "closed":
+                await self.im.system_notification(group_id, CLOSED_NOTICE)
+                await self.im.mute_all(group_id, True)
+            elif state == "solved":
+                await self.im.system_notification(group_id, SOLVED_NOTICE)
+        if not wanted and current and state == "open":
+            await self.im.system_notification(group_id, WAITING_NOTICE)
+        await self.db.update_link(group_id, agents=sorted(wanted), state=state)
+        return {"joined": joined, "left": left, "state": state}
+
+    async def converge(self, group_id: str, reason: str) -> Outcome:
+        return await self.submit("converge", {"groupId": group_id, "reason": reason}, ordering_key=group_id)
+
+    # --- opening a ticket ---------------------------------------------------------------------------------------
+
+    async def create_ticket(self, provider: str, body: dict[str, Any], idempotency_key: str | None) -> Outcome:
+        """Open the ticket, then its group; a repeated Idempotency-Key returns the first outcome."""
+        connector = self.connector(provider)
+        digest = request_hash({"provider": provider, **body})
+        key = f"createticket:{idempotency_key}" if idempotency_key else f"createticket:{uuid.uuid4().hex}"
+        payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key}
+        job, created = await self.queue.enqueue("createticket", payload, key, ordering_key=None)
+        if not created and job.payload.get("hash") != digest:
+            raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")
+        if not created and job.status == "failed":
+            raise _stored_error(job)
+        del connector  # checked above; the job resolves it again when it runs
+        return await self.finish_inline(job)
+
+    async def _open_ticket(self, job: Job) -> dict[str, Any]:
+        payload = job.payload
+        provider, request = payload["provider"], payload["request"]
+        connector = self.connector(provider)
+        info = request["caseInfo"]
+        if "ticketId" not in payload:
+            ticket = NewTicket(
+                user_id=request["userId"], subject=info["subject"], description=info.get("desc") or "",
+                name=info.get("name"), email=info.get("email"), request_key=payload["requestKey"],
+            )
+            try:
+                ticket_id = await connector.create_ticket(ticket)
+            except RetriableError as exc:
+                # No ticket yet: tell the caller now rather than open one later that nobody asked for again.
+                raise PermanentError(str(exc), upstream=exc.upstream, upstream_code=exc.upstream_code) from None
+            group_id = connector.group_id(ticket_id)
+            await self.db.save_link(Link(provider=provider, ticket_id=ticket_id, group_id=group_id,
+                                         requester_id=request["userId"], subject=info["subject"], state="pending"))
+            await self.queue.checkpoint(job, ticketId=ticket_id, groupId=group_id)
+            payload = job.payload
+        ticket_id, group_id, user_id = payload["ticketId"], payload["groupId"], request["userId"]
+        ids = {"provider": provider, "ticketId": ticket_id, "groupId": group_id}
+        try:
+            await self._open_group(job, group_id, user_id, info)
+        except RetriableError as exc:
+            exc.details.update(ids)
+            raise
+        await self.db.update_link(group_id, state="open")
+        return ids
+
+    async def _open_group(self, job: Job, group_id: str, user_id: str, info: dict[str, Any]) -> None:
+        steps = set(job.payload.get("done", []))
+        if "group" not in steps:
+            await self.im.import_account(user_id, nick=info.get("name"))
+            try:
+                await self.im.create_group(group_id, info["subject"], members=[user_id])
+            except GroupExists:
+                # A retried create after a lost answer: ours if it exists and holds our customer.
+                if user_id not in await self.im.member_ids(group_id):
+                    await self.im.add_members(group_id, [user_id])
+            steps.add("group")
+            await self.queue.checkpoint(job, done=sorted(steps))
+        if "greeting" not in steps:
+            await self.im.system_notification(group_id, self.settings.bridge_greeting)
+            steps.add("greeting")
+            await self.queue.checkpoint(job, done=sorted(steps))
+
+
+def _is_user(owner_id: str) -> bool:
+    return not owner_id.startswith("00G")
+
+
+def _stored_error(job: Job) -> BridgeError:
+    """Rebuild the error a job ended with, for the HTTP answer."""
+    body = json.loads(job.result_json or "{}").get("error") or {}
+    code = body.get("code", "upstream_error")
+    message = body.get("message") or job.last_error or "the request failed"
+    extra = {k: v for k, v in body.items() if k not in ("code", "message")}
+    cls = {"bad_request": BadRequest, "not_found": NotFound, "group_not_found": NotFound,
+           "unknown_group": NotFound, "unknown_connector": NotFound}.get(code)
+    if cls is None:
+        err: BridgeError = PermanentError(message, upstream=extra.pop("upstream", "upstream"),
+                                          upstream_code=extra.pop("upstreamCode", None))
+        err.code = code
+    else:
+        err = cls(message, code=code)
+    err.details.update(extra)
+    return err

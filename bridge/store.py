@@ -1,0 +1,236 @@
+"""Storage: sqlmodel tables and the queries on them, one layer for SQLite and PostgreSQL.
+
+The schema is owned by Alembic migrations in bridge/migrations (`helpdesk-bridge db upgrade`); the models here must
+match them. Unique constraints carry idempotency: one link per ticket and per group, one row per seen signature,
+per idempotency key, per inbound event and per job key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import Column, Text, UniqueConstraint, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import Field, SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+def now() -> float:
+    return time.time()
+
+
+class Link(SQLModel, table=True):
+    """One ticket tied to one group."""
+
+    __table_args__ = (UniqueConstraint("provider", "ticket_id", name="uq_link_ticket"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=32)
+    ticket_id: str = Field(max_length=64)
+    group_id: str = Field(max_length=64, unique=True)
+    requester_id: str = Field(max_length=64)
+    agents_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    state: str = Field(default="open", max_length=16)  # pending, open, solved, closed, dismissed
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+
+    @property
+    def agents(self) -> list[str]:
+        return list(json.loads(self.agents_json))
+
+    @agents.setter
+    def agents(self, value: list[str]) -> None:
+        self.agents_json = json.dumps(sorted(set(value)))
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider, "ticketId": self.ticket_id, "groupId": self.group_id,
+            "requesterId": self.requester_id, "agents": self.agents, "state": self.state,
+            "createdAt": self.created_at, "updatedAt": self.updated_at,
+        }
+
+
+class SeenSignature(SQLModel, table=True):
+    """Signatures already accepted, kept for the replay window."""
+
+    signature: str = Field(primary_key=True, max_length=128)
+    expires_at: float = Field(index=True)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first answer to a request with an Idempotency-Key."""
+
+    key: str = Field(primary_key=True, max_length=300)
+    request_hash: str = Field(max_length=64)
+    status_code: int | None = None
+    response_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: float = Field(default_factory=now, index=True)
+
+
+class InboundEvent(SQLModel, table=True):
+    """Webhook, callout and callback deliveries already accepted (deduplication for at least 7 days)."""
+
+    key: str = Field(primary_key=True, max_length=300)
+    received_at: float = Field(default_factory=now, index=True)
+
+
+class Job(SQLModel, table=True):
+    """Durable work: see bridge/jobs.py."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=64)
+    key: str = Field(max_length=300, unique=True)
+    ordering_key: str | None = Field(default=None, max_length=128, index=True)
+    payload_json: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", max_length=16, index=True)  # pending, running, done, failed, dead
+    attempts: int = 0
+    next_attempt_at: float = Field(default_factory=now)
+    lease_until: float | None = None
+    lease_token: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    result_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return dict(json.loads(self.payload_json))
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "status": self.status, "attempts": self.attempts,
+            "orderingKey": self.ordering_key, "nextAttemptAt": self.next_attempt_at, "lastError": self.last_error,
+            "createdAt": self.created_at, "payload": self.payload,
+        }
+
+
+def async_url(url: str) -> str:
+    """The async driver URL for a configured database URL (sqlite -> aiosqlite, postgresql -> psycopg)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return str(parsed.set(drivername="sqlite+aiosqlite"))
+    return str(parsed.set(drivername="postgresql+psycopg"))
+
+
+def sync_url(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return str(parsed.set(drivername="sqlite"))
+    return str(parsed.set(drivername="postgresql+psycopg"))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Database:
+    """The engine and session factory; `session()` is a unit of work that commits on success."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(pool_size=10, max_overflow=20)
+        self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # --- links --------------------------------------------------------------------------------------------------
+
+    async def link_by_group(self, group_id: str) -> Link | None:
+        async with self.session() as s:
+            return (await s.exec(select(Link).where(Link.group_id == group_id))).first()
+
+    async def link_by_ticket(self, provider: str, ticket_id: str) -> Link | None:
+        async with self.session() as s:
+            return (await s.exec(select(Link).where(Link.provider == provider, Link.ticket_id == ticket_id))).first()
+
+    async def save_link(self, link: Link) -> Link:
+        """Insert the link, or return the one already stored for the same group."""
+        try:
+            async with self.session() as s:
+                s.add(link)
+            return link
+        except IntegrityError:
+            existing = await self.link_by_group(link.group_id)
+            if existing is None:
+                raise
+            return existing
+
+    async def update_link(self, group_id: str, *, agents: list[str] | None = None, state: str | None = None) -> None:
+        async with self.session() as s:
+            link = (await s.exec(select(Link).where(Link.group_id == group_id))).first()
+            if link is None:
+                return
+            if agents is not None:
+                link.agents = agents
+            if state is not None:
+                link.state = state
+            link.updated_at = now()
+            s.add(link)
+
+    # --- replay and deduplication -------------------------------------------------------------------------------
+
+    async def remember_signature(self, signature: str, expires_at: float) -> bool:
+        """Record a signature; False when it was already seen (a replay)."""
+        try:
+            async with self.session() as s:
+                s.add(SeenSignature(signature=signature, expires_at=expires_at))
+            return True
+        except IntegrityError:
+            return False
+
+    async def remember_event(self, key: str) -> bool:
+        """Record an inbound delivery; False when it was already accepted."""
+        try:
+            async with self.session() as s:
+                s.add(InboundEvent(key=key))
+            return True
+        except IntegrityError:
+            return False
+
+    async def purge(self, event_days: float = 8) -> None:
+        """Forget expired signatures, old inbound events and idempotency records."""
+        from sqlmodel import delete
+
+        async with self.session() as s:
+            await s.exec(delete(SeenSignature).where(SeenSignature.expires_at < now()))  # type: ignore[call-overload]
+            cutoff = now() - event_days * 86400
+            await s.exec(delete(InboundEvent).where(InboundEvent.received_at < cutoff))  # type: ignore[call-overload]
+            await s.exec(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))  # type: ignore[call-overload]

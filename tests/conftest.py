@@ -1,0 +1,134 @@
+"""Shared fixtures: emulators and the bridge as real HTTP servers on loopback, on SQLite and (when
+BRIDGE_TEST_DATABASE_URL is set) PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from bridge import auth
+from bridge.app import create_app
+from bridge.config import Settings
+from bridge.sandbox.im_emulator import create_app as create_im
+from bridge.sandbox.server import BackgroundServer
+from bridge.store import sync_url
+
+VECTORS = json.loads((Path(__file__).resolve().parents[2] / "shared" / "vectors" / "vectors.json").read_text()) \
+    if (Path(__file__).resolve().parents[2] / "shared" / "vectors" / "vectors.json").exists() else None
+SDKAPPID = 1400000001
+IM_KEY = "im-test-key-" + "0" * 52
+CALLOUT_SECRET = "callout-secret-for-tests"
+PG_URL = os.environ.get("BRIDGE_TEST_DATABASE_URL")
+
+DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def reset_postgres(url: str) -> None:
+    engine = create_engine(sync_url(url))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        assert PG_URL
+        reset_postgres(PG_URL)
+        return PG_URL
+    return f"sqlite:///{tmp_path / 'bridge.db'}"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'bridge.db'}"
+
+
+@pytest.fixture
+def im_server() -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_im(SDKAPPID, IM_KEY)) as server:
+        yield server
+
+
+def im_state(server: BackgroundServer) -> dict[str, Any]:
+    return httpx.get(server.url + "/_emulator/state").json()  # type: ignore[no-any-return]
+
+
+def set_faults(server: BackgroundServer, **faults: Any) -> None:
+    httpx.post(server.url + "/_emulator/faults", json=faults).raise_for_status()
+
+
+def make_settings(database_url: str, im_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        im_sdkappid=SDKAPPID, im_secret_key=IM_KEY, im_api_base=im_url, bridge_database_url=database_url,
+        bridge_callout_secret=CALLOUT_SECRET, bridge_job_retry_scale=0.001, _env_file=None,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class BridgeClient:
+    """An httpx client for the bridge that signs calls the way Apex and customer backends do."""
+
+    http: httpx.Client
+    server: BackgroundServer
+    settings: Settings
+
+    def signed(self, method: str, target: str, body: Any = None, *, secret: str = CALLOUT_SECRET,
+               headers: dict[str, str] | None = None, now: float | None = None) -> httpx.Response:
+        raw = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
+        signed = auth.signed_call_headers(secret, method, target, raw, now=now)
+        return self.http.request(method, target, content=raw,
+                                 headers={"Content-Type": "application/json", **signed, **(headers or {})})
+
+    def post(self, target: str, body: Any, **kw: Any) -> httpx.Response:
+        return self.signed("POST", target, body, **kw)
+
+    def get(self, target: str, **kw: Any) -> httpx.Response:
+        return self.signed("GET", target, **kw)
+
+    def usersig(self, user_id: str, expire: int = 3600) -> str:
+        return auth.gen_usersig(SDKAPPID, IM_KEY, user_id, expire)
+
+
+BridgeFactory = Callable[..., BridgeClient]
+
+
+@pytest.fixture
+def bridge_factory(database_url: str, im_server: BackgroundServer) -> Iterator[BridgeFactory]:
+    servers: list[BackgroundServer] = []
+    clients: list[httpx.Client] = []
+
+    def start(run_worker: bool = True, **overrides: Any) -> BridgeClient:
+        settings = make_settings(overrides.pop("database_url", database_url), im_server.url, **overrides)
+        server = BackgroundServer(create_app(settings, run_worker=run_worker)).start()
+        servers.append(server)
+        http = httpx.Client(base_url=server.url, timeout=30)
+        clients.append(http)
+        return BridgeClient(http, server, settings)
+
+    yield start
+    for http in clients:
+        http.close()
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def bridge(bridge_factory: BridgeFactory) -> BridgeClient:
+    return bridge_factory()
+
+
+def new_secret() -> str:
+    return secrets.token_hex(16)
