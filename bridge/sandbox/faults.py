@@ -39,6 +39,7 @@ class Faults:
         for key in ("error_rate", "latency", "outage", "status", "paths", "count"):
             if key in data:
                 setattr(self, key, data[key])
+        self.injected = 0  # each new setting counts its own injected errors
         if "seed" in data:
             self.rng.seed(data["seed"])
 

@@ -1,0 +1,131 @@
+"""Signature rules: the shared known-answer vectors and a table of failure cases for each scheme."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge import auth
+from bridge.errors import SignatureError
+from tests.conftest import VECTORS
+
+pytestmark = pytest.mark.skipif(VECTORS is None, reason="shared/vectors/vectors.json is not beside the checkout")
+
+NOW = 1764158400
+
+
+def test_signed_call_vector() -> None:
+    v = VECTORS["signed_call"]
+    assert auth.call_signature(v["secret"], v["timestamp"], v["method"], v["target"], v["body"].encode()) == \
+        v["X-Bridge-Signature"]
+    g = v["get_example"]
+    assert auth.call_signature(v["secret"], v["timestamp"], g["method"], g["target"], g["body"].encode()) == \
+        g["X-Bridge-Signature"]
+    auth.verify_signed_call(v["secret"], str(v["timestamp"]), v["X-Bridge-Signature"], "POST", v["target"],
+                            v["body"].encode(), now=v["timestamp"])
+
+
+def _signed(**change: object) -> dict[str, object]:
+    v = VECTORS["signed_call"]
+    args: dict[str, object] = dict(secret=v["secret"], timestamp=str(v["timestamp"]), signature=v["X-Bridge-Signature"],
+                                   method="POST", target=v["target"], body=v["body"].encode(), now=v["timestamp"])
+    args.update(change)
+    return args
+
+
+@pytest.mark.parametrize("change,valid", [
+    ({}, True),
+    ({"now": NOW + 299}, True),
+    ({"now": NOW - 299}, True),
+    ({"now": NOW + 301}, False),
+    ({"now": NOW - 301}, False),
+    ({"signature": None}, False),
+    ({"timestamp": None}, False),
+    ({"timestamp": "not-a-number"}, False),
+    ({"secret": "wrong"}, False),
+    ({"target": "/leavegroup"}, False),
+    ({"method": "PUT"}, False),
+    ({"body": b'{"groupId":"x"}'}, False),
+    ({"signature": "v1=" + "0" * 64}, False),
+])
+def test_signed_call_cases(change: dict[str, object], valid: bool) -> None:
+    args = _signed(**change)
+    if valid:
+        auth.verify_signed_call(**args)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(SignatureError):
+            auth.verify_signed_call(**args)  # type: ignore[arg-type]
+
+
+@given(secret=st.text(min_size=1), method=st.sampled_from(["GET", "POST"]), target=st.text(min_size=1),
+       body=st.binary(max_size=200))
+def test_signed_call_round_trip(secret: str, method: str, target: str, body: bytes) -> None:
+    headers = auth.signed_call_headers(secret, method, target, body, now=NOW)
+    auth.verify_signed_call(secret, headers[auth.TIMESTAMP_HEADER], headers[auth.SIGNATURE_HEADER], method, target,
+                            body, now=NOW)
+
+
+def test_usersig_vectors() -> None:
+    v = VECTORS["usersig"]
+    for case in v["cases"]:
+        if case["valid"]:
+            assert auth.verify_usersig(v["sdkappid"], v["key"], case["userId"], case["userSig"], now=v["now"]) > v["now"]
+        else:
+            with pytest.raises(SignatureError):
+                auth.verify_usersig(v["sdkappid"], v["key"], case["userId"], case["userSig"], now=v["now"])
+
+
+@pytest.mark.parametrize("case", ["valid", "wrong key", "wrong identifier", "wrong sdkappid", "expired", "garbage",
+                                  "empty", "not zlib"])
+def test_usersig_cases(case: str) -> None:
+    key, sdkappid = "k" * 64, 1400000000
+    sig = auth.gen_usersig(sdkappid, key, "alice", 60)
+    args = {"sdkappid": sdkappid, "key": key, "user_id": "alice", "usersig": sig, "now": None}
+    reasons = {
+        "wrong key": ({"key": "x" * 64}, "not valid"), "wrong identifier": ({"user_id": "bob"}, "another userId"),
+        "wrong sdkappid": ({"sdkappid": 1400000001}, "another IM application"),
+        "expired": ({"now": 10**11}, "expired"), "garbage": ({"usersig": "garbage!"}, "malformed"),
+        "empty": ({"usersig": ""}, "malformed"), "not zlib": ({"usersig": "aGVsbG8_"}, "malformed"),
+    }
+    if case == "valid":
+        assert auth.verify_usersig(**args) > 0  # type: ignore[arg-type]
+        return
+    change, reason = reasons[case]
+    args.update(change)
+    with pytest.raises(SignatureError, match=reason):
+        auth.verify_usersig(**args)  # type: ignore[arg-type]
+
+
+@given(user=st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True), expire=st.integers(1, 10**7))
+def test_usersig_round_trip(user: str, expire: int) -> None:
+    sig = auth.gen_usersig(1400000000, "key", user, expire)
+    assert auth.decode_usersig(sig)["TLS.identifier"] == user
+    auth.verify_usersig(1400000000, "key", user, sig)
+
+
+def test_zendesk_vector_and_cases() -> None:
+    v = VECTORS["zendesk_webhook"]
+    ts, body, sig = v["X-Zendesk-Webhook-Signature-Timestamp"], v["body"].encode(), v["X-Zendesk-Webhook-Signature"]
+    assert auth.zendesk_signature(v["secret"], ts, body) == sig
+    moment = 1627207200  # 2021-07-25T10:00:00Z
+    auth.verify_zendesk(v["secret"], sig, ts, body, now=moment + 299)
+    for bad in [dict(now=moment + 301), dict(signature=None), dict(timestamp="yesterday"), dict(body=b"{}"),
+                dict(secret="other"), dict(timestamp="2021-07-25T10:00:00")]:
+        args = dict(secret=v["secret"], signature=sig, timestamp=ts, body=body, now=moment)
+        args.update(bad)
+        with pytest.raises(SignatureError):
+            auth.verify_zendesk(**args)  # type: ignore[arg-type]
+
+
+def test_im_callback_vector_and_cases() -> None:
+    v = VECTORS["im_callback"]
+    assert auth.im_callback_sign(v["token"], v["RequestTime"]) == v["Sign"]
+    t = int(v["RequestTime"])
+    auth.verify_im_callback(v["token"], v["Sign"].upper(), v["RequestTime"], now=t + 299)
+    for bad in [dict(now=t + 301), dict(sign=None), dict(request_time="abc"), dict(token="other"),
+                dict(sign="0" * 64)]:
+        args = dict(token=v["token"], sign=v["Sign"], request_time=v["RequestTime"], now=t)
+        args.update(bad)
+        with pytest.raises(SignatureError):
+            auth.verify_im_callback(**args)  # type: ignore[arg-type]
