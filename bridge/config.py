@@ -97,8 +97,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _complete(self) -> Settings:
-        if self.salesforce_username and not self.salesforce_password:
-            raise ValueError("SALESFORCE_PASSWORD is required with SALESFORCE_USERNAME")
+        jwt_login = self.salesforce_consumer_key and self.salesforce_private_key_file
+        if self.salesforce_username and not self.salesforce_password and not jwt_login:
+            raise ValueError("SALESFORCE_PASSWORD is required with SALESFORCE_USERNAME "
+                             "(or SALESFORCE_CONSUMER_KEY and SALESFORCE_PRIVATE_KEY_FILE for JWT login)")
         if self.salesforce_consumer_key and not (
             self.salesforce_consumer_secret or self.salesforce_private_key_file or self.salesforce_username
         ):

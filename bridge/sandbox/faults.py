@@ -1,7 +1,8 @@
 """Fault injection shared by the emulators: error rate, latency, outage, set over HTTP by tests.
 
 `POST /_emulator/faults` with `{"error_rate": 0.3, "latency": 0.05, "outage": false, "status": 503,
-"paths": ["/v4/group_open_http_svc/"], "count": 2}` (every field optional; `{}` clears all). `paths` limits the faults
+"paths": ["/v4/group_open_http_svc/"], "count": 2}` replaces the faults in force (every field optional; `{}`
+clears all). `paths` limits the faults
 to request paths that start with one of the prefixes; `count` limits how many injected errors are served before the
 faults clear themselves. Each emulator decides what an injected error looks like (IM: HTTP 200 with an ErrorCode;
 helpdesks: an HTTP 5xx), through the `error` callback.
@@ -34,12 +35,14 @@ class Faults:
     rng: random.Random = field(default_factory=random.Random)
 
     def update(self, data: dict[str, Any]) -> None:
-        if not data:
-            data = {"error_rate": 0.0, "latency": 0.0, "outage": False, "status": 503, "paths": [], "count": None}
-        for key in ("error_rate", "latency", "outage", "status", "paths", "count"):
-            if key in data:
-                setattr(self, key, data[key])
-        self.injected = 0  # each new setting counts its own injected errors
+        """Replace the faults with `data`: what it leaves out is off (so `{}` clears everything)."""
+        self.error_rate = float(data.get("error_rate", 0.0))
+        self.latency = float(data.get("latency", 0.0))
+        self.outage = bool(data.get("outage", False))
+        self.status = int(data.get("status", 503))
+        self.paths = list(data.get("paths", []))
+        self.count = data.get("count")
+        self.injected = 0
         if "seed" in data:
             self.rng.seed(data["seed"])
 

@@ -1,0 +1,179 @@
+"""The Salesforce connector: Cases and CaseComments through simple-salesforce, behind the protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+
+from bridge.errors import NotFound, PermanentError
+from bridge.ids import checksum
+from connectors.base import Author, Comment, NewTicket, TicketState, TicketStatus
+from connectors.salesforce.client import SalesforceClient
+from connectors.salesforce.errors import UPSTREAM
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from simple_salesforce import Salesforce, SFType
+
+    from bridge.config import Settings
+
+log = logging.getLogger(__name__)
+
+# The external ID field (Text, External ID, Unique) the bridge's Salesforce package adds to Case, so that a
+# retried create finds the Case made the first time. Orgs without it get a plain create (see create_ticket).
+REQUEST_KEY_FIELD = "Bridge_Request_Key__c"
+CASE_FIELDS = "Id,OwnerId,Status,IsClosed,IsDeleted"
+# Field lengths of the standard objects: longer input is cut rather than refused.
+SUBJECT_MAX, DESCRIPTION_MAX, NAME_MAX, COMMENT_MAX = 255, 32000, 80, 4000
+
+_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-5]{3})?$")
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
+
+
+def canonical_id(value: str | None, prefix: str) -> str | None:
+    """The 18-character form of a 15- or 18-character Id with this key prefix, else None.
+
+    The checksum suffix is case-insensitive; an 18-character Id whose suffix does not match is refused.
+    """
+    if not value or not _ID.match(value) or not value.startswith(prefix):
+        return None
+    suffix = checksum(value[:15])
+    if len(value) == 18 and value[15:].upper() != suffix:
+        return None
+    return value[:15] + suffix
+
+
+def _sobject(sf: Salesforce, name: str) -> SFType:
+    # simple-salesforce resolves `sf.Case` through __getattr__, typed as a union with its bulk handlers.
+    return cast("SFType", getattr(sf, name))
+
+
+def _external_key(request_key: str) -> str:
+    # Keys go into a URL path segment; anything beyond a safe alphabet is hashed so the segment never splits.
+    if _SAFE_KEY.match(request_key):
+        return request_key
+    return "sha256-" + hashlib.sha256(request_key.encode()).hexdigest()
+
+
+class SalesforceConnector:
+    """Salesforce behind the bridge: a ticket is a Case, its group ID the 18-character Case Id."""
+
+    name: ClassVar[str] = "salesforce"
+
+    @staticmethod
+    def enabled(settings: Settings) -> bool:
+        return bool(settings.salesforce_username or settings.salesforce_consumer_key)
+
+    def __init__(self, settings: Settings, limiter: anyio.CapacityLimiter) -> None:
+        self.settings = settings
+        self.limiter = limiter
+        self.client = SalesforceClient(settings)
+        self._upsert_supported = True
+
+    async def _run(self, action: str, fn: Callable[[Salesforce], Any]) -> Any:
+        return await anyio.to_thread.run_sync(lambda: self.client.call(action, fn), limiter=self.limiter)
+
+    async def start(self) -> None:
+        """Nothing to open: the first call logs in (one login per process, reused)."""
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.client.close, limiter=self.limiter)
+
+    async def check(self) -> str:
+        try:
+            await self._run("read a Case", lambda sf: sf.query("SELECT Id FROM Case LIMIT 1"))
+        except NotFound as exc:
+            raise PermanentError(
+                f"Salesforce has no REST API v{self.client.version} here; check "
+                f"SALESFORCE_API_VERSION and SALESFORCE_LOGIN_URL ({exc.message})",
+                upstream=UPSTREAM,
+            ) from None
+        return (
+            f"salesforce: logged in ({self.client.plan.flow}) to {self.client.instance}, "
+            f"API v{self.client.version}, Cases readable"
+        )
+
+    # --- IDs ---
+    def group_id(self, ticket_id: str) -> str:
+        return canonical_id(ticket_id, "500") or ticket_id
+
+    def ticket_id(self, group_id: str) -> str | None:
+        return canonical_id(group_id, "500")
+
+    def agent_id(self, helpdesk_user_id: str) -> str | None:
+        return canonical_id(helpdesk_user_id, "005")
+
+    # --- tickets ---
+    async def create_ticket(self, ticket: NewTicket) -> str:
+        fields: dict[str, Any] = {"Subject": ticket.subject[:SUBJECT_MAX], "Origin": "Chat"}
+        if ticket.description:
+            fields["Description"] = ticket.description[:DESCRIPTION_MAX]
+        if ticket.name:
+            fields["SuppliedName"] = ticket.name[:NAME_MAX]
+        if ticket.email:
+            fields["SuppliedEmail"] = ticket.email
+        if ticket.request_key and self._upsert_supported:
+            key = _external_key(ticket.request_key)
+            try:
+                case_id = await self._run("create the Case", lambda sf: self._upsert(sf, key, fields))
+            except NotFound:
+                self._upsert_supported = False
+                log.warning(
+                    "salesforce: Case has no external ID field %s; creating Cases without idempotency",
+                    REQUEST_KEY_FIELD,
+                )
+            else:
+                return str(case_id)
+        result = await self._run("create the Case", lambda sf: _sobject(sf, "Case").create(fields))
+        return str(result["id"])
+
+    @staticmethod
+    def _upsert(sf: Salesforce, key: str, fields: dict[str, Any]) -> str:
+        response = _sobject(sf, "Case").upsert(
+            f"{REQUEST_KEY_FIELD}/{quote(key, safe='')}", fields, raw_response=True
+        )
+        if response.status_code != 204 and response.content:
+            return str(response.json()["id"])
+        # Before API 46.0 an upsert that updated answers 204 without a body.
+        return str(
+            _sobject(sf, "Case").get_by_custom_id(REQUEST_KEY_FIELD, key, params={"fields": "Id"})["Id"]
+        )
+
+    async def get_ticket(self, ticket_id: str) -> TicketState:
+        case_id = canonical_id(ticket_id, "500")
+        if case_id is None:  # Salesforce answers 404 for an Id that is not a Case's
+            return TicketState(ticket_id=ticket_id, agent_id=None, status=TicketStatus.DELETED)
+        try:
+            case = await self._run(
+                "read the Case", lambda sf: _sobject(sf, "Case").get(case_id, params={"fields": CASE_FIELDS})
+            )
+        except NotFound:
+            return TicketState(ticket_id=case_id, agent_id=None, status=TicketStatus.DELETED)
+        raw_status = str(case.get("Status") or "")
+        if case.get("IsDeleted"):
+            status = TicketStatus.DELETED
+        elif case.get("IsClosed"):
+            status = TicketStatus.CLOSED
+        else:
+            status = TicketStatus.OPEN
+        owner = case.get("OwnerId") or ""
+        return TicketState(
+            ticket_id=case_id, agent_id=self.agent_id(owner), status=status, raw_status=raw_status
+        )
+
+    async def add_comment(self, comment: Comment) -> str:
+        case_id = canonical_id(comment.ticket_id, "500")
+        if case_id is None:
+            raise PermanentError(f"{comment.ticket_id!r} is not a Salesforce Case Id", upstream=UPSTREAM)
+        who = "Customer" if comment.author is Author.CUSTOMER else "Agent"
+        body = f"{who} ({comment.author_id}): {comment.body}"[:COMMENT_MAX]
+        data = {"ParentId": case_id, "CommentBody": body, "IsPublished": comment.public}
+        result = await self._run("add the CaseComment", lambda sf: _sobject(sf, "CaseComment").create(data))
+        return str(result["id"])

@@ -1,0 +1,447 @@
+"""The real ZendeskConnector (zenpy) against the Zendesk emulator over HTTP, and setup/teardown."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bridge.config import Settings
+from bridge.errors import NotFound, PermanentError, RetriableError
+from bridge.sandbox.server import BackgroundServer, free_port
+from bridge.sandbox.zendesk_emulator import create_app
+from connectors.base import ENTRY_POINT_GROUP, Author, Comment, Connector, NewTicket, TicketStatus
+from connectors.zendesk import ZendeskConnector
+from connectors.zendesk.client import zenpy_host
+from connectors.zendesk.session import BaseUrlSession, parse_retry_after
+from connectors.zendesk.setup import setup, teardown
+
+EMAIL = "admin@example.com"
+TOKEN = "connector-test-token-1234"
+ALICE, BOB = 10002, 10003
+VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "vectors.json"
+
+
+def settings_for(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "im_sdkappid": 1400000001,
+        "im_secret_key": "im-key-for-zendesk-tests",
+        "zendesk_url": url,
+        "zendesk_email": EMAIL,
+        "zendesk_api_token": TOKEN,
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def server() -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_app(email=EMAIL, api_token=TOKEN)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def zd(server: BackgroundServer) -> Iterator[httpx.Client]:
+    """Plays the agent in the Zendesk UI, straight against the emulator."""
+    with httpx.Client(base_url=server.url + "/api/v2", auth=(f"{EMAIL}/token", TOKEN), timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def connector(server: BackgroundServer) -> AsyncIterator[ZendeskConnector]:
+    conn = ZendeskConnector(settings_for(server.url), anyio.CapacityLimiter(8))
+    await conn.start()
+    yield conn
+    await conn.close()
+
+
+def state(server: BackgroundServer) -> dict[str, Any]:
+    return httpx.get(server.url + "/_emulator/state").json()  # type: ignore[no-any-return]
+
+
+def control(server: BackgroundServer, what: str, body: dict[str, Any]) -> None:
+    httpx.post(f"{server.url}/_emulator/{what}", json=body).raise_for_status()
+
+
+def ticket_of(server: BackgroundServer, tid: str) -> dict[str, Any]:
+    return state(server)["tickets"][tid]  # type: ignore[no-any-return]
+
+
+NEW = NewTicket(
+    user_id="user1", subject="Printer on fire", description="It smokes", name="Jane", email="jane@example.com"
+)
+
+
+# ------------------------------------------------------------------------------------------------ plumbing
+
+
+def test_registered_entry_point_and_protocol() -> None:
+    [ep] = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == "zendesk"]
+    assert ep.load() is ZendeskConnector
+    assert isinstance(
+        ZendeskConnector(settings_for("https://acme.zendesk.com"), anyio.CapacityLimiter(1)), Connector
+    )
+    assert ZendeskConnector.enabled(settings_for("https://acme.zendesk.com"))
+    unset: dict[str, Any] = {"im_sdkappid": 1, "im_secret_key": "k" * 20, "_env_file": None}
+    assert not ZendeskConnector.enabled(Settings(**unset))
+
+
+def test_ids() -> None:
+    conn = ZendeskConnector(settings_for("https://acme.zendesk.com"), anyio.CapacityLimiter(1))
+    assert conn.group_id("42") == "ZENDESK#42"
+    assert [
+        conn.ticket_id(g) for g in ("ZENDESK#42", "ZENDESK#", "ZENDESK#4a", "500000000000001AAA", "zendesk#1")
+    ] == ["42", None, None, None, None]
+    assert [conn.agent_id(u) for u in ("10002", "", "00G000000000001", "-1")] == ["10002", None, None, None]
+
+
+@pytest.mark.parametrize(
+    ("base", "target"),
+    [
+        ("https://acme.zendesk.com", "https://acme.zendesk.com/api/v2/tickets/1.json?x=1"),
+        ("https://support.example.org", "https://support.example.org/api/v2/tickets/1.json?x=1"),
+        ("http://127.0.0.1:8123", "http://127.0.0.1:8123/api/v2/tickets/1.json?x=1"),
+        ("http://localhost:9000/zendesk/", "http://localhost:9000/zendesk/api/v2/tickets/1.json?x=1"),
+    ],
+)
+def test_session_sends_to_the_configured_base(base: str, target: str) -> None:
+    with BaseUrlSession(base) as session:
+        assert session.target("https://zendesk.bridge.invalid/api/v2/tickets/1.json?x=1") == target
+
+
+def test_zenpy_host_and_retry_after() -> None:
+    assert zenpy_host("https://acme.zendesk.com") == ("acme", "zendesk.com")
+    assert zenpy_host("http://127.0.0.1:8000") == ("zendesk", "bridge.invalid")
+    assert zenpy_host("http://localhost:8000") == ("zendesk", "bridge.invalid")
+    assert [parse_retry_after(v) for v in ("7", "0", "", None, "soon")] == [7.0, 0.0, None, None, None]
+    assert 0 <= (parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") or 0) == 0
+
+
+# ---------------------------------------------------------------------------------------------- create
+
+
+async def test_create_with_email(server: BackgroundServer, connector: ZendeskConnector) -> None:
+    tid = await connector.create_ticket(NEW)
+    ticket = ticket_of(server, tid)
+    requester = state(server)["users"][str(ticket["requester_id"])]
+    assert (ticket["subject"], ticket["description"], ticket["status"]) == (
+        "Printer on fire",
+        "It smokes",
+        "new",
+    )
+    assert (requester["name"], requester["email"], requester["role"]) == (
+        "Jane",
+        "jane@example.com",
+        "end-user",
+    )
+    assert state(server)["requests"][-1]["path"] == "/api/v2/requests.json"
+
+
+async def test_create_without_email_or_name(server: BackgroundServer, connector: ZendeskConnector) -> None:
+    tid = await connector.create_ticket(NewTicket(user_id="u2", subject="Just a subject"))
+    ticket = ticket_of(server, tid)
+    requester = state(server)["users"][str(ticket["requester_id"])]
+    assert (requester["name"], requester["email"]) == ("Anonymous customer", None)
+    assert ticket["description"] == "Just a subject"  # the first comment falls back to the subject
+
+
+async def test_idempotency_key_replay_creates_one_ticket(
+    server: BackgroundServer, connector: ZendeskConnector
+) -> None:
+    keyed = NewTicket(**{**NEW.__dict__, "request_key": "req-1"})
+    first = await connector.create_ticket(keyed)
+    second = await connector.create_ticket(keyed)
+    assert first == second
+    snapshot = state(server)
+    assert len(snapshot["tickets"]) == 1
+    assert [r["idempotency_key"] for r in snapshot["requests"]] == ["req-1", "req-1"]
+    with pytest.raises(PermanentError) as info:
+        await connector.create_ticket(NewTicket(**{**keyed.__dict__, "subject": "Another subject"}))
+    assert info.value.status == 502 and "HTTP 400" in info.value.message
+    assert len(state(server)["tickets"]) == 1
+
+
+async def test_idempotency_keys_do_not_leak_between_threads(
+    server: BackgroundServer, connector: ZendeskConnector
+) -> None:
+    async with anyio.create_task_group() as tg:
+        for i in range(8):
+            tg.start_soon(
+                connector.create_ticket, NewTicket(user_id=f"u{i}", subject=f"S{i}", request_key=f"k{i}")
+            )
+        tg.start_soon(connector.create_ticket, NewTicket(user_id="plain", subject="no key"))
+    snapshot = state(server)
+    by_subject = {t["subject"]: t["id"] for t in snapshot["tickets"].values()}
+    assert len(by_subject) == 9
+    keys = sorted(str(r["idempotency_key"]) for r in snapshot["requests"])
+    assert keys == sorted([f"k{i}" for i in range(8)] + ["None"])
+
+
+# ------------------------------------------------------------------------------------------------- read
+
+
+async def test_get_ticket_is_fresh_and_maps_statuses(
+    server: BackgroundServer, connector: ZendeskConnector, zd: httpx.Client
+) -> None:
+    tid = await connector.create_ticket(NEW)
+    first = await connector.get_ticket(tid)
+    assert (first.agent_id, first.status, first.raw_status) == (None, TicketStatus.OPEN, "new")
+    zd.put(f"/tickets/{tid}.json", json={"ticket": {"assignee_id": ALICE}})
+    assert (await connector.get_ticket(tid)).agent_id == str(ALICE)  # not zenpy's cached object
+    zd.put(f"/tickets/{tid}.json", json={"ticket": {"assignee_id": BOB}})
+    assert (await connector.get_ticket(tid)).agent_id == str(BOB)
+    expected = {
+        "pending": TicketStatus.OPEN,
+        "hold": TicketStatus.OPEN,
+        "solved": TicketStatus.SOLVED,
+        "closed": TicketStatus.CLOSED,
+    }
+    for raw, status in expected.items():
+        assert zd.put(f"/tickets/{tid}.json", json={"ticket": {"status": raw}}).status_code == 200
+        got = await connector.get_ticket(tid)
+        assert (got.status, got.raw_status, got.ticket_id) == (status, raw, tid)
+    gets = [
+        r
+        for r in state(server)["requests"]
+        if r["method"] == "GET" and r["path"].startswith("/api/v2/tickets/")
+    ]
+    assert len(gets) == 7
+
+
+async def test_deleted_and_unknown_tickets(connector: ZendeskConnector, zd: httpx.Client) -> None:
+    tid = await connector.create_ticket(NEW)
+    zd.delete(f"/tickets/{tid}.json")
+    assert (await connector.get_ticket(tid)).status == TicketStatus.DELETED
+    assert (await connector.get_ticket("987654")).status == TicketStatus.DELETED
+    with pytest.raises(NotFound):
+        await connector.get_ticket("ZENDESK#1")
+    with pytest.raises(NotFound):
+        await connector.add_comment(
+            Comment(ticket_id=tid, body="x", author=Author.CUSTOMER, author_id="u", key="k")
+        )
+
+
+# --------------------------------------------------------------------------------------------- comments
+
+
+async def test_comments_as_requester_and_as_agent(
+    server: BackgroundServer, connector: ZendeskConnector
+) -> None:
+    tid = await connector.create_ticket(NEW)
+    requester_id = ticket_of(server, tid)["requester_id"]
+    fresh = ZendeskConnector(connector.settings, connector.limiter)  # no remembered requester: asks Zendesk
+    ids = [
+        await fresh.add_comment(
+            Comment(ticket_id=tid, body="from customer", author=Author.CUSTOMER, author_id="user1", key="c1")
+        ),
+        await connector.add_comment(
+            Comment(ticket_id=tid, body="from Alice", author=Author.AGENT, author_id=str(ALICE), key="c2")
+        ),
+        await connector.add_comment(
+            Comment(
+                ticket_id=tid,
+                body="internal note",
+                author=Author.AGENT,
+                author_id=str(BOB),
+                key="c3",
+                public=False,
+            )
+        ),
+        await connector.add_comment(
+            Comment(
+                ticket_id=tid,
+                body="agent without Zendesk id",
+                author=Author.AGENT,
+                author_id="im-agent-7",
+                key="c4",
+            )
+        ),
+    ]
+    await fresh.close()
+    comments = state(server)["comments"][tid][1:]
+    assert [str(c["id"]) for c in comments] == ids
+    assert [(c["body"], c["author_id"], c["public"]) for c in comments] == [
+        ("from customer", requester_id, True),
+        ("from Alice", ALICE, True),
+        ("internal note", BOB, False),
+        ("agent without Zendesk id", 10001, True),
+    ]
+
+
+async def test_comment_reopens_solved_and_closed_is_permanent(
+    server: BackgroundServer, zd: httpx.Client, connector: ZendeskConnector
+) -> None:
+    tid = await connector.create_ticket(NEW)
+    zd.put(f"/tickets/{tid}.json", json={"ticket": {"status": "solved"}})
+    await connector.add_comment(
+        Comment(ticket_id=tid, body="still broken", author=Author.CUSTOMER, author_id="user1", key="c1")
+    )
+    assert (await connector.get_ticket(tid)).status == TicketStatus.OPEN
+    zd.put(f"/tickets/{tid}.json", json={"ticket": {"status": "closed"}})
+    with pytest.raises(PermanentError) as info:
+        await connector.add_comment(
+            Comment(ticket_id=tid, body="late", author=Author.CUSTOMER, author_id="user1", key="c2")
+        )
+    assert "HTTP 422" in info.value.message and "closed prevents ticket update" in info.value.message
+    assert info.value.upstream == "zendesk"
+
+
+# --------------------------------------------------------------------------------------------- failures
+
+
+async def test_429_surfaces_at_once_with_retry_after(
+    server: BackgroundServer, connector: ZendeskConnector
+) -> None:
+    control(server, "rate_limit", {"count": 1, "retry_after": 30})
+    started = time.monotonic()
+    with pytest.raises(RetriableError) as info:
+        await connector.get_ticket("1")
+    assert time.monotonic() - started < 5  # zenpy would have slept 30 s in the worker thread
+    assert (info.value.retry_after, info.value.upstream_code) == (30.0, 429)
+    tid = await connector.create_ticket(NEW)  # and the next call goes through
+    assert (await connector.get_ticket(tid)).status == TicketStatus.OPEN
+
+
+@pytest.mark.parametrize(
+    "faults", [{"error_rate": 1.0, "status": 503}, {"error_rate": 1.0, "status": 500}, {"outage": True}]
+)
+async def test_5xx_and_outage_are_retriable(
+    server: BackgroundServer, connector: ZendeskConnector, faults: dict[str, Any]
+) -> None:
+    control(server, "faults", faults)
+    with pytest.raises(RetriableError):
+        await connector.create_ticket(NEW)
+    with pytest.raises(RetriableError):
+        await connector.get_ticket("1")
+    control(server, "faults", {})
+    assert await connector.create_ticket(NEW)
+
+
+async def test_unreachable_is_retriable() -> None:
+    conn = ZendeskConnector(settings_for(f"http://127.0.0.1:{free_port()}"), anyio.CapacityLimiter(1))
+    with pytest.raises(RetriableError) as info:
+        await conn.get_ticket("1")
+    assert info.value.upstream_code == "connection"
+    await conn.close()
+
+
+async def test_a_bare_404_is_not_a_deleted_ticket() -> None:
+    with BackgroundServer(Starlette()) as elsewhere:  # answers a plain-text 404 to everything
+        conn = ZendeskConnector(settings_for(elsewhere.url), anyio.CapacityLimiter(1))
+        with pytest.raises(PermanentError) as info:
+            await conn.get_ticket("1")
+        await conn.close()
+    assert "ZENDESK_URL" in info.value.message
+
+
+async def test_bad_token_is_permanent_and_secret_free(server: BackgroundServer) -> None:
+    wrong = "wrong-token-that-must-not-leak"
+    conn = ZendeskConnector(settings_for(server.url, zendesk_api_token=wrong), anyio.CapacityLimiter(1))
+    for call in (conn.check(), conn.create_ticket(NEW), conn.get_ticket("1")):
+        with pytest.raises(PermanentError) as info:
+            await call
+        text = json.dumps(info.value.body()) + str(info.value) + repr(info.value.__cause__)
+        assert wrong not in text and TOKEN not in text
+        assert "ZENDESK_API_TOKEN" in info.value.message
+    await conn.close()
+
+
+async def test_check(connector: ZendeskConnector) -> None:
+    line = await connector.check()
+    assert EMAIL in line and "admin" in line and TOKEN not in line
+
+
+# ------------------------------------------------------------------------------------------------ setup
+
+
+def zendesk_signature(secret: str, timestamp: str, body: str) -> str:
+    return base64.b64encode(
+        hmac.new(secret.encode(), (timestamp + body).encode(), hashlib.sha256).digest()
+    ).decode()
+
+
+def test_zendesk_webhook_vector() -> None:
+    vector = json.loads(VECTORS.read_text())["zendesk_webhook"]
+    assert (
+        zendesk_signature(vector["secret"], vector["X-Zendesk-Webhook-Signature-Timestamp"], vector["body"])
+        == vector["X-Zendesk-Webhook-Signature"]
+    )
+
+
+def test_setup_is_idempotent_and_teardown_removes(server: BackgroundServer) -> None:
+    settings = settings_for(server.url)
+    first = setup(settings, "https://bridge.example.com/")
+    snapshot = state(server)
+    [webhook] = snapshot["webhooks"].values()
+    assert webhook["endpoint"] == "https://bridge.example.com/webhooks/zendesk"
+    assert (webhook["http_method"], webhook["request_format"], webhook["status"]) == (
+        "POST",
+        "json",
+        "active",
+    )
+    secret = snapshot["webhook_secrets"][webhook["id"]]
+    assert f"set ZENDESK_WEBHOOK_SECRET={secret}" in "\n".join(first)
+    triggers = {t["id"]: t for t in snapshot["triggers"].values()}
+    assert len(triggers) == 2
+    events = sorted(json.loads(t["actions"][0]["value"][1])["event"] for t in triggers.values())
+    assert events == ["assignee_changed", "status_changed"]
+    second = setup(settings, "https://bridge.example.com")
+    again = state(server)
+    assert list(again["webhooks"]) == [webhook["id"]] and set(again["triggers"]) == {str(t) for t in triggers}
+    assert all("already up to date" in line for line in second if line.startswith(("webhook", "trigger")))
+    moved = setup(
+        settings_for(server.url, zendesk_webhook_secret=SecretStr("configured-secret-123")),
+        "https://new.example.com",
+    )
+    after = state(server)
+    assert after["webhooks"][webhook["id"]]["endpoint"] == "https://new.example.com/webhooks/zendesk"
+    assert after["webhook_secrets"][webhook["id"]] == "configured-secret-123"
+    assert "Zendesk signs with ZENDESK_WEBHOOK_SECRET" in "\n".join(moved)
+    removed = teardown(settings)
+    assert len(removed) == 3 and state(server)["webhooks"] == {} and state(server)["triggers"] == {}
+    assert teardown(settings)[0].startswith("nothing to remove")
+
+
+def test_trigger_posts_signed_webhook_on_assignee_change(server: BackgroundServer, zd: httpx.Client) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        received.append({"headers": dict(request.headers), "body": (await request.body()).decode()})
+        return JSONResponse({"ok": True})
+
+    with BackgroundServer(Starlette(routes=[Route("/webhooks/zendesk", hook, methods=["POST"])])) as bridge:
+        lines = setup(settings_for(server.url), bridge.url)
+        secret = next(line.split("=", 1)[1] for line in lines if "ZENDESK_WEBHOOK_SECRET=" in line)
+        tid = anyio.run(
+            ZendeskConnector(settings_for(server.url), anyio.CapacityLimiter(1)).create_ticket, NEW
+        )
+        zd.put(f"/tickets/{tid}.json", json={"ticket": {"assignee_id": ALICE}})
+        deadline = time.monotonic() + 5
+        while len(received) < 2 and time.monotonic() < deadline:  # assignee and (new -> open) status
+            time.sleep(0.01)
+    bodies = sorted((json.loads(r["body"]) for r in received), key=lambda b: b["event"])
+    assert bodies == [
+        {"ticket_id": tid, "assignee_id": str(ALICE), "status": "Open", "event": "assignee_changed"},
+        {"ticket_id": tid, "assignee_id": str(ALICE), "status": "Open", "event": "status_changed"},
+    ]
+    for call in received:
+        stamp = call["headers"]["x-zendesk-webhook-signature-timestamp"]
+        assert call["headers"]["x-zendesk-webhook-signature"] == zendesk_signature(
+            secret, stamp, call["body"]
+        )

@@ -1,0 +1,409 @@
+"""The Zendesk emulator over real HTTP: auth, requests and tickets, status rules, idempotency, errors,
+webhooks, triggers and signed deliveries, rate limits and faults."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bridge.sandbox.server import BackgroundServer
+from bridge.sandbox.zendesk_emulator import create_app
+
+EMAIL = "admin@example.com"
+TOKEN = "emulator-test-token"
+AUTH = (f"{EMAIL}/token", TOKEN)
+VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "vectors.json"
+ALICE, BOB = 10002, 10003
+
+
+def zendesk_signature(secret: str, timestamp: str, body: str) -> str:
+    """Zendesk's rule: base64(HMAC-SHA256(secret, timestamp + raw body))."""
+    return base64.b64encode(
+        hmac.new(secret.encode(), (timestamp + body).encode(), hashlib.sha256).digest()
+    ).decode()
+
+
+@pytest.fixture
+def server() -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_app(email=EMAIL, api_token=TOKEN)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def zd(server: BackgroundServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url + "/api/v2", auth=AUTH, timeout=10) as client:
+        yield client
+
+
+def state(server: BackgroundServer) -> dict[str, Any]:
+    return httpx.get(server.url + "/_emulator/state").json()  # type: ignore[no-any-return]
+
+
+def new_request(zd: httpx.Client, subject: str = "Printer on fire", **requester: Any) -> dict[str, Any]:
+    body = {
+        "request": {
+            "subject": subject,
+            "comment": {"body": "It smokes"},
+            "requester": requester or {"name": "Jane", "email": "jane@example.com"},
+        }
+    }
+    response = zd.post("/requests.json", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["request"]  # type: ignore[no-any-return]
+
+
+class Receiver:
+    """A tiny webhook endpoint that records what it got."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+        async def hook(request: Request) -> JSONResponse:
+            self.calls.append(
+                {
+                    "path": request.url.path,
+                    "headers": dict(request.headers),
+                    "body": (await request.body()).decode(),
+                }
+            )
+            return JSONResponse({"ok": True})
+
+        self.server = BackgroundServer(Starlette(routes=[Route("/webhooks/zendesk", hook, methods=["POST"])]))
+
+    def wait(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.calls) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.calls
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    recv = Receiver()
+    recv.server.start()
+    yield recv
+    recv.server.stop()
+
+
+# ---------------------------------------------------------------------------------------------------- auth
+
+
+@pytest.mark.parametrize(
+    "auth", [None, (f"{EMAIL}/token", "wrong"), (EMAIL, TOKEN), ("nobody@example.com/token", TOKEN)]
+)
+def test_bad_credentials_get_zendesks_401(server: BackgroundServer, auth: Any) -> None:
+    response = httpx.get(server.url + "/api/v2/users/me.json", auth=auth)
+    assert response.status_code == 401
+    assert response.json() == {"error": "Couldn't authenticate you"}
+
+
+def test_me_and_seeded_users(zd: httpx.Client) -> None:
+    me = zd.get("/users/me.json").json()["user"]
+    assert (me["email"], me["role"]) == (EMAIL, "admin")
+    assert zd.get(f"/users/{ALICE}.json").json()["user"]["role"] == "agent"
+    assert (
+        zd.get("/users/search.json", params={"query": "email:bob@example.com"}).json()["users"][0]["id"]
+        == BOB
+    )
+    assert zd.get("/users/424242.json").json() == {"error": "RecordNotFound", "description": "Not found"}
+
+
+# ---------------------------------------------------------------------------------------- requests/tickets
+
+
+def test_request_creates_end_user_and_ticket(server: BackgroundServer, zd: httpx.Client) -> None:
+    created = new_request(zd)
+    assert created["status"] == "new" and created["subject"] == "Printer on fire"
+    ticket = zd.get(f"/tickets/{created['id']}.json").json()["ticket"]
+    assert "requester" not in ticket  # zenpy breaks on a requester object
+    requester = zd.get(f"/users/{ticket['requester_id']}.json").json()["user"]
+    assert (requester["name"], requester["email"], requester["role"]) == (
+        "Jane",
+        "jane@example.com",
+        "end-user",
+    )
+    comments = zd.get(f"/tickets/{created['id']}/comments.json").json()["comments"]
+    assert [(c["body"], c["public"], c["author_id"]) for c in comments] == [
+        ("It smokes", True, requester["id"])
+    ]
+    # the same email again is the same end user
+    again = new_request(zd, "Second")
+    assert again["requester_id"] == requester["id"]
+
+
+def test_anonymous_request_needs_a_name_not_an_email(zd: httpx.Client) -> None:
+    created = new_request(zd, name="Anonymous customer")
+    user = zd.get(f"/users/{created['requester_id']}.json").json()["user"]
+    assert (user["name"], user["email"]) == ("Anonymous customer", None)
+    response = zd.post(
+        "/requests.json",
+        json={
+            "request": {"subject": "x", "comment": {"body": "y"}, "requester": {"email": "new@example.com"}}
+        },
+    )
+    assert response.status_code == 422 and response.json()["error"] == "RecordInvalid"
+
+
+def test_ticket_create_returns_ticket_and_audit(zd: httpx.Client) -> None:
+    response = zd.post(
+        "/tickets.json",
+        json={
+            "ticket": {
+                "subject": "S",
+                "comment": {"body": "B"},
+                "requester": {"name": "R", "email": "r@example.com"},
+            }
+        },
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["ticket"]["id"] == body["audit"]["ticket_id"]
+    assert body["audit"]["events"][0]["type"] == "Comment"
+
+
+def test_status_rules(zd: httpx.Client) -> None:
+    tid = new_request(zd)["id"]
+
+    def put(**ticket: Any) -> httpx.Response:
+        return zd.put(f"/tickets/{tid}.json", json={"ticket": ticket})
+
+    assert put(assignee_id=ALICE).json()["ticket"]["status"] == "open"  # assigning a new ticket opens it
+    assert put(status="solved").json()["ticket"]["status"] == "solved"
+    assert put(comment={"body": "one more thing"}).json()["ticket"]["status"] == "open"  # a reply reopens
+    assert put(status="bogus").json() == {
+        "error": "RecordInvalid",
+        "description": "Record validation errors",
+        "details": {"status": [{"description": "Status: bogus is not valid", "error": "InvalidValue"}]},
+    }
+    assert put(assignee_id=424242).status_code == 422
+    assert put(status="closed").status_code == 200
+    closed = put(comment={"body": "too late"})
+    assert closed.status_code == 422
+    assert closed.json()["details"]["status"][0]["description"] == "Status: closed prevents ticket update"
+
+
+def test_update_audit_and_private_comment(zd: httpx.Client) -> None:
+    tid = new_request(zd)["id"]
+    body = zd.put(
+        f"/tickets/{tid}.json",
+        json={
+            "ticket": {"assignee_id": BOB, "comment": {"body": "internal", "public": False, "author_id": BOB}}
+        },
+    ).json()
+    kinds = {(e["type"], e.get("field_name")) for e in body["audit"]["events"]}
+    assert {("Comment", None), ("Change", "assignee_id"), ("Change", "status")} <= kinds
+    last = zd.get(f"/tickets/{tid}/comments.json").json()["comments"][-1]
+    assert (last["body"], last["public"], last["author_id"]) == ("internal", False, BOB)
+
+
+def test_delete_then_not_found(zd: httpx.Client) -> None:
+    tid = new_request(zd)["id"]
+    assert zd.delete(f"/tickets/{tid}.json").status_code == 204
+    response = zd.get(f"/tickets/{tid}.json")
+    assert (response.status_code, response.json()) == (
+        404,
+        {"error": "RecordNotFound", "description": "Not found"},
+    )
+
+
+# ---------------------------------------------------------------------------------------------- idempotency
+
+
+def test_idempotency_key_replays_and_rejects_another_body(server: BackgroundServer, zd: httpx.Client) -> None:
+    body = {"request": {"subject": "S", "comment": {"body": "B"}, "requester": {"name": "N"}}}
+    first = zd.post("/requests.json", json=body, headers={"Idempotency-Key": "k-1"})
+    second = zd.post("/requests.json", json=body, headers={"Idempotency-Key": "k-1"})
+    assert first.headers["x-idempotency-lookup"] == "miss" and second.headers["x-idempotency-lookup"] == "hit"
+    assert (second.status_code, second.json()) == (first.status_code, first.json())
+    assert len(state(server)["tickets"]) == 1
+    other = zd.post(
+        "/requests.json",
+        json={"request": {**body["request"], "subject": "T"}},
+        headers={"Idempotency-Key": "k-1"},
+    )
+    assert other.status_code == 400
+    assert other.json() == {
+        "error": "IdempotentRequestError",
+        "description": "Request parameters don't match the given idempotency key",
+    }
+    assert len(state(server)["tickets"]) == 1
+
+
+# ---------------------------------------------------------------------------------- webhooks and triggers
+
+
+def make_webhook(zd: httpx.Client, endpoint: str, secret: str | None = None) -> dict[str, Any]:
+    webhook: dict[str, Any] = {
+        "name": "Hook",
+        "endpoint": endpoint,
+        "http_method": "POST",
+        "request_format": "json",
+        "status": "active",
+        "subscriptions": ["conditional_ticket_events"],
+    }
+    if secret:
+        webhook["signing_secret"] = {"algorithm": "SHA256", "secret": secret}
+    response = zd.post("/webhooks", json={"webhook": webhook})
+    assert response.status_code == 201, response.text
+    return response.json()["webhook"]  # type: ignore[no-any-return]
+
+
+def test_webhook_crud_and_signing_secret(zd: httpx.Client) -> None:
+    hook = make_webhook(zd, "https://example.com/hook")
+    assert "signing_secret" not in hook and len(hook["id"]) == 26
+    assert (
+        zd.get("/webhooks", params={"filter[name_contains]": "hoo"}).json()["webhooks"][0]["id"] == hook["id"]
+    )
+    secret = zd.get(f"/webhooks/{hook['id']}/signing_secret").json()["signing_secret"]
+    assert secret["algorithm"] == "SHA256" and secret["secret"]
+    reset = zd.post(f"/webhooks/{hook['id']}/signing_secret")
+    assert reset.status_code == 201 and reset.json()["signing_secret"]["secret"] != secret["secret"]
+    assert zd.patch(f"/webhooks/{hook['id']}", json={"webhook": {"status": "inactive"}}).status_code == 204
+    assert zd.get(f"/webhooks/{hook['id']}").json()["webhook"]["status"] == "inactive"
+    assert zd.post("/webhooks", json={"webhook": {"name": "x"}}).status_code == 400
+    assert zd.delete(f"/webhooks/{hook['id']}").status_code == 204
+    assert zd.get(f"/webhooks/{hook['id']}").status_code == 404
+
+
+def test_trigger_crud(zd: httpx.Client) -> None:
+    hook = make_webhook(zd, "https://example.com/hook")
+    trigger = {
+        "title": "T",
+        "conditions": {"all": [{"field": "status", "operator": "changed"}]},
+        "actions": [{"field": "notification_webhook", "value": [hook["id"], "{}"]}],
+    }
+    created = zd.post("/triggers.json", json={"trigger": trigger})
+    assert created.status_code == 201
+    tid = created.json()["trigger"]["id"]
+    assert zd.get("/triggers.json").json()["triggers"][0]["conditions"]["any"] == []
+    assert (
+        zd.put(f"/triggers/{tid}.json", json={"trigger": {"active": False}}).json()["trigger"]["active"]
+        is False
+    )
+    assert zd.delete(f"/webhooks/{hook['id']}").status_code == 400  # in use by the trigger
+    assert zd.post("/triggers.json", json={"trigger": {"title": "no actions"}}).status_code == 422
+    assert zd.delete(f"/triggers/{tid}.json").status_code == 204
+    assert zd.get(f"/triggers/{tid}.json").json() == {"error": "RecordNotFound", "description": "Not found"}
+
+
+def test_zendesk_webhook_vector() -> None:
+    vector = json.loads(VECTORS.read_text())["zendesk_webhook"]
+    assert (
+        zendesk_signature(vector["secret"], vector["X-Zendesk-Webhook-Signature-Timestamp"], vector["body"])
+        == vector["X-Zendesk-Webhook-Signature"]
+    )
+
+
+def test_trigger_fires_signed_webhook(server: BackgroundServer, zd: httpx.Client, receiver: Receiver) -> None:
+    hook = make_webhook(zd, receiver.server.url + "/webhooks/zendesk", secret="s3cret")
+    template = json.dumps(
+        {
+            "ticket_id": "{{ticket.id}}",
+            "assignee_id": "{{ticket.assignee.id}}",
+            "status": "{{ticket.status}}",
+            "event": "assignee_changed",
+        }
+    )
+    zd.post(
+        "/triggers.json",
+        json={
+            "trigger": {
+                "title": "assignee",
+                "conditions": {
+                    "all": [
+                        {"field": "update_type", "operator": "is", "value": "Change"},
+                        {"field": "assignee_id", "operator": "changed"},
+                    ]
+                },
+                "actions": [{"field": "notification_webhook", "value": [hook["id"], template]}],
+            }
+        },
+    )
+    tid = new_request(zd)["id"]
+    zd.put(f"/tickets/{tid}.json", json={"ticket": {"comment": {"body": "no assignee change"}}})
+    zd.put(f"/tickets/{tid}.json", json={"ticket": {"assignee_id": ALICE}})
+    [call] = receiver.wait(1)
+    assert json.loads(call["body"]) == {
+        "ticket_id": str(tid),
+        "assignee_id": str(ALICE),
+        "status": "Open",
+        "event": "assignee_changed",
+    }
+    headers = call["headers"]
+    assert headers["x-zendesk-webhook-id"] == hook["id"]
+    assert headers["x-zendesk-webhook-signature-timestamp"].endswith("Z")
+    assert headers["x-zendesk-webhook-signature"] == zendesk_signature(
+        "s3cret", headers["x-zendesk-webhook-signature-timestamp"], call["body"]
+    )
+    zd.put(f"/tickets/{tid}.json", json={"ticket": {"assignee_id": None}})
+    assert json.loads(receiver.wait(2)[1]["body"])["assignee_id"] == ""
+    deliveries = state(server)["deliveries"]
+    assert [d["state"] for d in deliveries] == ["success", "success"]
+    assert len(receiver.calls) == 2  # the creation and the plain comment fired nothing
+
+
+def test_failed_delivery_is_recorded(server: BackgroundServer, zd: httpx.Client) -> None:
+    with BackgroundServer(Starlette()) as gone:
+        url = gone.url
+    hook = make_webhook(zd, url + "/webhooks/zendesk")
+    zd.post(
+        "/triggers.json",
+        json={
+            "trigger": {
+                "title": "any",
+                "conditions": {"all": [{"field": "status", "operator": "changed"}]},
+                "actions": [{"field": "notification_webhook", "value": [hook["id"], "{}"]}],
+            }
+        },
+    )
+    tid = new_request(zd)["id"]
+    zd.put(f"/tickets/{tid}.json", json={"ticket": {"status": "pending"}})
+    deadline = time.monotonic() + 5
+    while state(server)["deliveries"][-1]["state"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert state(server)["deliveries"][-1]["state"] == "failed"
+
+
+# ------------------------------------------------------------------------------ rate limits, faults, control
+
+
+def test_rate_limit_then_recovery(server: BackgroundServer, zd: httpx.Client) -> None:
+    httpx.post(server.url + "/_emulator/rate_limit", json={"count": 2, "retry_after": 7}).raise_for_status()
+    for _ in range(2):
+        limited = zd.get("/users/me.json")
+        assert (limited.status_code, limited.headers["retry-after"]) == (429, "7")
+    assert zd.get("/users/me.json").status_code == 200
+
+
+def test_injected_faults(server: BackgroundServer, zd: httpx.Client) -> None:
+    httpx.post(server.url + "/_emulator/faults", json={"error_rate": 1.0, "status": 500, "count": 1})
+    failed = zd.get("/users/me.json")
+    assert failed.status_code == 500 and failed.json()["error"] == "InternalServerError"
+    httpx.post(server.url + "/_emulator/faults", json={"outage": True, "count": None})
+    outage = zd.get("/users/me.json")
+    assert outage.status_code == 503 and outage.headers["content-type"].startswith("text/html")
+    httpx.post(server.url + "/_emulator/faults", json={})
+    assert zd.get("/users/me.json").status_code == 200
+
+
+def test_request_log_and_reset(server: BackgroundServer, zd: httpx.Client) -> None:
+    new_request(zd)
+    log = state(server)["requests"]
+    assert [(r["method"], r["path"], r["status"]) for r in log] == [("POST", "/api/v2/requests.json", 201)]
+    assert "authorization" not in json.dumps(log).lower()
+    httpx.post(server.url + "/_emulator/reset").raise_for_status()
+    after = state(server)
+    assert after["tickets"] == {} and len(after["users"]) == 3

@@ -1,0 +1,79 @@
+"""The command line, run as a user would: a subprocess with an environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge import auth
+from bridge.jobs import JobQueue
+from bridge.store import Database
+from tests.conftest import IM_KEY, SDKAPPID
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("IM_", "BRIDGE_", "ZENDESK_", "SALESFORCE_"))}
+    return subprocess.run([sys.executable, "-m", "bridge.cli", *args], cwd=cwd, env={**base, **env}, input=stdin,
+                          capture_output=True, timeout=60)
+
+
+def test_sign_prints_verifiable_headers(tmp_path: Path) -> None:
+    body = b'{"groupId":"G1","userId":"agent1"}'
+    result = run(["sign", "--target", "/leavegroup"], {"BRIDGE_CALLOUT_SECRET": "s3cret-x"}, tmp_path, body)
+    assert result.returncode == 0, result.stderr
+    headers = dict(line.split(": ", 1) for line in result.stdout.decode().splitlines())
+    auth.verify_signed_call("s3cret-x", headers["X-Bridge-Timestamp"], headers["X-Bridge-Signature"], "POST",
+                            "/leavegroup", body)
+    (tmp_path / "body.json").write_bytes(body)
+    from_file = run(["sign", "--method", "get", "--target", "/links?provider=zendesk&ticketId=42", "body.json"],
+                    {"BRIDGE_CALLOUT_SECRET": "s3cret-x"}, tmp_path)
+    headers = dict(line.split(": ", 1) for line in from_file.stdout.decode().splitlines())
+    auth.verify_signed_call("s3cret-x", headers["X-Bridge-Timestamp"], headers["X-Bridge-Signature"], "GET",
+                            "/links?provider=zendesk&ticketId=42", body)
+
+
+def test_sign_without_secret_names_it(tmp_path: Path) -> None:
+    result = run(["sign"], {}, tmp_path, b"{}")
+    assert result.returncode == 2 and b"BRIDGE_CALLOUT_SECRET" in result.stderr
+
+
+def test_usersig(tmp_path: Path) -> None:
+    result = run(["usersig", "cust-9"], {"IM_SDKAPPID": str(SDKAPPID), "IM_SECRET_KEY": IM_KEY}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    auth.verify_usersig(SDKAPPID, IM_KEY, "cust-9", result.stdout.decode().strip())
+
+
+def test_db_upgrade_and_jobs(tmp_path: Path) -> None:
+    env = {"IM_SDKAPPID": str(SDKAPPID), "IM_SECRET_KEY": IM_KEY, "BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path}/b.db"}
+    result = run(["db", "upgrade"], env, tmp_path)
+    assert result.returncode == 0 and b"database schema at 0001" in result.stdout, result.stderr
+
+    async def make_dead_job() -> int:
+        db = Database(env["BRIDGE_DATABASE_URL"])
+        queue = JobQueue(db)
+        job, _ = await queue.enqueue("join", {"groupId": "G", "userId": "u"}, key="k1", ordering_key="G")
+        (claimed,) = await queue.claim(1)
+        await queue._finish(claimed, "dead", error="IM add_group_member failed (ErrorCode 10004)")
+        await db.close()
+        assert job.id is not None
+        return job.id
+
+    job_id = asyncio.run(make_dead_job())
+    listing = run(["jobs", "list"], env, tmp_path)
+    assert listing.returncode == 0
+    text = listing.stdout.decode()
+    assert "join" in text and "dead" in text and "ErrorCode 10004" in text and "dead 1" in text
+    assert run(["jobs", "retry", str(job_id)], env, tmp_path).stdout.startswith(b"1 job(s) queued again")
+    assert b"pending" in run(["jobs", "list", "--status", "pending"], env, tmp_path).stdout
+    assert run(["jobs", "retry", "999"], env, tmp_path).returncode == 1
+    assert run(["jobs", "retry", "--all-dead"], env, tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("args", [["jobs"], ["db"], ["nonsense"]])
+def test_usage_errors(tmp_path: Path, args: list[str]) -> None:
+    assert run(args, {}, tmp_path).returncode == 2

@@ -1,0 +1,128 @@
+"""Open operational endpoints, error shapes for unknown routes and methods, CORS, and configuration at start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bridge.config import ConfigError, load_settings
+from sqlalchemy.engine import make_url
+
+from tests.conftest import PG_URL, BridgeClient, BridgeFactory, make_group, reset_postgres
+from tests.tcpproxy import TcpProxy
+
+
+def test_health_ready_metrics(bridge: BridgeClient, im_server) -> None:
+    assert bridge.http.get("/healthz").json() == {"status": "ok"}
+    assert bridge.http.get("/readyz").status_code == 200
+    make_group(im_server, "G-m", "cust1")
+    bridge.post("/joingroup", {"groupId": "G-m", "userId": "agent1"})
+    text = bridge.http.get("/metrics").text
+    assert 'bridge_http_requests_total{method="POST",route="/joingroup",status="200"} 1.0' in text
+    assert 'bridge_jobs{status="done"} 1.0' in text
+    assert "bridge_jobs_oldest_pending_seconds" in text
+
+
+@pytest.mark.skipif(not PG_URL, reason="needs BRIDGE_TEST_DATABASE_URL")
+def test_readyz_503_when_database_is_gone(bridge_factory: BridgeFactory) -> None:
+    url = make_url(PG_URL)
+    reset_postgres(PG_URL)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    try:
+        client = bridge_factory(database_url=str(url.set(host="127.0.0.1", port=proxy.port)))
+        assert client.http.get("/readyz").status_code == 200
+        proxy.cut()
+        r = client.http.get("/readyz")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable"
+        proxy.restore()
+        assert client.http.get("/readyz").status_code == 200
+    finally:
+        proxy.close()
+
+
+def test_openapi_lists_every_route(bridge: BridgeClient) -> None:
+    doc = bridge.http.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    for path in ["/createticket", "/joingroup", "/leavegroup", "/deletegroup", "/assignment", "/usersig",
+                 "/salesforce/events", "/healthz", "/readyz", "/metrics"]:
+        assert path in doc["paths"], path
+    schema = doc["components"]["schemas"]["MemberBody"]
+    assert set(schema["required"]) == {"groupId", "userId"}
+
+
+def test_unknown_route_and_method_are_json(bridge: BridgeClient) -> None:
+    r = bridge.http.get("/nope")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = bridge.http.get("/joingroup")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_cors(bridge_factory: BridgeFactory) -> None:
+    client = bridge_factory(bridge_allowed_origins="https://app.example.com,https://other.example.com")
+    preflight = client.http.options("/createticket", headers={
+        "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
+    denied = client.http.options("/createticket", headers={
+        "Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in denied.headers
+
+
+def test_no_secret_in_error_bodies(bridge: BridgeClient) -> None:
+    for r in [bridge.post("/joingroup", {"groupId": "G", "userId": "a"}, secret="wrong"),
+              bridge.post("/joingroup", b"{bad"), bridge.post("/usersig", {"userId": "a b"})]:
+        assert "callout-secret-for-tests" not in r.text and "im-test-key" not in r.text
+
+
+@pytest.mark.parametrize("env,names", [
+    ({}, ["IM_SDKAPPID", "IM_SECRET_KEY"]),
+    ({"IM_SDKAPPID": "12x", "IM_SECRET_KEY": "k"}, ["IM_SDKAPPID"]),
+    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "IM_API_BASE": "ftp://host"}, ["IM_API_BASE"]),
+    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "ZENDESK_URL": "https://a.zendesk.com"}, ["ZENDESK_EMAIL"]),
+    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "SALESFORCE_USERNAME": "u"}, ["SALESFORCE_PASSWORD"]),
+    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "BRIDGE_PORT": "99999"}, ["BRIDGE_PORT"]),
+    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "changeme"}, ["IM_SECRET_KEY"]),
+    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "BRIDGE_DEFAULT_CONNECTOR": "zendesk"}, ["BRIDGE_DEFAULT_CONNECTOR"]),
+    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "BRIDGE_DATABASE_URL": "mysql://x"}, ["BRIDGE_DATABASE_URL"]),
+])
+def test_bad_configuration_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              env: dict[str, str], names: list[str]) -> None:
+    for key in list(os.environ):
+        if key.startswith(("IM_", "SALESFORCE_", "ZENDESK_", "BRIDGE_")) or key == "PORT":
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    for name in names:
+        assert name in str(info.value)
+
+
+def test_dotenv_and_port_alias(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in list(os.environ):
+        if key.startswith(("IM_", "SALESFORCE_", "ZENDESK_", "BRIDGE_")) or key == "PORT":
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("IM_SDKAPPID=1400000009\nIM_SECRET_KEY=from-dotenv\nPORT=9123\n"
+                                   "BRIDGE_ALLOWED_ORIGINS=https://a.example, https://b.example\n")
+    settings = load_settings()
+    assert settings.im_sdkappid == 1400000009 and settings.bridge_port == 9123
+    assert settings.bridge_allowed_origins == ["https://a.example", "https://b.example"]
+    assert settings.im_api_base == "https://console.tim.qq.com" and settings.im_admin_userid == "administrator"
+    assert "from-dotenv" not in repr(settings)
+
+
+def test_serve_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IM_", "BRIDGE_", "ZENDESK_", "SALESFORCE_"))}
+    result = subprocess.run([sys.executable, "-m", "bridge.cli", "serve"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "IM_SDKAPPID" in result.stderr and "Traceback" not in result.stderr
