@@ -78,6 +78,9 @@ def make_settings(database_url: str, im_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+_last_signed_second = 0
+
+
 @dataclass
 class BridgeClient:
     """An httpx client for the bridge that signs calls the way Apex and customer backends do."""
@@ -85,7 +88,6 @@ class BridgeClient:
     http: httpx.Client
     server: BackgroundServer
     settings: Settings
-    calls: int = 0
 
     def signed(self, method: str, target: str, body: Any = None, *, secret: str = CALLOUT_SECRET,
                headers: dict[str, str] | None = None, now: float | None = None) -> httpx.Response:
@@ -93,8 +95,9 @@ class BridgeClient:
         if now is None:
             # An identical call signed in the same second is a replay: a client repeating a call signs it
             # afresh, so each call here gets its own second (a little ahead of the clock is within the window).
-            self.calls = max(int(time.time()), self.calls + 1)
-            now = self.calls
+            global _last_signed_second
+            _last_signed_second = max(int(time.time()), _last_signed_second + 1)
+            now = _last_signed_second
         signed = auth.signed_call_headers(secret, method, target, raw, now=now)
         return self.http.request(method, target, content=raw,
                                  headers={"Content-Type": "application/json", **signed, **(headers or {})})
@@ -162,3 +165,105 @@ def members_of(server: BackgroundServer, group_id: str) -> set[str]:
     answer = im_call(server, "get_group_member_info", {"GroupId": group_id})
     assert answer["ErrorCode"] == 0, answer
     return {m["Member_Account"] for m in answer["MemberList"]}
+
+
+# --- helpdesk emulators -----------------------------------------------------------------------------------------------
+
+SF_USER, SF_PASSWORD, SF_TOKEN = "agent@example.com", "sf-test-password", "sf-test-token"
+ZD_EMAIL, ZD_TOKEN = "admin@example.com", "zd-test-token"
+SF_ADMIN_APP = ("admin-console-app", "admin-console-secret")  # a connected app the tests' "admin" logs in with
+
+
+@pytest.fixture
+def sf_server() -> Iterator[BackgroundServer]:
+    from bridge.sandbox.salesforce_emulator import create_app as create_sf
+
+    app = create_sf(username=SF_USER, password=SF_PASSWORD, security_token=SF_TOKEN, consumer_key=SF_ADMIN_APP[0],
+                    consumer_secret=SF_ADMIN_APP[1])
+    with BackgroundServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def zd_server() -> Iterator[BackgroundServer]:
+    from bridge.sandbox.zendesk_emulator import create_app as create_zd
+
+    with BackgroundServer(create_zd(email=ZD_EMAIL, api_token=ZD_TOKEN)) as server:
+        yield server
+
+
+def helpdesk_settings(sf_url: str | None = None, zd_url: str | None = None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if sf_url:
+        values.update(salesforce_login_url=sf_url, salesforce_username=SF_USER, salesforce_password=SF_PASSWORD,
+                      salesforce_security_token=SF_TOKEN)
+    if zd_url:
+        values.update(zendesk_url=zd_url, zendesk_email=ZD_EMAIL, zendesk_api_token=ZD_TOKEN)
+    return values
+
+
+@pytest.fixture
+def helpdesk_bridge(bridge_factory: BridgeFactory, sf_server: BackgroundServer,
+                    zd_server: BackgroundServer) -> BridgeClient:
+    """The bridge with both connectors enabled against their emulators."""
+    return bridge_factory(**helpdesk_settings(sf_server.url, zd_server.url))
+
+
+class ZendeskAdmin:
+    """What a Zendesk agent does (assign, solve, close, delete), through the real API."""
+
+    def __init__(self, server: BackgroundServer):
+        self.server = server
+        self.http = httpx.Client(base_url=server.url + "/api/v2", auth=(f"{ZD_EMAIL}/token", ZD_TOKEN))
+        self.agents = [u["id"] for u in self.http.get("/users.json").json()["users"] if u["role"] == "agent"]
+
+    def update(self, ticket_id: str, **fields: Any) -> None:
+        r = self.http.put(f"/tickets/{ticket_id}.json", json={"ticket": fields})
+        assert r.status_code == 200, r.text
+
+    def delete(self, ticket_id: str) -> None:
+        assert self.http.delete(f"/tickets/{ticket_id}.json").status_code == 204
+
+    def ticket(self, ticket_id: str) -> dict[str, Any]:
+        return self.http.get(f"/tickets/{ticket_id}.json").json()["ticket"]  # type: ignore[no-any-return]
+
+    def comments(self, ticket_id: str) -> list[dict[str, Any]]:
+        return self.http.get(f"/tickets/{ticket_id}/comments.json").json()["comments"]  # type: ignore[no-any-return]
+
+
+class SalesforceAdmin:
+    """What a Salesforce admin does in the org (change an owner, close a Case), through the real REST API."""
+
+    def __init__(self, server: BackgroundServer):
+        self.server = server
+        token = httpx.post(server.url + "/services/oauth2/token", data={
+            "grant_type": "password", "username": SF_USER, "password": SF_PASSWORD + SF_TOKEN,
+            "client_id": SF_ADMIN_APP[0], "client_secret": SF_ADMIN_APP[1]})
+        token.raise_for_status()
+        self.state = httpx.get(server.url + "/_emulator/state").json()
+        self.http = httpx.Client(base_url=server.url + "/services/data/v62.0",
+                                 headers={"Authorization": f"Bearer {token.json().get('access_token', '')}"})
+
+    def update_case(self, case_id: str, **fields: Any) -> None:
+        r = self.http.patch(f"/sobjects/Case/{case_id}", json=fields)
+        assert r.status_code == 204, r.text
+
+    def delete_case(self, case_id: str) -> None:
+        assert self.http.delete(f"/sobjects/Case/{case_id}").status_code == 204
+
+    def case(self, case_id: str) -> dict[str, Any]:
+        return self.http.get(f"/sobjects/Case/{case_id}").json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def zd_admin(zd_server: BackgroundServer) -> Iterator[ZendeskAdmin]:
+    admin = ZendeskAdmin(zd_server)
+    yield admin
+    admin.http.close()
+
+
+@pytest.fixture
+def sf_admin(sf_server: BackgroundServer) -> Iterator[SalesforceAdmin]:
+    admin = SalesforceAdmin(sf_server)
+    yield admin
+    admin.http.close()
