@@ -23,6 +23,13 @@ class SigningSettings(BaseSettings):
     bridge_callout_secret: SecretStr
 
 
+class DatabaseSettings(BaseSettings):
+    """`db` and `jobs` need only the database, not the whole service configuration."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    bridge_database_url: str = Settings.model_fields["bridge_database_url"].default
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -61,17 +68,17 @@ def cmd_sign(args: argparse.Namespace) -> int:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from bridge import migrations
 
-    settings = load_settings()
-    migrations.upgrade(settings.bridge_database_url)
-    print(f"database schema at {migrations.current_revision(settings.bridge_database_url)}")
+    url = DatabaseSettings().bridge_database_url
+    migrations.upgrade(url)
+    print(f"database schema at {migrations.current_revision(url)}")
     return 0
 
 
-async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
+async def _jobs(args: argparse.Namespace, database_url: str) -> int:
     from bridge.jobs import JobQueue
     from bridge.store import Database
 
-    db = Database(settings.bridge_database_url)
+    db = Database(database_url)
     queue = JobQueue(db)
     try:
         if args.jobs_command == "list":
@@ -102,7 +109,7 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    return asyncio.run(_jobs(args, load_settings()))
+    return asyncio.run(_jobs(args, DatabaseSettings().bridge_database_url))
 
 
 async def _check(settings: Settings) -> int:

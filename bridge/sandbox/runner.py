@@ -1,0 +1,172 @@
+"""`helpdesk-bridge sandbox`: the bridge with emulators of Tencent IM, Salesforce and Zendesk on loopback, SQLite in
+a temporary folder, and a printed walkthrough. Nothing here reads the real configuration: no account is needed and
+no real upstream is ever called."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from pydantic_settings import PydanticBaseSettingsSource
+
+from bridge import auth
+from bridge.app import create_app
+from bridge.config import Settings
+from bridge.sandbox.im_emulator import create_app as create_im
+from bridge.sandbox.salesforce_emulator import create_app as create_sf
+from bridge.sandbox.server import BackgroundServer
+from bridge.sandbox.zendesk_emulator import create_app as create_zd
+
+SDKAPPID = 1400000000
+SF_USER, SF_APP = "agent@example.com", ("sandbox-console", "sandbox-console-secret")
+ZD_EMAIL = "admin@example.com"
+
+
+class SandboxSettings(Settings):
+    """Settings made only from what the sandbox passes: the environment and `.env` are ignored on purpose."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[Any], init_settings: PydanticBaseSettingsSource,
+                                   *args: Any, **kwargs: Any) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+@dataclass
+class Sandbox:
+    """The running emulators and the settings of a bridge wired to them."""
+
+    im: BackgroundServer
+    salesforce: BackgroundServer
+    zendesk: BackgroundServer
+    settings: Settings
+    secrets: dict[str, str]
+    folder: tempfile.TemporaryDirectory[str]
+
+    def stop(self) -> None:
+        for server in (self.im, self.salesforce, self.zendesk):
+            server.stop()
+        self.folder.cleanup()
+
+
+def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
+    values = {name: secrets.token_hex(16) for name in
+              ("im_key", "callout", "sf_password", "sf_token", "zd_token", "webhook", "callback")}
+    bridge_url = f"http://{host}:{port}"
+    im = BackgroundServer(create_im(SDKAPPID, values["im_key"], callback_url=f"{bridge_url}/callbacks/im",
+                                    callback_token=values["callback"])).start()
+    salesforce = BackgroundServer(create_sf(username=SF_USER, password=values["sf_password"],
+                                            security_token=values["sf_token"], consumer_key=SF_APP[0],
+                                            consumer_secret=SF_APP[1])).start()
+    zendesk = BackgroundServer(create_zd(email=ZD_EMAIL, api_token=values["zd_token"])).start()
+    folder = tempfile.TemporaryDirectory(prefix="helpdesk-bridge-sandbox-")
+    settings = SandboxSettings(
+        im_sdkappid=SDKAPPID, im_secret_key=values["im_key"], im_api_base=im.url,
+        im_callback_token=values["callback"],
+        salesforce_login_url=salesforce.url, salesforce_username=SF_USER, salesforce_password=values["sf_password"],
+        salesforce_security_token=values["sf_token"],
+        zendesk_url=zendesk.url, zendesk_email=ZD_EMAIL, zendesk_api_token=values["zd_token"],
+        zendesk_webhook_secret=values["webhook"],
+        bridge_database_url=f"sqlite:///{folder.name}/bridge.db", bridge_callout_secret=values["callout"],
+        bridge_default_connector="zendesk", bridge_host=host, bridge_port=port, bridge_sandbox=True,
+    )
+    return Sandbox(im, salesforce, zendesk, settings, values, folder)
+
+
+def salesforce_token(sandbox: Sandbox) -> str:
+    """A session for the walkthrough's "Salesforce admin" (the OAuth password flow of a connected app)."""
+    answer = httpx.post(sandbox.salesforce.url + "/services/oauth2/token", data={
+        "grant_type": "password", "username": SF_USER,
+        "password": sandbox.secrets["sf_password"] + sandbox.secrets["sf_token"],
+        "client_id": SF_APP[0], "client_secret": SF_APP[1]})
+    answer.raise_for_status()
+    return str(answer.json()["access_token"])
+
+
+def walkthrough(sandbox: Sandbox) -> str:
+    s = sandbox.settings
+    bridge = f"http://{s.bridge_host}:{s.bridge_port}"
+    sf_state = httpx.get(sandbox.salesforce.url + "/_emulator/state").json()
+    zd_users = httpx.get(sandbox.zendesk.url + "/_emulator/state").json()["users"]
+    zd_agent = next(u["id"] for u in zd_users.values() if u["role"] == "agent")
+    sf_agent = sf_state["agent_ids"][0]
+    usersig = auth.gen_usersig(SDKAPPID, sandbox.secrets["im_key"], "customer1", 86400)
+    return f"""
+Helpdesk Bridge sandbox: the bridge and emulators of Tencent IM, Salesforce and Zendesk, all on loopback.
+
+  bridge      {bridge}
+  IM          {sandbox.im.url}          (state: {sandbox.im.url}/_emulator/state)
+  Salesforce  {sandbox.salesforce.url}  (state: {sandbox.salesforce.url}/_emulator/state)
+  Zendesk     {sandbox.zendesk.url}     (state: {sandbox.zendesk.url}/_emulator/state)
+
+Paste these into a bash shell (they define the variables and a `signed` helper for signed calls):
+
+export BRIDGE={bridge} IM={sandbox.im.url} SF={sandbox.salesforce.url} ZD={sandbox.zendesk.url}
+export BRIDGE_CALLOUT_SECRET={s.bridge_callout_secret.get_secret_value() if s.bridge_callout_secret else ''}
+export USERSIG='{usersig}'
+export SF_TOKEN={salesforce_token(sandbox)} ZD_AUTH={ZD_EMAIL}/token:{sandbox.secrets["zd_token"]}
+signed() {{ curl -s -X "${{3:-POST}}" "$BRIDGE$1" -H 'Content-Type: application/json' \\
+  -H @<(printf %s "$2" | helpdesk-bridge sign --method "${{3:-POST}}" --target "$1") ${{2:+-d "$2"}}; echo; }}
+
+1. A customer opens a Zendesk ticket from the app (authenticated by their UserSig):
+     curl -s -X POST $BRIDGE/zendesk/createticket -H "Authorization: UserSig $USERSIG" \\
+       -H 'Content-Type: application/json' \\
+       -d '{{"userId":"customer1","caseInfo":{{"subject":"Printer on fire","email":"jane@example.com"}}}}'; echo
+   The answer names the ticket and its group, ZENDESK#<ticketId>. See the group and its greeting:
+     curl -s $IM/_emulator/state
+
+2. An agent takes the ticket in Zendesk (set TICKET to the ticketId above). Zendesk's trigger calls the bridge's
+   webhook and the agent joins the group:
+     TICKET=1
+     curl -s -X PUT $ZD/api/v2/tickets/$TICKET.json -u "$ZD_AUTH" -H 'Content-Type: application/json' \\
+       -d '{{"ticket":{{"assignee_id":{zd_agent}}}}}'; echo
+     signed "/links?provider=zendesk&ticketId=$TICKET" "" GET
+
+3. The customer writes in the chat; the message lands in the ticket as a comment:
+     curl -s -X POST $IM/_emulator/send -H 'Content-Type: application/json' \\
+       -d '{{"GroupId":"ZENDESK#'$TICKET'","From_Account":"customer1","Text":"It is still smoking"}}'; echo
+     curl -s $ZD/api/v2/tickets/$TICKET/comments.json -u "$ZD_AUTH"; echo
+
+4. Salesforce: open a Case, give it to an agent, and send the event the Apex trigger would send:
+     signed /salesforce/createticket '{{"userId":"customer2","caseInfo":{{"subject":"Refund please"}}}}'
+     CASE=<ticketId from the answer>
+     curl -s -X PATCH $SF/services/data/v62.0/sobjects/Case/$CASE -H "Authorization: Bearer $SF_TOKEN" \\
+       -H 'Content-Type: application/json' -d '{{"OwnerId":"{sf_agent}"}}'
+     signed /salesforce/events '{{"events":[{{"type":"owner_changed","caseId":"'$CASE'","ownerId":"{sf_agent}"}}]}}'
+     signed "/links/$CASE" "" GET
+
+5. The seed's primitives, signed, and the job queue:
+     signed /joingroup '{{"groupId":"'$CASE'","userId":"agent2"}}'
+     BRIDGE_DATABASE_URL={s.bridge_database_url} helpdesk-bridge jobs list
+
+Press Ctrl-C to stop; everything lives in memory and in {sandbox.folder.name}, which is removed at exit.
+"""
+
+
+def run_sandbox(port: int | None = None) -> int:
+    port = port or int(os.environ.get("BRIDGE_PORT") or os.environ.get("PORT") or 8000)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    sandbox = start_sandbox(port)
+    try:
+        config = uvicorn.Config(create_app(sandbox.settings), host=sandbox.settings.bridge_host, port=port,
+                                log_level="warning")
+        server = uvicorn.Server(config)
+        original_startup = server.startup
+
+        async def startup(sockets: Any = None) -> None:
+            await original_startup(sockets)
+            if server.started:
+                print(walkthrough(sandbox), flush=True)
+
+        server.startup = startup  # type: ignore[method-assign]
+        server.run()
+        return 0 if server.started else 1
+    finally:
+        sandbox.stop()
