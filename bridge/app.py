@@ -20,7 +20,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.im import IMClient
 from bridge.metrics import Metrics, MetricsMiddleware
-from bridge.routes import events, groups, ops, tickets
+from bridge.routes import events, groups, ops, tickets, webhooks
 from bridge.service import Bridge
 from bridge.store import Database
 from connectors.base import Connector, load_connector_classes
@@ -107,7 +107,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
                            "X-Bridge-Signature"],
         ))
     app = Starlette(
-        routes=[*ops.routes, *groups.routes, *tickets.routes, *events.routes],
+        routes=[*ops.routes, *groups.routes, *tickets.routes, *events.routes, *webhooks.routes],
         middleware=middleware,
         exception_handlers={BridgeError: bridge_error, HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,

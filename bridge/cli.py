@@ -8,12 +8,14 @@ import json
 import logging
 import sys
 from datetime import datetime, timezone
+from typing import cast
+from urllib.parse import urlsplit
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge import auth
-from bridge.config import ConfigError, Settings, load_settings
+from bridge.config import PLACEHOLDER_SECRETS, ConfigError, Settings, _base_url, load_settings
 
 
 class SigningSettings(BaseSettings):
@@ -148,6 +150,63 @@ def cmd_check(args: argparse.Namespace) -> int:
     return asyncio.run(_check(load_settings()))
 
 
+class ZendeskAdminSettings(BaseSettings):
+    """`zendesk setup|teardown` need only the Zendesk variables, not the whole service configuration."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    zendesk_url: str
+    zendesk_email: str
+    zendesk_api_token: SecretStr
+    zendesk_webhook_secret: SecretStr | None = None
+
+    @field_validator("zendesk_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _base_url("ZENDESK_URL", value) or value
+
+
+def _zendesk_settings() -> Settings:
+    try:
+        values = ZendeskAdminSettings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']).upper()} "
+                    f"{'is required' if e['type'] == 'missing' else e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors()]
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    secret = values.zendesk_webhook_secret
+    if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+        raise ConfigError("ZENDESK_WEBHOOK_SECRET is a placeholder value; set a real secret")
+    # setup() reads only the Zendesk fields of Settings: the duck type is enough.
+    return cast(Settings, values)
+
+
+def cmd_zendesk(args: argparse.Namespace) -> int:
+    from bridge.errors import BridgeError
+    from connectors.zendesk import setup as zendesk_setup
+
+    settings = _zendesk_settings()
+    if args.zendesk_command == "setup":
+        parts = urlsplit(args.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            print(f"helpdesk-bridge: --url must be the bridge's public http(s) URL, got {args.url!r}", file=sys.stderr)
+            return 2
+    try:
+        if args.zendesk_command == "setup":
+            lines = zendesk_setup.setup(settings, args.url)
+        else:
+            lines = zendesk_setup.teardown(settings)
+    except BridgeError as exc:
+        print(f"helpdesk-bridge: zendesk {args.zendesk_command} failed: {exc.message}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - an operator command: a sentence, never a traceback
+        print(f"helpdesk-bridge: zendesk {args.zendesk_command} failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="helpdesk-bridge", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -179,6 +238,12 @@ def parser() -> argparse.ArgumentParser:
     jobs_retry.add_argument("--all-dead", action="store_true")
     jobs_retry.set_defaults(func=cmd_jobs)
     sub.add_parser("check", help="check the configuration and log in to every upstream").set_defaults(func=cmd_check)
+    zendesk = sub.add_parser("zendesk", help="install or remove the bridge's Zendesk webhook and triggers")
+    zendesk_sub = zendesk.add_subparsers(dest="zendesk_command", required=True)
+    zendesk_setup = zendesk_sub.add_parser("setup", help="create or update the signed webhook and the triggers")
+    zendesk_setup.add_argument("--url", required=True, help="the bridge's public base URL, e.g. https://bridge.example.com")
+    zendesk_setup.set_defaults(func=cmd_zendesk)
+    zendesk_sub.add_parser("teardown", help="remove the webhook and the triggers").set_defaults(func=cmd_zendesk)
     return p
 
 

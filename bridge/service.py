@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge import transcript
 from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError
 from bridge.im import GroupExists, GroupNotFound, IMClient
@@ -54,6 +55,7 @@ class Bridge:
         for kind, handler in {
             "join": self._join, "leave": self._leave, "delete_group": self._delete_group,
             "converge": self._converge, "createticket": self._open_ticket, "assignment": self._assignment,
+            "sync_message": lambda job: transcript.sync_message(self, job),
         }.items():
             self.queue.handler(kind)(handler)
 

@@ -12,7 +12,7 @@ State lives in `app.state.im` (an `IMState` of plain dicts and lists, see its do
 | --- | --- |
 | `GET /_emulator/state` | JSON dump of accounts, groups, messages, notifications, callbacks, request log |
 | `POST /_emulator/reset` | back to the state at start (admin account only, faults cleared, config as created) |
-| `POST /_emulator/send` | `{"GroupId", "From_Account", "Text"}`: a message sent from the app/SDK (`OptPlatform` "Web") |
+| `POST /_emulator/send` | `{"GroupId", "From_Account", "Text"}` (or `"MsgBody"`): a message from the app/SDK (`OptPlatform` "Web") |
 | `POST /_emulator/config` | `{"callback_url", "callback_token"}`: where `Group.CallbackAfterSendMsg` goes |
 | `GET/POST /_emulator/faults` | fault injection (bridge.sandbox.faults) |
 """
@@ -680,10 +680,10 @@ class Emulator:
         group = self.state.groups.get(str(data.get("GroupId")))
         if group is None or group["Dismissed"]:
             return JSONResponse({"error": "no such group (or it was dismissed)"}, status_code=404)
-        sender, text = data.get("From_Account"), data.get("Text")
-        if not isinstance(sender, str) or not isinstance(text, str):
-            return JSONResponse({"error": "From_Account and Text are required strings"}, status_code=400)
-        msg_body = data.get("MsgBody") or [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]
+        sender, text, msg_body = data.get("From_Account"), data.get("Text"), data.get("MsgBody")
+        if not isinstance(sender, str) or not (isinstance(text, str) or isinstance(msg_body, list) and msg_body):
+            return JSONResponse({"error": "From_Account and Text (or a MsgBody list) are required"}, status_code=400)
+        msg_body = msg_body or [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]
         try:
             self.check_sender(group, sender)
             message, new = self.store_message(group, sender, msg_body, random.getrandbits(32),
