@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
+from aiolimiter import AsyncLimiter
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -45,8 +48,33 @@ def prepare_database(url: str) -> None:
                           f"{migrations.head_revision(url)}: run `helpdesk-bridge db upgrade`")
 
 
+class RateLimited:
+    """A connector whose calls wait for a per-helpdesk budget (calls per minute), so bursts wait instead of failing."""
+
+    def __init__(self, inner: Connector, per_minute: int):
+        self._inner = inner
+        self._limiter = AsyncLimiter(per_minute, 60)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not inspect.iscoroutinefunction(attr) or name in ("start", "close"):
+            return attr
+
+        async def limited(*args: Any, **kwargs: Any) -> Any:
+            async with self._limiter:
+                return await attr(*args, **kwargs)
+
+        return limited
+
+
 def build_connectors(settings: Settings, limiter: anyio.CapacityLimiter) -> dict[str, Connector]:
-    return {name: cls(settings, limiter) for name, cls in load_connector_classes().items() if cls.enabled(settings)}
+    connectors: dict[str, Connector] = {}
+    for name, cls in load_connector_classes().items():
+        if cls.enabled(settings):
+            connector = cls(settings, limiter)
+            per_minute = int(getattr(settings, f"{name}_rate_limit", 0) or 0)
+            connectors[name] = RateLimited(connector, per_minute) if per_minute else connector  # type: ignore[assignment]
+    return connectors
 
 
 async def bridge_error(request: Request, exc: Exception) -> JSONResponse:

@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     """The contract's configuration table. Field names are the environment variable names."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, populate_by_name=True
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, populate_by_name=True,
+        env_ignore_empty=True,
     )
 
     im_sdkappid: int = Field(gt=0)
@@ -68,6 +69,11 @@ class Settings(BaseSettings):
     bridge_sandbox: bool = False
     bridge_helpdesk_threads: int = Field(64, gt=0, description="worker threads for the blocking helpdesk clients")
     bridge_job_retry_scale: float = Field(1.0, gt=0, description="multiplies the retry schedule (tests shrink it)")
+    bridge_job_lease_seconds: float = Field(60.0, gt=0, description="a claimed job is taken again after this")
+    bridge_create_patience_seconds: float = Field(
+        20.0, ge=0, description="how long /createticket waits out helpdesk rate limits and blips before a 502")
+    zendesk_rate_limit: int = Field(700, ge=0, description="Zendesk calls per minute (0: no limit of our own)")
+    salesforce_rate_limit: int = Field(0, ge=0, description="Salesforce calls per minute (0: no limit of our own)")
 
     @field_validator("im_api_base", "salesforce_login_url", "zendesk_url", mode="after")
     @classmethod

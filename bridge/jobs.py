@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,16 @@ LEASE_SECONDS = 60.0
 Handler = Callable[[Job], Awaitable[dict[str, Any] | None]]
 
 OPEN_STATUSES = ("pending", "running")
+
+# Fault injection for the crash tests: BRIDGE_TEST_CRASH_AT="<point>:<job kind>" ends the process at that point as a
+# kill would (no cleanup, no commit). Points: claimed, ran (the upstream answered, nothing recorded), finished.
+CRASH_AT = os.environ.get("BRIDGE_TEST_CRASH_AT", "")
+
+
+def crash_point(point: str, kind: str) -> None:
+    if CRASH_AT and CRASH_AT == f"{point}:{kind}":
+        logging.getLogger(__name__).critical("BRIDGE_TEST_CRASH_AT=%s: exiting now", CRASH_AT)
+        os._exit(75)
 
 
 class JobQueue:
@@ -162,6 +173,7 @@ class JobQueue:
 
         `permanent_status` is "failed" when the job runs inline and its caller is told of a permanent failure."""
         handler = self.handlers.get(job.kind)
+        crash_point("claimed", job.kind)
         try:
             if handler is None:
                 raise PermanentError(f"no handler for job kind {job.kind!r}", upstream="bridge")
@@ -174,7 +186,9 @@ class JobQueue:
             log.exception("job %s (%s) raised", job.id, job.kind)
             await self._retry_later(job, f"{type(exc).__name__}: {exc}", None)
         else:
+            crash_point("ran", job.kind)
             await self._finish(job, "done", result=result or {})
+            crash_point("finished", job.kind)
         stored = await self.get(job.id or 0)
         return stored or job
 

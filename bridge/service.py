@@ -17,7 +17,7 @@ from bridge import transcript
 from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError
 from bridge.im import GroupExists, GroupNotFound, IMClient
-from bridge.jobs import JobQueue
+from bridge.jobs import JobQueue, crash_point
 from bridge.store import Database, Job, Link
 from connectors.base import Connector, NewTicket, TicketStatus
 
@@ -51,7 +51,8 @@ class Bridge:
         self.db = db
         self.im = im
         self.connectors = connectors
-        self.queue = JobQueue(db, retry_scale=settings.bridge_job_retry_scale)
+        self.queue = JobQueue(db, retry_scale=settings.bridge_job_retry_scale,
+                              lease_seconds=settings.bridge_job_lease_seconds)
         for kind, handler in {
             "join": self._join, "leave": self._leave, "delete_group": self._delete_group,
             "converge": self._converge, "createticket": self._open_ticket, "assignment": self._assignment,
@@ -221,11 +222,8 @@ class Bridge:
                 user_id=request["userId"], subject=info["subject"], description=info.get("desc") or "",
                 name=info.get("name"), email=info.get("email"), request_key=payload["requestKey"],
             )
-            try:
-                ticket_id = await connector.create_ticket(ticket)
-            except RetriableError as exc:
-                # No ticket yet: tell the caller now rather than open one later that nobody asked for again.
-                raise PermanentError(str(exc), upstream=exc.upstream, upstream_code=exc.upstream_code) from None
+            ticket_id = await self._create_with_patience(connector, ticket, first_attempt=job.attempts <= 1)
+            crash_point("ticket_created", job.kind)
             group_id = connector.group_id(ticket_id)
             await self.db.save_link(Link(provider=provider, ticket_id=ticket_id, group_id=group_id,
                                          requester_id=request["userId"], subject=info["subject"], state="pending"))
@@ -240,6 +238,25 @@ class Bridge:
             raise
         await self.db.update_link(group_id, state="open")
         return ids
+
+    async def _create_with_patience(self, connector: Connector, ticket: NewTicket, first_attempt: bool) -> str:
+        """Create the ticket, waiting out short rate limits and outages (the request key makes retries safe).
+
+        On the caller's own attempt a longer failure is reported (502) rather than left to open a ticket later
+        that nobody is waiting for; after a crash, the job keeps retrying on its schedule."""
+        deadline = asyncio.get_running_loop().time() + self.settings.bridge_create_patience_seconds
+        delay = 0.2
+        while True:
+            try:
+                return await connector.create_ticket(ticket)
+            except RetriableError as exc:
+                wait = exc.retry_after if exc.retry_after is not None else delay
+                if asyncio.get_running_loop().time() + wait > deadline:
+                    if first_attempt:
+                        raise PermanentError(str(exc), upstream=exc.upstream, upstream_code=exc.upstream_code) from None
+                    raise
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, 5.0)
 
     async def _open_group(self, job: Job, group_id: str, user_id: str, info: dict[str, Any]) -> None:
         steps = set(job.payload.get("done", []))

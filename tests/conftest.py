@@ -72,7 +72,8 @@ def set_faults(server: BackgroundServer, **faults: Any) -> None:
 def make_settings(database_url: str, im_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         im_sdkappid=SDKAPPID, im_secret_key=IM_KEY, im_api_base=im_url, bridge_database_url=database_url,
-        bridge_callout_secret=CALLOUT_SECRET, bridge_job_retry_scale=0.001, _env_file=None,
+        bridge_callout_secret=CALLOUT_SECRET, bridge_job_retry_scale=0.001, bridge_create_patience_seconds=1.0,
+        _env_file=None,
     )
     values.update(overrides)
     return Settings(**values)

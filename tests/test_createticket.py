@@ -154,3 +154,21 @@ def test_long_subject_is_cut_for_the_group_name(helpdesk_bridge: BridgeClient, i
     assert r.status_code == 201, r.text
     name = im_state(im_server)["groups"][r.json()["groupId"]]["Name"]
     assert len(name.encode()) <= 30 and subject.startswith(name)
+
+
+def test_helpdesk_rate_limit_is_waited_out(bridge_factory: BridgeFactory, zd_server, im_server) -> None:
+    client = bridge_factory(**helpdesk_settings(zd_url=zd_server.url), bridge_create_patience_seconds=10)
+    httpx.post(zd_server.url + "/_emulator/rate_limit", json={"count": 2, "retry_after": 1}).raise_for_status()
+    r = client.post("/createticket", {"userId": "user10", "caseInfo": {"subject": "Busy day"}},
+                    headers={"Idempotency-Key": "busy-1"})
+    assert r.status_code == 201, r.text
+    assert len(emulator_state(zd_server)["tickets"]) == 1
+
+
+def test_salesforce_blip_is_waited_out(bridge_factory: BridgeFactory, sf_server, im_server) -> None:
+    client = bridge_factory(**helpdesk_settings(sf_url=sf_server.url), bridge_create_patience_seconds=10)
+    set_faults(sf_server, outage=True, status=503, count=2, paths=["/services/data/"])
+    r = client.post("/createticket", {"userId": "user11", "caseInfo": {"subject": "Blip"}})
+    set_faults(sf_server)
+    assert r.status_code == 201, r.text
+    assert len(emulator_state(sf_server)["cases"]) == 1

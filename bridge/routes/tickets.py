@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bridge.errors import BadRequest, NotFound
+from bridge.errors import BadRequest, Conflict, NotFound
 from bridge.models import CreateTicketBody
 from bridge.routes import (
     IM_OK, bridge_of, check_signed, check_signed_or_user, ok, parse_json, peek_json, raw_body, validate,
@@ -33,6 +33,10 @@ async def create_ticket(request: Request) -> JSONResponse:
     if key is not None and not (0 < len(key) <= 255):
         raise BadRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_request")
     outcome = await bridge.create_ticket(provider, data.model_dump(), key)
+    if outcome.queued and "ticketId" not in outcome.job.payload:
+        # Another request with this Idempotency-Key is still opening the ticket.
+        raise Conflict("a request with this Idempotency-Key is still in progress; retry in a few seconds",
+                       code="request_in_progress")
     ids = outcome.result if not outcome.queued else {
         "provider": provider, "ticketId": outcome.job.payload["ticketId"], "groupId": outcome.job.payload["groupId"]}
     body_out = {**ids, **IM_OK, "GroupId": ids["groupId"]}

@@ -1,0 +1,129 @@
+"""Events from the outside that are not signed calls: Zendesk trigger webhooks and Tencent IM callbacks.
+
+Both handlers verify, store and answer; the work (converging a group, appending a message to its ticket) is a job
+run by the worker. A duplicate delivery is answered 2xx and queues nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bridge import auth
+from bridge.errors import BadRequest, SignatureError
+from bridge.routes import IM_OK, bridge_of, ok, parse_json, raw_body
+
+ZENDESK_SIGNATURE = "X-Zendesk-Webhook-Signature"
+ZENDESK_TIMESTAMP = "X-Zendesk-Webhook-Signature-Timestamp"
+ZENDESK_INVOCATION = "X-Zendesk-Webhook-Invocation-Id"
+_DIGITS = re.compile(r"^[0-9]{1,20}$")
+# {{ticket.status}} renders capitalised ("Open", "On-hold"); the API says "open", "hold".
+_ZENDESK_STATUS = {"new": "new", "open": "open", "pending": "pending", "hold": "hold", "on-hold": "hold",
+                   "on hold": "hold", "solved": "solved", "closed": "closed", "deleted": "deleted"}
+AFTER_SEND_MSG = "Group.CallbackAfterSendMsg"
+
+
+# --- Zendesk ----------------------------------------------------------------------------------------------------
+
+def _zendesk_event(data: Any) -> dict[str, str]:
+    """The trigger's body, checked. Convergence re-reads the ticket: assignee and status are only hints."""
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    ticket_id = str(data.get("ticket_id", "")).strip()
+    if not _DIGITS.match(ticket_id):
+        raise BadRequest("ticket_id must be a Zendesk ticket id (digits)", code="invalid_request")
+    assignee = str(data.get("assignee_id") or "").strip()
+    if assignee and not _DIGITS.match(assignee):
+        raise BadRequest("assignee_id must be a Zendesk user id (digits) or empty", code="invalid_request")
+    raw_status = data.get("status") or ""
+    if not isinstance(raw_status, str):
+        raise BadRequest("status must be a string", code="invalid_request")
+    status = _ZENDESK_STATUS.get(raw_status.strip().lower(), raw_status.strip().lower()[:32])
+    event = data.get("event") or ""
+    if not isinstance(event, str):
+        raise BadRequest("event must be a string", code="invalid_request")
+    return {"ticket_id": ticket_id, "assignee_id": assignee, "status": status, "event": event[:64]}
+
+
+async def zendesk_webhook(request: Request) -> JSONResponse:
+    bridge = bridge_of(request)
+    body = await raw_body(request)
+    secret = bridge.settings.zendesk_webhook_secret
+    if secret is None:
+        raise SignatureError("Zendesk webhooks are disabled: ZENDESK_WEBHOOK_SECRET is not set on the bridge",
+                             code="webhooks_disabled")
+    signature = request.headers.get(ZENDESK_SIGNATURE)
+    auth.verify_zendesk(secret.get_secret_value(), signature, request.headers.get(ZENDESK_TIMESTAMP), body)
+    event = _zendesk_event(parse_json(body))
+    fresh = await bridge.db.remember_event(f"zendesk-webhook:{(signature or '').strip()}")
+    # Zendesk signs a retried delivery afresh; its invocation id stays the same, so it keys the job when sent.
+    invocation = (request.headers.get(ZENDESK_INVOCATION) or "").strip()[:200]
+    key = f"zendesk-invocation:{invocation}" if invocation else f"zendesk-webhook:{(signature or '').strip()}"
+    connector = bridge.connectors.get("zendesk")
+    group_id = connector.group_id(event["ticket_id"]) if connector else f"ZENDESK#{event['ticket_id']}"
+    link = await bridge.db.link_by_group(group_id)
+    if link is None:
+        return ok({"ok": True, "ignored": "no linked group", "groupId": group_id})
+    if not fresh and await bridge.queue.by_key(key) is not None:
+        return ok({"ok": True, "duplicate": True, "groupId": group_id})
+    job, created = await bridge.queue.enqueue(
+        "converge", {"groupId": group_id, "reason": f"zendesk:{event['event'] or 'webhook'}", "event": event},
+        key=key, ordering_key=group_id)
+    if not created:
+        return ok({"ok": True, "duplicate": True, "groupId": group_id})
+    return ok({"ok": True, "queued": True, "groupId": group_id, "jobId": str(job.id)}, 202)
+
+
+# --- Tencent IM -------------------------------------------------------------------------------------------------
+
+def _message_key(data: dict[str, Any], group_id: str) -> str:
+    seq = data.get("MsgSeq")
+    if isinstance(seq, int) and not isinstance(seq, bool):
+        return f"im-msg:{group_id}:{seq}"
+    return f"im-msg:{group_id}:{data.get('From_Account')}:{data.get('Random')}:{data.get('MsgTime')}"
+
+
+async def im_callback(request: Request) -> JSONResponse:
+    bridge = bridge_of(request)
+    settings = bridge.settings
+    body = await raw_body(request)
+    query = request.query_params
+    if settings.im_callback_token is not None:
+        auth.verify_im_callback(settings.im_callback_token.get_secret_value(), query.get("Sign"),
+                                query.get("RequestTime"))
+    if query.get("SdkAppid") != str(settings.im_sdkappid):
+        raise SignatureError("SdkAppid is missing or is not this bridge's IM_SDKAPPID", code="wrong_sdkappid")
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    command = data.get("CallbackCommand") or query.get("CallbackCommand")
+    if command != AFTER_SEND_MSG:
+        return ok(IM_OK)
+    group_id, sender = data.get("GroupId"), data.get("From_Account")
+    if not isinstance(group_id, str) or not isinstance(sender, str) or not sender:
+        return ok(IM_OK)
+    admin = settings.im_admin_userid
+    platform = query.get("OptPlatform") or data.get("OptPlatform")
+    if sender == admin or (platform == "RESTAPI" and data.get("Operator_Account") == admin):
+        return ok(IM_OK)  # the bridge's own posts: never echoed into the ticket
+    msg_body = data.get("MsgBody")
+    if not isinstance(msg_body, list) or await bridge.db.link_by_group(group_id) is None:
+        return ok(IM_OK)
+    key = _message_key(data, group_id)
+    # Seen before and queued: a redelivery. (Seen but not queued: the enqueue below, keyed, finishes it.)
+    if not await bridge.db.remember_event(key) and await bridge.queue.by_key(key) is not None:
+        return ok(IM_OK)
+    payload = {"groupId": group_id, "from": sender, "msgBody": msg_body, "msgSeq": data.get("MsgSeq"),
+               "msgTime": data.get("MsgTime")}
+    await bridge.queue.enqueue("sync_message", payload, key=key, ordering_key=group_id)
+    return ok(IM_OK)
+
+
+routes = [
+    Route("/webhooks/zendesk", zendesk_webhook, methods=["POST"]),
+    Route("/callbacks/im", im_callback, methods=["POST"]),
+]

@@ -1,0 +1,215 @@
+"""POST /webhooks/zendesk: Zendesk's signature, duplicates, and the group following the ticket with no /assignment call."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from bridge import auth
+from bridge.sandbox.server import BackgroundServer
+from bridge.store import sync_url
+from connectors.zendesk import setup as zendesk_setup
+from tests.conftest import BridgeClient, BridgeFactory, helpdesk_settings, im_state, members_of
+from tests.test_convergence import wait_for
+
+WEBHOOK_SECRET = "zendesk-webhook-secret-for-tests"
+
+
+@pytest.fixture
+def zd_bridge(bridge_factory: BridgeFactory, zd_server: BackgroundServer) -> BridgeClient:
+    return bridge_factory(**helpdesk_settings(zd_url=zd_server.url), zendesk_webhook_secret=WEBHOOK_SECRET)
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def post_webhook(bridge: BridgeClient, body: Any, *, secret: str = WEBHOOK_SECRET, age: float = 0,
+                 raw: bytes | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+    content = raw if raw is not None else json.dumps(body).encode()
+    timestamp = iso(time.time() - age)
+    signed = {"X-Zendesk-Webhook-Signature": auth.zendesk_signature(secret, timestamp, content),
+              "X-Zendesk-Webhook-Signature-Timestamp": timestamp, "Content-Type": "application/json"}
+    return bridge.http.post("/webhooks/zendesk", content=content, headers={**signed, **(headers or {})})
+
+
+def jobs(bridge: BridgeClient, kind: str | None = None) -> list[dict[str, Any]]:
+    """The job table as stored: what was queued, whatever the worker did with it."""
+    engine = create_engine(sync_url(bridge.settings.bridge_database_url))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT kind, key, status, attempts, last_error, payload_json FROM job ORDER BY id")).mappings().all()
+    finally:
+        engine.dispose()
+    return [dict(r) for r in rows if kind is None or r["kind"] == kind]
+
+
+def link_state(bridge: BridgeClient, group_id: str) -> str | None:
+    """Read from the database, not GET /links: polling signed calls would run their timestamps ahead of the clock."""
+    engine = create_engine(sync_url(bridge.settings.bridge_database_url))
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT state FROM link WHERE group_id = :g"), {"g": group_id}).scalar()
+    finally:
+        engine.dispose()
+
+
+def open_ticket(bridge: BridgeClient, user: str = "cust1") -> str:
+    r = bridge.post("/zendesk/createticket", {"userId": user, "caseInfo": {"subject": "Where is my order"}})
+    assert r.status_code == 201, r.text
+    return str(r.json()["ticketId"])
+
+
+def event(ticket: str, assignee: str = "", status: str = "Open", kind: str = "assignee_changed") -> dict[str, str]:
+    return {"ticket_id": ticket, "assignee_id": assignee, "status": status, "event": kind}
+
+
+# --- authentication -----------------------------------------------------------------------------------------------
+
+SIGNATURE_CASES: list[tuple[str, dict[str, Any], int]] = [
+    ("valid", {}, 202),
+    ("fresh by 299 s", {"age": 299}, 202),
+    ("stale by 301 s", {"age": 301}, 401),
+    ("301 s in the future", {"age": -301}, 401),
+    ("wrong secret", {"secret": "not-the-secret"}, 401),
+    ("no signature", {"headers": {"X-Zendesk-Webhook-Signature": ""}}, 401),
+    ("no timestamp", {"headers": {"X-Zendesk-Webhook-Signature-Timestamp": ""}}, 401),
+    ("unix timestamp", {"headers": {"X-Zendesk-Webhook-Signature-Timestamp": str(int(time.time()))}}, 401),
+    ("forged signature", {"headers": {"X-Zendesk-Webhook-Signature": "rJiUBWxX26reakGJSG5SafuFRW/smSCzVDSzrTDoPEM="}},
+     401),
+]
+
+
+def test_signature_cases(zd_bridge: BridgeClient) -> None:
+    ticket = open_ticket(zd_bridge)
+    queued = 0
+    for n, (case, kwargs, status) in enumerate(SIGNATURE_CASES):
+        r = post_webhook(zd_bridge, event(ticket, str(n)), **kwargs)
+        assert r.status_code == status, (case, r.text)
+        if status == 401:
+            assert r.json()["error"]["code"] == "unauthenticated" and WEBHOOK_SECRET not in r.text, case
+        else:
+            queued += 1
+            assert r.json()["queued"] is True, case
+        assert len(jobs(zd_bridge, "converge")) == queued, case
+
+
+def test_signed_body_cannot_be_swapped(zd_bridge: BridgeClient) -> None:
+    ticket = open_ticket(zd_bridge)
+    timestamp = iso(time.time())
+    signature = auth.zendesk_signature(WEBHOOK_SECRET, timestamp, json.dumps(event(ticket)).encode())
+    r = zd_bridge.http.post("/webhooks/zendesk", content=json.dumps(event(ticket, assignee="1")).encode(),
+                            headers={"X-Zendesk-Webhook-Signature": signature,
+                                     "X-Zendesk-Webhook-Signature-Timestamp": timestamp})
+    assert r.status_code == 401 and jobs(zd_bridge) == [j for j in jobs(zd_bridge) if j["kind"] == "createticket"]
+
+
+def test_disabled_without_secret(bridge_factory: BridgeFactory, zd_server: BackgroundServer) -> None:
+    bridge = bridge_factory(**helpdesk_settings(zd_url=zd_server.url))
+    r = post_webhook(bridge, event("1"))
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "webhooks_disabled" and "ZENDESK_WEBHOOK_SECRET" in r.json()["error"]["message"]
+
+
+def test_replayed_delivery_is_answered_and_does_nothing(zd_bridge: BridgeClient) -> None:
+    ticket = open_ticket(zd_bridge)
+    content = json.dumps(event(ticket)).encode()
+    timestamp = iso(time.time())
+    headers = {"X-Zendesk-Webhook-Signature": auth.zendesk_signature(WEBHOOK_SECRET, timestamp, content),
+               "X-Zendesk-Webhook-Signature-Timestamp": timestamp}
+    first = zd_bridge.http.post("/webhooks/zendesk", content=content, headers=headers)
+    again = zd_bridge.http.post("/webhooks/zendesk", content=content, headers=headers)
+    assert first.status_code == 202 and again.status_code == 200 and again.json()["duplicate"] is True
+    assert len(jobs(zd_bridge, "converge")) == 1
+
+
+def test_retried_invocation_signed_afresh_is_a_duplicate(zd_bridge: BridgeClient) -> None:
+    ticket = open_ticket(zd_bridge)
+    invocation = {"X-Zendesk-Webhook-Invocation-Id": "8350205582"}
+    assert post_webhook(zd_bridge, event(ticket), headers=invocation).status_code == 202
+    retry = post_webhook(zd_bridge, event(ticket), age=2, headers=invocation)
+    assert retry.status_code == 200 and retry.json()["duplicate"] is True
+    assert post_webhook(zd_bridge, event(ticket), headers={"X-Zendesk-Webhook-Invocation-Id": "1"}).status_code == 202
+    assert len(jobs(zd_bridge, "converge")) == 2
+
+
+BAD_BODIES = [b"not json", b"[1, 2]", b'{"ticket_id": "abc"}', b'{"ticket_id": ""}', b'{"assignee_id": "1"}',
+              b'{"ticket_id": "1", "assignee_id": "x"}', b'{"ticket_id": "1", "status": 5}', b"", b"\xff\xfe"]
+
+
+def test_bad_bodies_are_400(zd_bridge: BridgeClient) -> None:
+    for raw in BAD_BODIES:
+        r = post_webhook(zd_bridge, None, raw=raw)
+        assert r.status_code == 400 and set(r.json()["error"]) == {"code", "message"}, raw
+    assert jobs(zd_bridge) == []
+
+
+def test_unlinked_ticket_is_ignored(zd_bridge: BridgeClient) -> None:
+    r = post_webhook(zd_bridge, {"ticket_id": 424242, "assignee_id": None, "status": "On-hold"})
+    assert r.status_code == 200 and r.json()["ignored"] == "no linked group"
+    assert jobs(zd_bridge) == []
+
+
+# --- end to end: setup, then the agent works in Zendesk ----------------------------------------------------------
+
+def wait_deliveries(zd_server: BackgroundServer, count: int) -> list[dict[str, Any]]:
+    def done() -> list[dict[str, Any]]:
+        found = httpx.get(zd_server.url + "/_emulator/state").json()["deliveries"]
+        return found if len(found) >= count and all(d["state"] != "pending" for d in found) else []
+
+    wait_for(done)
+    return done()
+
+
+def test_group_follows_zendesk_without_assignment_calls(zd_bridge: BridgeClient, zd_server: BackgroundServer,
+                                                         im_server: BackgroundServer, zd_admin: Any) -> None:
+    lines = zendesk_setup.setup(zd_bridge.settings, zd_bridge.server.url)
+    assert any("signing secret: Zendesk signs with ZENDESK_WEBHOOK_SECRET" in line for line in lines)
+    ticket = open_ticket(zd_bridge)
+    group = f"ZENDESK#{ticket}"
+    a1, a2 = (str(a) for a in zd_admin.agents[:2])
+
+    zd_admin.update(ticket, assignee_id=int(a1))
+    wait_for(lambda: members_of(im_server, group) == {"cust1", a1})
+    zd_admin.update(ticket, assignee_id=int(a2))
+    wait_for(lambda: members_of(im_server, group) == {"cust1", a2})
+    zd_admin.update(ticket, assignee_id=None)
+    wait_for(lambda: members_of(im_server, group) == {"cust1"})
+    wait_for(lambda: "waiting" in im_state(im_server)["notifications"][group][-1]["Content"])
+    zd_admin.update(ticket, assignee_id=int(a1))
+    wait_for(lambda: members_of(im_server, group) == {"cust1", a1})
+
+    zd_admin.update(ticket, status="solved")  # solved: a notice, the group and its agent stay
+    wait_for(lambda: "solved" in im_state(im_server)["notifications"][group][-1]["Content"])
+    wait_for(lambda: link_state(zd_bridge, f"ZENDESK#{ticket}") == "solved")
+    assert members_of(im_server, group) == {"cust1", a1}
+
+    zd_admin.update(ticket, status="open")  # reopened
+    wait_for(lambda: link_state(zd_bridge, f"ZENDESK#{ticket}") == "open")
+    assert im_state(im_server)["groups"][group]["MuteAllMember"] == "Off"
+
+    zd_admin.update(ticket, status="closed")  # closed: a notice, muted, the agent leaves
+    wait_for(lambda: im_state(im_server)["groups"][group]["MuteAllMember"] == "On")
+    assert members_of(im_server, group) == {"cust1"}
+    assert "closed" in im_state(im_server)["notifications"][group][-1]["Content"]
+    wait_for(lambda: link_state(zd_bridge, f"ZENDESK#{ticket}") == "closed")
+
+    deliveries = wait_deliveries(zd_server, 1)
+    assert all(d["status"] in (200, 202) for d in deliveries), deliveries
+    assert {"Open", "Solved", "Closed"} <= {json.loads(d["body"])["status"] for d in deliveries}
+    assert jobs(zd_bridge, "assignment") == []  # the webhooks alone moved the group
+
+
+def test_deleted_ticket_dismisses_the_group(zd_bridge: BridgeClient, im_server: BackgroundServer,
+                                            zd_admin: Any) -> None:
+    ticket = open_ticket(zd_bridge)
+    zd_admin.delete(ticket)
+    assert post_webhook(zd_bridge, event(ticket, "", "Deleted", "status_changed")).status_code == 202
+    wait_for(lambda: im_state(im_server)["groups"][f"ZENDESK#{ticket}"]["Dismissed"])
+    wait_for(lambda: link_state(zd_bridge, f"ZENDESK#{ticket}") == "dismissed")
