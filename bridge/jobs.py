@@ -112,6 +112,15 @@ class JobQueue:
         self.wakeup.set()
         return int(result.rowcount or 0)
 
+    async def behind_a_retry(self, job: Job) -> bool:
+        """True when an earlier job of the same group already failed and waits for its retry: `job` will wait too."""
+        if job.ordering_key is None:
+            return False
+        async with self.db.session() as s:
+            query = select(Job.id).where(Job.ordering_key == job.ordering_key, col(Job.id) < (job.id or 0),
+                                         Job.status == "pending", col(Job.attempts) > 0).limit(1)
+            return (await s.exec(query)).first() is not None
+
     async def stats(self) -> dict[str, Any]:
         async with self.db.session() as s:
             counts = dict((await s.exec(select(Job.status, func.count()).group_by(Job.status))).all())

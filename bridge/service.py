@@ -77,6 +77,8 @@ class Bridge:
                 claimed = await self.queue.claim(1, job_id=job.id)
                 if claimed:
                     job = await self.queue.run(claimed[0], permanent_status="failed")
+                elif await self.queue.behind_a_retry(job):
+                    return Outcome(job, queued=True)  # the group waits for IM to come back: answer now
                 else:
                     job = await self.queue.get(job.id or 0) or job
             if job.status == "done":
@@ -207,8 +209,10 @@ class Bridge:
         job, created = await self.queue.enqueue("createticket", payload, key, ordering_key=None)
         if not created and job.payload.get("hash") != digest:
             raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")
-        if not created and job.status == "failed":
-            raise _stored_error(job)
+        if not created and job.status in ("failed", "dead"):
+            # The caller retries a request that failed: try again (every step is idempotent), do not replay the error.
+            await self.queue.retry(job_id=job.id)
+            job = await self.queue.get(job.id or 0) or job
         del connector  # checked above; the job resolves it again when it runs
         return await self.finish_inline(job)
 

@@ -172,3 +172,14 @@ def test_salesforce_blip_is_waited_out(bridge_factory: BridgeFactory, sf_server,
     set_faults(sf_server)
     assert r.status_code == 201, r.text
     assert len(emulator_state(sf_server)["cases"]) == 1
+
+
+def test_retry_after_a_502_with_the_same_key_succeeds(helpdesk_bridge: BridgeClient, zd_server, im_server) -> None:
+    body = {"userId": "user12", "caseInfo": {"subject": "Try again"}}
+    set_faults(zd_server, outage=True, status=503)
+    assert helpdesk_bridge.post("/zendesk/createticket", body, headers={"Idempotency-Key": "again-1"}).status_code == 502
+    set_faults(zd_server)
+    r = helpdesk_bridge.post("/zendesk/createticket", body, headers={"Idempotency-Key": "again-1"})
+    assert r.status_code == 201, r.text
+    assert len(emulator_state(zd_server)["tickets"]) == 1
+    assert list(im_state(im_server)["groups"]) == [r.json()["groupId"]]

@@ -13,7 +13,13 @@ from bridge import auth
 from bridge.sandbox.server import BackgroundServer
 from bridge.transcript import render
 from tests.conftest import (
-    SDKAPPID, BridgeClient, BridgeFactory, helpdesk_settings, im_call, im_state, set_faults,
+    SDKAPPID,
+    BridgeClient,
+    BridgeFactory,
+    helpdesk_settings,
+    im_call,
+    im_state,
+    set_faults,
 )
 from tests.test_convergence import wait_for
 from tests.test_webhooks import jobs
@@ -135,7 +141,7 @@ def test_images_files_and_custom_messages(cb_bridge: BridgeClient, im_server: Ba
     assert comments(zd_admin, group)[-1]["body"] == "order #42 is late"
 
 
-RENDERED = [
+RENDERED: list[tuple[list[Any], str]] = [
     ([{"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}}], "hi"),
     ([{"MsgType": "TIMFileElem", "MsgContent": {"Url": "https://cos.example.com/f", "FileSize": 3,
                                                "FileName": "invoice.pdf", "Download_Flag": 2}}],

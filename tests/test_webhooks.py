@@ -135,6 +135,7 @@ def test_retried_invocation_signed_afresh_is_a_duplicate(zd_bridge: BridgeClient
     assert post_webhook(zd_bridge, event(ticket), headers=invocation).status_code == 202
     retry = post_webhook(zd_bridge, event(ticket), age=2, headers=invocation)
     assert retry.status_code == 200 and retry.json()["duplicate"] is True
+    # Another invocation with the very same body in the same second (A -> B -> A): its own job, not a duplicate.
     assert post_webhook(zd_bridge, event(ticket), headers={"X-Zendesk-Webhook-Invocation-Id": "1"}).status_code == 202
     assert len(jobs(zd_bridge, "converge")) == 2
 

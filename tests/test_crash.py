@@ -1,0 +1,141 @@
+"""Kill the bridge process at each step of a request and check that, after a restart, every request produced exactly
+one ticket, one group and one greeting, and that queued work survives restarts and is shared by several processes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bridge import auth
+from bridge.sandbox.process import BridgeProcess
+from bridge.sandbox.server import BackgroundServer
+from tests.conftest import (
+    CALLOUT_SECRET, IM_KEY, PG_URL, SDKAPPID, ZD_EMAIL, ZD_TOKEN, im_state, make_group, members_of, reset_postgres,
+    set_faults,
+)
+
+
+def bridge_env(database_url: str, im: BackgroundServer, zd: BackgroundServer) -> dict[str, str]:
+    return {
+        "IM_SDKAPPID": str(SDKAPPID), "IM_SECRET_KEY": IM_KEY, "IM_API_BASE": im.url,
+        "ZENDESK_URL": zd.url, "ZENDESK_EMAIL": ZD_EMAIL, "ZENDESK_API_TOKEN": ZD_TOKEN,
+        "BRIDGE_DATABASE_URL": database_url, "BRIDGE_CALLOUT_SECRET": CALLOUT_SECRET,
+        "BRIDGE_JOB_LEASE_SECONDS": "1", "BRIDGE_JOB_RETRY_SCALE": "0.001",
+    }
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[list[BridgeProcess]]:
+    started: list[BridgeProcess] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+def create(url: str, user: str, key: str) -> httpx.Response:
+    body = {"userId": user, "caseInfo": {"subject": f"Crash test {key}"}}
+    sig = auth.gen_usersig(SDKAPPID, IM_KEY, user, 600)
+    return httpx.post(url + "/createticket", json=body, timeout=30,
+                      headers={"Authorization": f"UserSig {sig}", "Idempotency-Key": key})
+
+
+def zendesk_tickets(zd: BackgroundServer) -> dict[str, Any]:
+    return httpx.get(zd.url + "/_emulator/state").json()["tickets"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("point", ["claimed", "ticket_created", "ran", "finished"])
+def test_kill_during_createticket(point: str, database_url: str, im_server: BackgroundServer,
+                                  zd_server: BackgroundServer, processes: list[BridgeProcess], tmp_path: Path) -> None:
+    bridge = BridgeProcess(bridge_env(database_url, im_server, zd_server), tmp_path / "bridge.log")
+    processes.append(bridge)
+    bridge.start({"BRIDGE_TEST_CRASH_AT": f"{point}:createticket"})
+    with pytest.raises(httpx.HTTPError):
+        create(bridge.url, "cust-crash", "crash-1")
+    assert bridge.wait_exit() == 75, "the bridge should have died at the crash point"
+
+    bridge.start()  # the same database, no crash point: the job is taken again once its lease runs out
+    deadline = time.time() + 30
+    while True:
+        r = create(bridge.url, "cust-crash", "crash-1")  # the customer app retries with the same key
+        if r.status_code == 201:
+            break
+        assert r.status_code in (202, 409), r.text
+        assert time.time() < deadline, "the request was never completed"
+        time.sleep(0.3)
+    group_id = r.json()["groupId"]
+    assert len(zendesk_tickets(zd_server)) == 1, "exactly one ticket"
+    assert list(im_state(im_server)["groups"]) == [group_id], "exactly one group"
+    assert members_of(im_server, group_id) == {"cust-crash"}
+    assert len(im_state(im_server)["notifications"][group_id]) == 1, "exactly one greeting"
+
+
+def test_restart_with_pending_jobs(database_url: str, im_server: BackgroundServer, zd_server: BackgroundServer,
+                                   processes: list[BridgeProcess], tmp_path: Path) -> None:
+    make_group(im_server, "G-restart", "cust1")
+    bridge = BridgeProcess(bridge_env(database_url, im_server, zd_server), tmp_path / "bridge.log")
+    processes.append(bridge)
+    bridge.start()
+    set_faults(im_server, outage=True, status=503)
+    client = SignedClient(bridge.url)
+    for n in range(5):
+        assert client.post("/joingroup", {"groupId": "G-restart", "userId": f"agent{n}"}).status_code == 202
+    assert client.post("/leavegroup", {"groupId": "G-restart", "userId": "agent0"}).status_code == 202
+    bridge.kill()
+    set_faults(im_server)
+    bridge.start()
+    wait_for(lambda: members_of(im_server, "G-restart") == {"cust1", "agent1", "agent2", "agent3", "agent4"})
+
+
+@pytest.mark.skipif(not PG_URL, reason="several processes share state through PostgreSQL")
+def test_two_processes_on_one_postgres(im_server: BackgroundServer, zd_server: BackgroundServer,
+                                       processes: list[BridgeProcess], tmp_path: Path) -> None:
+    assert PG_URL
+    reset_postgres(PG_URL)
+    groups = [f"G-two-{n}" for n in range(6)]
+    for group in groups:
+        make_group(im_server, group, "cust1")
+    first = BridgeProcess(bridge_env(PG_URL, im_server, zd_server), tmp_path / "one.log")
+    second = BridgeProcess(bridge_env(PG_URL, im_server, zd_server), tmp_path / "two.log")
+    processes += [first, second]
+    first.start()
+    second.start()
+    set_faults(im_server, outage=True, status=503)
+    clients = [SignedClient(first.url), SignedClient(second.url)]
+    calls = 0
+    for group in groups:
+        for n in range(4):
+            assert clients[calls % 2].post("/joingroup", {"groupId": group, "userId": f"agent{n}"}).status_code == 202
+            calls += 1
+        assert clients[calls % 2].post("/leavegroup", {"groupId": group, "userId": "agent0"}).status_code == 202
+        calls += 1
+    set_faults(im_server)
+    for group in groups:
+        wait_for(lambda group=group: members_of(im_server, group) == {"cust1", "agent1", "agent2", "agent3"})
+    added = [r for r in im_state(im_server)["requests"]
+             if r.get("Command") == "add_group_member" and r.get("ErrorCode") == 0]
+    assert len(added) == len(groups) * 4, "each queued join ran exactly once across both processes"
+
+
+class SignedClient:
+    def __init__(self, url: str):
+        self.url = url
+        self.second = int(time.time())
+
+    def post(self, target: str, body: dict[str, Any]) -> httpx.Response:
+        import json
+        raw = json.dumps(body).encode()
+        self.second += 1  # every call signed afresh
+        headers = auth.signed_call_headers(CALLOUT_SECRET, "POST", target, raw, now=self.second)
+        return httpx.post(self.url + target, content=raw, headers=headers, timeout=30)
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "condition never became true"
+        time.sleep(0.1)
