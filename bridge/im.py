@@ -63,7 +63,8 @@ class IMAuthError(IMError):
 
 
 RATE_LIMIT_CODES = {60007, 60011, 60018, 60019, 10023}
-RETRIABLE_CODES = {10002, 10024, 70169, 90994, 91000, 80002} | RATE_LIMIT_CODES
+# Server-side failures Tencent says to retry: group service 10002, login service 70500 and 70169, and others.
+RETRIABLE_CODES = {10002, 10024, 70169, 70500, 90994, 91000, 80002} | RATE_LIMIT_CODES
 ERROR_TABLE: dict[int, type[IMError]] = {
     10010: GroupNotFound,
     10015: GroupNotFound,

@@ -274,8 +274,15 @@ class Bridge:
                     await self.im.add_members(group_id, [user_id])
             steps.add("group")
             await self.queue.checkpoint(job, done=sorted(steps))
-        if "greeting" not in steps:
-            await self.im.system_notification(group_id, self.settings.bridge_greeting)
+        if "greeting" not in steps and "greeting-sending" not in steps:
+            # At most once: a crash during the send leaves "greeting-sending" and the retry skips it, because IM
+            # offers no way to see whether a system notification went out. A failure IM reports is retried.
+            await self.queue.checkpoint(job, done=sorted(steps | {"greeting-sending"}))
+            try:
+                await self.im.system_notification(group_id, self.settings.bridge_greeting)
+            except BridgeError:
+                await self.queue.checkpoint(job, done=sorted(steps))
+                raise
             steps.add("greeting")
             await self.queue.checkpoint(job, done=sorted(steps))
 

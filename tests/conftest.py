@@ -93,9 +93,10 @@ class BridgeClient:
     def signed(self, method: str, target: str, body: Any = None, *, secret: str = CALLOUT_SECRET,
                headers: dict[str, str] | None = None, now: float | None = None) -> httpx.Response:
         raw = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
-        if now is None:
+        if now is None and method != "GET":
             # An identical call signed in the same second is a replay: a client repeating a call signs it
             # afresh, so each call here gets its own second (a little ahead of the clock is within the window).
+            # Reads are never refused as replays, so they use the clock.
             global _last_signed_second
             _last_signed_second = max(int(time.time()), _last_signed_second + 1)
             now = _last_signed_second

@@ -91,3 +91,24 @@ def test_walkthrough_salesforce_and_signed_calls(sandbox: tuple[str, str]) -> No
     assert len(link["agents"]) == 1 and link["agents"][0].startswith("005")
     joined = bash(prelude, f"""signed /joingroup '{{"groupId":"{case_id}","userId":"agent2"}}'""")
     assert json.loads(joined)["ok"] is True
+
+
+def test_walkthrough_assignment_and_transcript(sandbox: tuple[str, str]) -> None:
+    prelude, text = sandbox
+    created = bash(prelude, step(text, 1).split("curl -s $IM/_emulator/state")[0])
+    ticket = json.loads(created.strip().splitlines()[0])["ticketId"]
+    assign = step(text, 2).replace("TICKET=1", f"TICKET={ticket}")
+    deadline = time.time() + 10
+    bash(prelude, assign)
+    while not json.loads(bash(prelude, f'signed "/links?provider=zendesk&ticketId={ticket}" "" GET'))["agents"]:
+        assert time.time() < deadline, "the Zendesk webhook never moved the agent into the group"
+        time.sleep(0.2)
+    chat = step(text, 3).replace("$TICKET", ticket)
+    deadline = time.time() + 10
+    bash(prelude, chat.splitlines()[0])
+    while True:
+        comments = json.loads(bash(prelude, chat.splitlines()[-1]).strip())["comments"]
+        if any("It is still smoking" in c["body"] for c in comments):
+            break
+        assert time.time() < deadline, "the customer's message never reached the ticket"
+        time.sleep(0.2)

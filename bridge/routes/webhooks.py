@@ -116,9 +116,8 @@ async def im_callback(request: Request) -> JSONResponse:
     if not isinstance(msg_body, list) or await bridge.db.link_by_group(group_id) is None:
         return ok(IM_OK)
     key = _message_key(data, group_id)
-    # Seen before and queued: a redelivery. (Seen but not queued: the enqueue below, keyed, finishes it.)
-    if not await bridge.db.remember_event(key) and await bridge.queue.by_key(key) is not None:
-        return ok(IM_OK)
+    await bridge.db.remember_event(key)
+    # Keyed by the message: a redelivered callback finds its job already stored and adds nothing.
     payload = {"groupId": group_id, "from": sender, "msgBody": msg_body, "msgSeq": data.get("MsgSeq"),
                "msgTime": data.get("MsgTime")}
     await bridge.queue.enqueue("sync_message", payload, key=key, ordering_key=group_id)

@@ -22,6 +22,7 @@ from bridge.sandbox.im_emulator import create_app as create_im
 from bridge.sandbox.salesforce_emulator import create_app as create_sf
 from bridge.sandbox.server import BackgroundServer
 from bridge.sandbox.zendesk_emulator import create_app as create_zd
+from connectors.zendesk.setup import setup as zendesk_setup
 
 SDKAPPID = 1400000000
 SF_USER, SF_APP = "agent@example.com", ("sandbox-console", "sandbox-console-secret")
@@ -75,6 +76,8 @@ def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
         bridge_database_url=f"sqlite:///{folder.name}/bridge.db", bridge_callout_secret=values["callout"],
         bridge_default_connector="zendesk", bridge_host=host, bridge_port=port, bridge_sandbox=True,
     )
+    # Zendesk's side of the loop, as an admin would set it up: the signed webhook and the bridge's triggers.
+    zendesk_setup(settings, bridge_url)
     return Sandbox(im, salesforce, zendesk, settings, values, folder)
 
 
