@@ -15,7 +15,8 @@ from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge import auth
-from bridge.config import PLACEHOLDER_SECRETS, ConfigError, Settings, _base_url, load_settings
+from bridge.config import PLACEHOLDER_SECRETS, ConfigError, Settings, base_url, load_settings
+from connectors.base import ConnectorLoadError, load_connector_classes
 
 
 class SigningSettings(BaseSettings):
@@ -38,6 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bridge.app import create_app
 
     settings = load_settings()
+    load_connector_classes()  # a broken plugin stops the start here, with its name, not in the middle of startup
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(create_app(settings), host=settings.bridge_host, port=settings.bridge_port, log_level="info",
                 proxy_headers=True)
@@ -162,7 +164,7 @@ class ZendeskAdminSettings(BaseSettings):
     @field_validator("zendesk_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _base_url("ZENDESK_URL", value) or value
+        return base_url("ZENDESK_URL", value) or value
 
 
 def _zendesk_settings() -> Settings:
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ConfigError as exc:
+    except (ConfigError, ConnectorLoadError) as exc:
         print(f"helpdesk-bridge: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ class ConfigError(Exception):
     """The configuration cannot start the service; the message names the variable."""
 
 
-def _base_url(name: str, value: str | None) -> str | None:
+def base_url(name: str, value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip().rstrip("/")
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     bridge_port: int = Field(8000, gt=0, lt=65536, validation_alias=AliasChoices("bridge_port", "port"))
     bridge_insecure_no_auth: bool = False
     bridge_sandbox: bool = False
-    bridge_helpdesk_threads: int = Field(64, gt=0, description="worker threads for the blocking helpdesk clients")
+    bridge_helpdesk_threads: int = Field(200, gt=0, description="worker threads for the blocking helpdesk clients")
     bridge_job_retry_scale: float = Field(1.0, gt=0, description="multiplies the retry schedule (tests shrink it)")
     bridge_job_lease_seconds: float = Field(60.0, gt=0, description="a claimed job is taken again after this")
     bridge_create_patience_seconds: float = Field(
@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     @field_validator("im_api_base", "salesforce_login_url", "zendesk_url", mode="after")
     @classmethod
     def _urls(cls, value: str | None, info: Any) -> str | None:
-        return _base_url(info.field_name.upper(), value)
+        return base_url(info.field_name.upper(), value)
 
     @field_validator("bridge_allowed_origins", mode="before")
     @classmethod

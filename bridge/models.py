@@ -70,6 +70,7 @@ class SalesforceEvent(Body):
     model_config = ConfigDict(extra="ignore", strict=True, str_strip_whitespace=True)
 
     type: Literal["owner_changed", "work_accepted", "status_changed", "deleted"]
+    eventId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
     caseId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")]
     ownerId: str | None = None
     previousOwnerId: str | None = None

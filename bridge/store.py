@@ -2,7 +2,7 @@
 
 The schema is owned by Alembic migrations in bridge/migrations (`helpdesk-bridge db upgrade`); the models here must
 match them. Unique constraints carry idempotency: one link per ticket and per group, one row per seen signature,
-per idempotency key, per inbound event and per job key.
+per inbound event and per job key (which carries the Idempotency-Key of a request).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy import Column, Text, UniqueConstraint, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -62,16 +62,6 @@ class SeenSignature(SQLModel, table=True):
 
     signature: str = Field(primary_key=True, max_length=128)
     expires_at: float = Field(index=True)
-
-
-class IdempotencyRecord(SQLModel, table=True):
-    """The first answer to a request with an Idempotency-Key."""
-
-    key: str = Field(primary_key=True, max_length=300)
-    request_hash: str = Field(max_length=64)
-    status_code: int | None = None
-    response_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    created_at: float = Field(default_factory=now, index=True)
 
 
 class InboundEvent(SQLModel, table=True):
@@ -226,11 +216,13 @@ class Database:
             return False
 
     async def purge(self, event_days: float = 8) -> None:
-        """Forget expired signatures, old inbound events and idempotency records."""
+        """Forget expired signatures, and inbound events and finished jobs past `event_days`."""
         from sqlmodel import delete
 
         async with self.session() as s:
             await s.exec(delete(SeenSignature).where(SeenSignature.expires_at < now()))  # type: ignore[call-overload]
             cutoff = now() - event_days * 86400
             await s.exec(delete(InboundEvent).where(InboundEvent.received_at < cutoff))  # type: ignore[call-overload]
-            await s.exec(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))  # type: ignore[call-overload]
+            # Finished jobs keep their keys (the deduplication of requests and events) for `event_days`.
+            await s.exec(delete(Job).where(col(Job.status).in_(("done", "failed")),  # type: ignore[call-overload]
+                                           col(Job.updated_at) < cutoff))

@@ -145,3 +145,26 @@ def wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyp
     while not condition():
         assert time.time() < deadline, "condition never became true"
         time.sleep(0.05)
+
+
+def test_salesforce_event_ids_are_applied_once(helpdesk_bridge: BridgeClient, im_server, sf_admin) -> None:
+    import asyncio
+
+    from bridge.jobs import JobQueue
+    from bridge.store import Database
+
+    case_id = open_case(helpdesk_bridge)
+    event = {"type": "owner_changed", "caseId": case_id, "ownerId": sf_admin.state["agent_ids"][0],
+             "eventId": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}
+    # The Apex finalizer retries with the same body, signed afresh.
+    for _ in range(3):
+        assert helpdesk_bridge.post("/salesforce/events", {"events": [event]}).status_code == 202
+    assert helpdesk_bridge.post("/salesforce/events", {"events": [{**event, "eventId": "bad id!"}]}).status_code == 400
+
+    async def event_jobs() -> list[str]:
+        db = Database(helpdesk_bridge.settings.bridge_database_url)
+        jobs = await JobQueue(db).list(limit=1000)
+        await db.close()
+        return [job.key for job in jobs if job.key.startswith("sf-event:")]
+
+    assert asyncio.run(event_jobs()) == ["sf-event:0f1e2d3c4b5a69788796a5b4c3d2e1f0"]

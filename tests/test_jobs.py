@@ -287,3 +287,24 @@ def test_queue_state_machine(backend: str, tmp_path: Any) -> None:
     Machine.TestCase.settings = settings(max_examples=25, stateful_step_count=30, deadline=None,
                                          suppress_health_check=[HealthCheck.too_slow])
     Machine.TestCase().runTest()
+
+
+async def test_purge_keeps_recent_keys_and_forgets_old_ones(db: Database) -> None:
+    from sqlalchemy import update
+    from sqlmodel import col
+
+    queue = JobQueue(db)
+    for key in ("old-done", "old-pending", "new-done"):
+        await queue.enqueue("x", {}, key=key)
+    async with db.session() as s:
+        await s.exec(update(Job).where(col(Job.key).in_(["old-done", "new-done"])).values(status="done"))  # type: ignore[call-overload]
+        await s.exec(update(Job).where(col(Job.key).in_(["old-done", "old-pending"]))  # type: ignore[call-overload]
+                     .values(updated_at=0.0))
+    assert await db.remember_event("webhook-1") and not await db.remember_event("webhook-1")
+    assert await db.remember_signature("sig-old", expires_at=1.0)
+    assert await db.remember_signature("sig-new", expires_at=10**12)
+    await db.purge(event_days=8)
+    assert {job.key for job in await queue.list()} == {"old-pending", "new-done"}, "unfinished work is never purged"
+    assert not await db.remember_event("webhook-1"), "recent deliveries are still known"
+    assert await db.remember_signature("sig-old", expires_at=10**12), "an expired signature is forgotten"
+    assert not await db.remember_signature("sig-new", expires_at=10**12)

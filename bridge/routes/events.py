@@ -15,7 +15,8 @@ from bridge.routes import bridge_of, check_signed, ok, parse_json, raw_body, val
 async def salesforce_events(request: Request) -> JSONResponse:
     """Store each event's convergence as a job, answer 202; the worker applies them in order per group.
 
-    Convergence re-reads the Case, so a repeated or late event is harmless: every delivery gets its own job."""
+    An event with an `eventId` (the Apex package sends one, the same on every retry) is applied once: its job key
+    is kept for 8 days. Convergence re-reads the Case, so an event without one simply gets a job per delivery."""
     body = await raw_body(request)
     await check_signed(request, body)
     data = validate(SalesforceEvents, parse_json(body))
@@ -23,7 +24,7 @@ async def salesforce_events(request: Request) -> JSONResponse:
     for event in data.events:
         kind = "delete_group" if event.type == "deleted" else "converge"
         await bridge.queue.enqueue(kind, {"groupId": event.caseId, "event": event.model_dump()},
-                                   key=f"sf-event:{uuid.uuid4().hex}",
+                                   key=f"sf-event:{event.eventId or uuid.uuid4().hex}",
                                    ordering_key=event.caseId)
     return ok({"accepted": len(data.events)}, 202)
 

@@ -1,4 +1,4 @@
-"""Initial schema: links, seen signatures, idempotency records, inbound events, jobs.
+"""Initial schema: links, seen signatures, inbound events, jobs.
 
 Revision ID: 0001
 """
@@ -35,14 +35,6 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.Float, nullable=False, index=True),
     )
     op.create_table(
-        "idempotencyrecord",
-        sa.Column("key", sa.String(300), primary_key=True),
-        sa.Column("request_hash", sa.String(64), nullable=False),
-        sa.Column("status_code", sa.Integer, nullable=True),
-        sa.Column("response_json", sa.Text, nullable=True),
-        sa.Column("created_at", sa.Float, nullable=False, index=True),
-    )
-    op.create_table(
         "inboundevent",
         sa.Column("key", sa.String(300), primary_key=True),
         sa.Column("received_at", sa.Float, nullable=False, index=True),
@@ -68,5 +60,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("job", "inboundevent", "idempotencyrecord", "seensignature", "link"):
+    for table in ("job", "inboundevent", "seensignature", "link"):
         op.drop_table(table)
