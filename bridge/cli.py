@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -92,7 +92,7 @@ async def _jobs(args: argparse.Namespace, database_url: str) -> int:
                 return 0
             print(f"{'ID':>6}  {'KIND':<14} {'STATUS':<8} {'TRIES':>5}  {'NEXT ATTEMPT (UTC)':<19}  ORDERING / LAST ERROR")
             for job in jobs:
-                when = datetime.fromtimestamp(job.next_attempt_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+                when = datetime.fromtimestamp(job.next_attempt_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
                 print(f"{job.id:>6}  {job.kind:<14} {job.status:<8} {job.attempts:>5}  {when}  "
                       f"{job.ordering_key or '-'}  {(job.last_error or '')[:80]}")
             stats = await queue.stats()

@@ -46,7 +46,7 @@ CRASH_AT = os.environ.get("BRIDGE_TEST_CRASH_AT", "")
 
 
 def crash_point(point: str, kind: str) -> None:
-    if CRASH_AT and CRASH_AT == f"{point}:{kind}":
+    if CRASH_AT and f"{point}:{kind}" == CRASH_AT:
         logging.getLogger(__name__).critical("BRIDGE_TEST_CRASH_AT=%s: exiting now", CRASH_AT)
         os._exit(75)
 
@@ -258,5 +258,5 @@ class JobQueue:
             if not jobs:
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), idle)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass

@@ -12,7 +12,7 @@ mapping its library's exceptions through one table.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
@@ -36,7 +36,7 @@ class NewTicket:
     request_key: str | None = None
 
 
-class TicketStatus(str, Enum):
+class TicketStatus(StrEnum):
     OPEN = "open"  # new, open, pending, on-hold: an agent may work on it
     SOLVED = "solved"  # Zendesk solved: notice, group kept
     CLOSED = "closed"  # Zendesk closed, Salesforce IsClosed: notice, muted, agents leave
@@ -53,7 +53,7 @@ class TicketState:
     raw_status: str = ""
 
 
-class Author(str, Enum):
+class Author(StrEnum):
     CUSTOMER = "customer"
     AGENT = "agent"
 

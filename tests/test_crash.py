@@ -15,7 +15,16 @@ from bridge import auth
 from bridge.sandbox.process import BridgeProcess
 from bridge.sandbox.server import BackgroundServer
 from tests.conftest import (
-    CALLOUT_SECRET, IM_KEY, PG_URL, SDKAPPID, ZD_EMAIL, ZD_TOKEN, im_state, make_group, members_of, reset_postgres,
+    CALLOUT_SECRET,
+    IM_KEY,
+    PG_URL,
+    SDKAPPID,
+    ZD_EMAIL,
+    ZD_TOKEN,
+    im_state,
+    make_group,
+    members_of,
+    reset_postgres,
     set_faults,
 )
 

@@ -6,7 +6,12 @@ import httpx
 import pytest
 
 from tests.conftest import (
-    BridgeClient, BridgeFactory, helpdesk_settings, im_state, members_of, set_faults,
+    BridgeClient,
+    BridgeFactory,
+    helpdesk_settings,
+    im_state,
+    members_of,
+    set_faults,
 )
 
 CASE = {"subject": "Printer on fire", "desc": "It smokes", "name": "Jane", "email": "jane@example.com"}

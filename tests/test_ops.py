@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
-
-from bridge.config import ConfigError, load_settings
 from sqlalchemy.engine import make_url
 
+from bridge.config import ConfigError, load_settings
 from tests.conftest import PG_URL, BridgeClient, BridgeFactory, make_group, reset_postgres
 from tests.tcpproxy import TcpProxy
 

@@ -9,7 +9,15 @@ from starlette.routing import Route
 from bridge.errors import BadRequest, Conflict, NotFound
 from bridge.models import CreateTicketBody
 from bridge.routes import (
-    IM_OK, bridge_of, check_signed, check_signed_or_user, ok, parse_json, peek_json, raw_body, validate,
+    IM_OK,
+    bridge_of,
+    check_signed,
+    check_signed_or_user,
+    ok,
+    parse_json,
+    peek_json,
+    raw_body,
+    validate,
 )
 
 
