@@ -158,7 +158,12 @@ class Bridge:
         group_id = job.payload["groupId"]
         link = await self.db.link_by_group(group_id)
         if link is None:
-            raise NotFound(f"group {group_id!r} is not linked to a ticket", code="unknown_group")
+            # Helpdesks report every ticket; only those opened through the bridge have a group.
+            return {"joined": [], "left": [], "ignored": "no linked group"}
+        if link.state == "pending":
+            # The ticket exists, its group is still being opened (an owner set by an assignment rule at insert
+            # reaches us that early): wait for it.
+            raise RetriableError(f"the group {group_id} is still being opened", upstream="bridge", retry_after=1.0)
         connector = self.connector(link.provider)
         ticket = await connector.get_ticket(link.ticket_id)
         if ticket.status is TicketStatus.DELETED:
@@ -241,6 +246,13 @@ class Bridge:
             exc.details.update(ids)
             raise
         await self.db.update_link(group_id, state="open")
+        # An owner given while the group was being opened (assignment rules, triggers) is applied now; if that
+        # fails, a queued convergence does it later rather than failing a ticket that is otherwise open.
+        try:
+            await self._converge(job)
+        except BridgeError:
+            await self.queue.enqueue("converge", {"groupId": group_id, "reason": "opened"},
+                                     key=f"opened:{group_id}", ordering_key=group_id)
         return ids
 
     async def _create_with_patience(self, connector: Connector, ticket: NewTicket, first_attempt: bool) -> str:

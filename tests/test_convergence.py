@@ -168,3 +168,47 @@ def test_salesforce_event_ids_are_applied_once(helpdesk_bridge: BridgeClient, im
         return [job.key for job in jobs if job.key.startswith("sf-event:")]
 
     assert asyncio.run(event_jobs()) == ["sf-event:0f1e2d3c4b5a69788796a5b4c3d2e1f0"]
+
+
+def test_events_for_cases_without_a_group_are_ignored(helpdesk_bridge: BridgeClient, sf_admin) -> None:
+    import asyncio
+
+    from bridge.jobs import JobQueue
+    from bridge.store import Database
+
+    unlinked = "500000000000042AAA"
+    r = helpdesk_bridge.post("/salesforce/events", {"events": [
+        {"type": "owner_changed", "caseId": unlinked, "ownerId": sf_admin.state["agent_ids"][0]}]})
+    assert r.status_code == 202
+
+    async def statuses() -> list[str]:
+        db = Database(helpdesk_bridge.settings.bridge_database_url)
+        jobs = await JobQueue(db).list(limit=1000)
+        await db.close()
+        return [job.status for job in jobs if job.ordering_key == unlinked]
+
+    wait_for(lambda: asyncio.run(statuses()) == ["done"])
+
+
+def test_owner_set_at_creation_joins_once_the_group_opens(helpdesk_bridge: BridgeClient, im_server, sf_admin,
+                                                           zd_admin) -> None:
+    # IM is down while the ticket is opened: the group is queued; the owner event arrives before the group exists.
+    set_faults(im_server, outage=True, status=503)
+    r = helpdesk_bridge.post("/salesforce/createticket", {"userId": "cust-early", "caseInfo": CASE})
+    assert r.status_code == 202, r.text
+    case_id = r.json()["ticketId"]
+    agent = sf_admin.state["agent_ids"][1]
+    sf_admin.update_case(case_id, OwnerId=agent)
+    assert helpdesk_bridge.post("/salesforce/events", {"events": [
+        {"type": "owner_changed", "caseId": case_id, "ownerId": agent}]}).status_code == 202
+    time.sleep(0.3)
+    set_faults(im_server)
+    wait_for(lambda: case_id in im_state(im_server)["groups"] and members_of(im_server, case_id) == {"cust-early", agent})
+    # Zendesk: a ticket assigned before the bridge heard of any change still gets its agent once opened.
+    set_faults(im_server, outage=True, status=503)
+    r = helpdesk_bridge.post("/zendesk/createticket", {"userId": "cust-early2", "caseInfo": CASE})
+    ticket = r.json()["ticketId"]
+    zd_admin.update(ticket, assignee_id=zd_admin.agents[0])
+    set_faults(im_server)
+    wait_for(lambda: f"ZENDESK#{ticket}" in im_state(im_server)["groups"]
+             and members_of(im_server, f"ZENDESK#{ticket}") == {"cust-early2", str(zd_admin.agents[0])})
