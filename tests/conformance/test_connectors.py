@@ -1,0 +1,140 @@
+"""The conformance suite: what every connector must do, run against each built-in one and its emulator.
+
+A plugin author runs the same tests by adding a `Harness` for their connector to HARNESSES.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import pytest
+
+from bridge.errors import RetriableError
+from bridge.sandbox.server import BackgroundServer
+from connectors.base import Author, Comment, Connector, NewTicket, TicketStatus, load_connector_classes
+from tests.conftest import SalesforceAdmin, ZendeskAdmin, helpdesk_settings, make_settings, set_faults
+
+
+@dataclass
+class Harness:
+    """How the suite plays the helpdesk's admin for one connector."""
+
+    name: str
+    server: BackgroundServer
+    admin: Any
+    agents: list[str]  # helpdesk user IDs of two agents
+    queue: str | None  # an owner that is not a user, when the helpdesk has one
+    set_owner: Callable[[str, str | None], None]
+    close: Callable[[str], None]
+    delete: Callable[[str], None]
+    settings: dict[str, Any]
+
+
+def salesforce(server: BackgroundServer) -> Harness:
+    admin = SalesforceAdmin(server)
+    return Harness(
+        "salesforce", server, admin, admin.state["agent_ids"][:2], admin.state["default_queue_id"],
+        set_owner=lambda t, owner: admin.update_case(t, OwnerId=owner or admin.state["default_queue_id"]),
+        close=lambda t: admin.update_case(t, Status="Closed"), delete=admin.delete_case,
+        settings=helpdesk_settings(sf_url=server.url),
+    )
+
+
+def zendesk(server: BackgroundServer) -> Harness:
+    admin = ZendeskAdmin(server)
+    return Harness(
+        "zendesk", server, admin, [str(a) for a in admin.agents[:2]], None,
+        set_owner=lambda t, owner: admin.update(t, assignee_id=int(owner) if owner else None),
+        close=lambda t: admin.update(t, status="closed"), delete=admin.delete,
+        settings=helpdesk_settings(zd_url=server.url),
+    )
+
+
+HARNESSES = {"salesforce": ("sf_server", salesforce), "zendesk": ("zd_server", zendesk)}
+
+
+@pytest.fixture(params=sorted(HARNESSES))
+def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    server_fixture, make = HARNESSES[request.param]
+    h = make(request.getfixturevalue(server_fixture))
+    yield h
+    h.admin.http.close()
+
+
+@pytest.fixture
+async def connector(harness: Harness, tmp_path: Any) -> AsyncIterator[Connector]:
+    settings = make_settings(f"sqlite:///{tmp_path}/c.db", "http://127.0.0.1:9", **harness.settings)
+    cls = load_connector_classes()[harness.name]
+    assert cls.enabled(settings)
+    instance = cls(settings, anyio.CapacityLimiter(8))
+    await instance.start()
+    yield instance
+    await instance.close()
+
+
+def test_enabled_only_with_credentials(harness: Harness, tmp_path: Any) -> None:
+    cls = load_connector_classes()[harness.name]
+    assert not cls.enabled(make_settings(f"sqlite:///{tmp_path}/c.db", "http://127.0.0.1:9"))
+
+
+async def test_ids(connector: Connector, harness: Harness) -> None:
+    ticket_id = await connector.create_ticket(NewTicket(user_id="conf-1", subject="Ids"))
+    group_id = connector.group_id(ticket_id)
+    assert connector.ticket_id(group_id) == ticket_id
+    assert 0 < len(group_id.encode()) <= 48 and group_id.isprintable() and not group_id.startswith("@TGS#")
+    assert connector.ticket_id("some-other-group") is None
+    assert connector.agent_id(harness.agents[0]) == harness.agents[0]
+    if harness.queue:
+        assert connector.agent_id(harness.queue) is None
+
+
+async def test_ticket_life(connector: Connector, harness: Harness) -> None:
+    ticket_id = await connector.create_ticket(NewTicket(user_id="conf-2", subject="Life", description="d",
+                                                        name="Jane", email="jane@example.com"))
+    fresh = await connector.get_ticket(ticket_id)
+    assert fresh.ticket_id == ticket_id and fresh.status is TicketStatus.OPEN and fresh.agent_id is None
+    harness.set_owner(ticket_id, harness.agents[0])
+    assert (await connector.get_ticket(ticket_id)).agent_id == harness.agents[0], "read fresh, never cached"
+    harness.set_owner(ticket_id, harness.agents[1])
+    assert (await connector.get_ticket(ticket_id)).agent_id == harness.agents[1]
+    harness.set_owner(ticket_id, None)
+    assert (await connector.get_ticket(ticket_id)).agent_id is None
+    harness.close(ticket_id)
+    assert (await connector.get_ticket(ticket_id)).status is TicketStatus.CLOSED
+
+
+async def test_deleted_ticket(connector: Connector, harness: Harness) -> None:
+    ticket_id = await connector.create_ticket(NewTicket(user_id="conf-3", subject="Gone"))
+    harness.delete(ticket_id)
+    assert (await connector.get_ticket(ticket_id)).status is TicketStatus.DELETED
+
+
+async def test_request_key_makes_one_ticket(connector: Connector) -> None:
+    ticket = NewTicket(user_id="conf-4", subject="Once", request_key="conformance-key-1")
+    assert await connector.create_ticket(ticket) == await connector.create_ticket(ticket)
+
+
+async def test_comments(connector: Connector, harness: Harness) -> None:
+    ticket_id = await connector.create_ticket(NewTicket(user_id="conf-5", subject="Talk", email="c5@example.com"))
+    harness.set_owner(ticket_id, harness.agents[0])
+    for author, author_id in ((Author.CUSTOMER, "conf-5"), (Author.AGENT, harness.agents[0])):
+        comment_id = await connector.add_comment(Comment(ticket_id, f"hello from the {author.value}", author,
+                                                         author_id, key=f"k-{author.value}"))
+        assert comment_id
+
+
+async def test_outage_is_retriable(connector: Connector, harness: Harness) -> None:
+    ticket_id = await connector.create_ticket(NewTicket(user_id="conf-6", subject="Outage"))
+    set_faults(harness.server, outage=True, status=503)
+    try:
+        with pytest.raises(RetriableError):
+            await connector.get_ticket(ticket_id)
+    finally:
+        set_faults(harness.server)
+
+
+async def test_check_describes_the_upstream(connector: Connector) -> None:
+    assert isinstance(await connector.check(), str)
