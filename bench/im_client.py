@@ -63,9 +63,18 @@ class Row:
     def cells(self) -> list[str]:
         qs = statistics.quantiles(self.durations, n=100) if len(self.durations) > 1 else [0.0] * 99
         limit = "none" if self.rate_limit >= UNLIMITED else f"{self.rate_limit}/s"
-        return [self.transport, limit, str(self.concurrency), f"{self.latency * 1000:g}", str(self.calls),
-                str(self.errors), f"{self.seconds:.2f}", f"{self.calls / self.seconds:,.0f}",
-                f"{qs[49] * 1000:.1f}", f"{qs[98] * 1000:.1f}"]
+        return [
+            self.transport,
+            limit,
+            str(self.concurrency),
+            f"{self.latency * 1000:g}",
+            str(self.calls),
+            str(self.errors),
+            f"{self.seconds:.2f}",
+            f"{self.calls / self.seconds:,.0f}",
+            f"{qs[49] * 1000:.1f}",
+            f"{qs[98] * 1000:.1f}",
+        ]
 
 
 HEADER = ["transport", "IM limiter", "conc", "latency ms", "calls", "errors", "seconds", "calls/s", "p50 ms", "p99 ms"]
@@ -105,8 +114,13 @@ def emulator(mode: str) -> Iterator[str]:
 def serve_emulator(port: int) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(SDKAPPID, SECRET_KEY, rate_limit=EMULATOR_RATE_LIMIT), host="127.0.0.1", port=port,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(SDKAPPID, SECRET_KEY, rate_limit=EMULATOR_RATE_LIMIT),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 async def setup(url: str) -> None:
@@ -121,8 +135,9 @@ async def setup(url: str) -> None:
         await im.close()
 
 
-async def measure(url: str, transport: str, concurrency: int, latency: float, calls: int, seconds: float,
-                  rate_limit: int = UNLIMITED) -> Row:
+async def measure(
+    url: str, transport: str, concurrency: int, latency: float, calls: int, seconds: float, rate_limit: int = UNLIMITED
+) -> Row:
     await setup(url)
     post_json(url + "/_emulator/faults", f'{{"latency": {latency}}}'.encode())
     im = IMClient(url, SDKAPPID, SECRET_KEY, rate_limit=rate_limit, transport=TRANSPORTS[transport]())
@@ -163,7 +178,7 @@ async def measure(url: str, transport: str, concurrency: int, latency: float, ca
 def print_table(rows: list[list[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
-        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
         if n == 0:
             print("  ".join("-" * width for width in widths))
 
@@ -177,8 +192,9 @@ async def bench(args: argparse.Namespace, url: str) -> None:
                 rows.append(row.cells())
                 print("  " + " ".join(rows[-1]), file=sys.stderr, flush=True)
     if args.limiter_calls:
-        row = await measure(url, "aiohttp", max(args.concurrency), 0.0, args.limiter_calls, args.seconds,
-                            rate_limit=200)
+        row = await measure(
+            url, "aiohttp", max(args.concurrency), 0.0, args.limiter_calls, args.seconds, rate_limit=200
+        )
         rows.append(row.cells())
     print_table(rows)
 
@@ -187,17 +203,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=3000, help="calls per row (default 3000)")
     parser.add_argument("--seconds", type=float, default=20.0, help="or stop a row after this long (default 20)")
-    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[10, 50],
-                        help="comma-separated (default 10,50)")
-    parser.add_argument("--latency", type=lambda s: [float(x) for x in s.split(",")], default=[0.0, 0.02],
-                        help="emulator latency in seconds, comma-separated (default 0,0.02)")
-    parser.add_argument("--transports", type=lambda s: s.split(","), default=list(TRANSPORTS),
-                        help=f"comma-separated, of {', '.join(TRANSPORTS)}")
-    parser.add_argument("--limiter-calls", type=int, default=1000,
-                        help="calls of the extra row with IMClient's default 200/s limiter (0: skip)")
+    parser.add_argument(
+        "--concurrency",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[10, 50],
+        help="comma-separated (default 10,50)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=lambda s: [float(x) for x in s.split(",")],
+        default=[0.0, 0.02],
+        help="emulator latency in seconds, comma-separated (default 0,0.02)",
+    )
+    parser.add_argument(
+        "--transports",
+        type=lambda s: s.split(","),
+        default=list(TRANSPORTS),
+        help=f"comma-separated, of {', '.join(TRANSPORTS)}",
+    )
+    parser.add_argument(
+        "--limiter-calls",
+        type=int,
+        default=1000,
+        help="calls of the extra row with IMClient's default 200/s limiter (0: skip)",
+    )
     parser.add_argument("--emulator", choices=["process", "thread"], default="process")
-    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
-                        help="client event loop; uvloop is what `helpdesk-bridge serve` runs on")
+    parser.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="client event loop; uvloop is what `helpdesk-bridge serve` runs on",
+    )
     parser.add_argument("--serve-emulator", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_emulator:
@@ -206,10 +242,15 @@ def main() -> None:
     unknown = set(args.transports) - set(TRANSPORTS)
     if unknown:
         parser.error(f"unknown transport(s): {', '.join(sorted(unknown))}")
-    where = ("in a child process (its own GIL and event loop)" if args.emulator == "process"
-             else "in a thread of this process: it shares the GIL with the client, so figures are lower")
-    print(f"IMClient add_group_member against the IM emulator {where}; client loop {args.loop}; "
-          f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+    where = (
+        "in a child process (its own GIL and event loop)"
+        if args.emulator == "process"
+        else "in a thread of this process: it shares the GIL with the client, so figures are lower"
+    )
+    print(
+        f"IMClient add_group_member against the IM emulator {where}; client loop {args.loop}; "
+        f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}"
+    )
     print("emulator rate limit 100000/s; IMClient limiter off except on the `200/s` row (its default)")
     with emulator(args.emulator) as url:
         if args.loop == "uvloop":

@@ -45,10 +45,15 @@ def main() -> None:
     httpx.post(im.url + "/_emulator/faults", json=faults).raise_for_status()
     httpx.post(zd.url + "/_emulator/faults", json={**faults, "status": 503}).raise_for_status()
     env = {
-        "IM_SDKAPPID": str(SDKAPPID), "IM_SECRET_KEY": IM_KEY, "IM_API_BASE": im.url,
-        "ZENDESK_URL": zd.url, "ZENDESK_EMAIL": ZD_EMAIL, "ZENDESK_API_TOKEN": ZD_TOKEN,
+        "IM_SDKAPPID": str(SDKAPPID),
+        "IM_SECRET_KEY": IM_KEY,
+        "IM_API_BASE": im.url,
+        "ZENDESK_URL": zd.url,
+        "ZENDESK_EMAIL": ZD_EMAIL,
+        "ZENDESK_API_TOKEN": ZD_TOKEN,
         "BRIDGE_DATABASE_URL": args.database or f"sqlite:///{folder}/bridge.db",
-        "BRIDGE_JOB_LEASE_SECONDS": "3", "BRIDGE_JOB_RETRY_SCALE": "0.01",
+        "BRIDGE_JOB_LEASE_SECONDS": "3",
+        "BRIDGE_JOB_RETRY_SCALE": "0.01",
     }
     bridge = BridgeProcess(env, folder / "bridge.log").start()
     outcome: dict[int, int] = {}
@@ -63,8 +68,12 @@ def main() -> None:
         while time.time() < deadline:
             attempts[n] += 1
             try:
-                r = httpx.post(bridge.url + "/createticket", json=body, timeout=60,
-                               headers={"Authorization": f"UserSig {sig}", "Idempotency-Key": f"bench-{n}"})
+                r = httpx.post(
+                    bridge.url + "/createticket",
+                    json=body,
+                    timeout=60,
+                    headers={"Authorization": f"UserSig {sig}", "Idempotency-Key": f"bench-{n}"},
+                )
                 if r.status_code in (201, 202):
                     outcome[n] = r.status_code
                     return
@@ -107,15 +116,21 @@ def main() -> None:
     groups = {gid: g for gid, g in state["groups"].items() if gid.startswith("ZENDESK#")}
     greetings = [len(state["notifications"].get(gid, [])) for gid in groups]
     duplicated = duplicated_tickets + sum(1 for count in greetings if count > 1) + max(0, len(groups) - len(by_subject))
-    print(f"requests {args.requests}, injected failures {args.fault_rate:.0%} of IM and Zendesk calls, "
-          f"kill and restart: {'yes' if killed.is_set() else 'no'}")
-    print(f"accepted    {len(outcome)}   (201: {sum(1 for s in outcome.values() if s == 201)}, "
-          f"202: {sum(1 for s in outcome.values() if s == 202)}; client attempts {sum(attempts.values())}; "
-          f"{accepted:.1f} s)")
+    print(
+        f"requests {args.requests}, injected failures {args.fault_rate:.0%} of IM and Zendesk calls, "
+        f"kill and restart: {'yes' if killed.is_set() else 'no'}"
+    )
+    print(
+        f"accepted    {len(outcome)}   (201: {sum(1 for s in outcome.values() if s == 201)}, "
+        f"202: {sum(1 for s in outcome.values() if s == 202)}; client attempts {sum(attempts.values())}; "
+        f"{accepted:.1f} s)"
+    )
     print(f"completed   {done}   (ticket, group with the customer, one greeting)")
     print(f"lost        {len(outcome) - done + (args.requests - len(outcome))}")
-    print(f"duplicated  {duplicated}   (extra tickets {duplicated_tickets}, groups {len(groups)} for "
-          f"{len(by_subject)} tickets, groups with more than one greeting {sum(1 for c in greetings if c > 1)})")
+    print(
+        f"duplicated  {duplicated}   (extra tickets {duplicated_tickets}, groups {len(groups)} for "
+        f"{len(by_subject)} tickets, groups with more than one greeting {sum(1 for c in greetings if c > 1)})"
+    )
     print(f"bridge log: {folder / 'bridge.log'}")
 
 

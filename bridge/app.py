@@ -44,8 +44,10 @@ def prepare_database(url: str) -> None:
     if current is None:
         migrations.upgrade(url)
     elif current != migrations.head_revision(url):
-        raise SchemaError(f"the database schema is at {current}, this bridge needs "
-                          f"{migrations.head_revision(url)}: run `helpdesk-bridge db upgrade`")
+        raise SchemaError(
+            f"the database schema is at {current}, this bridge needs "
+            f"{migrations.head_revision(url)}: run `helpdesk-bridge db upgrade`"
+        )
 
 
 class RateLimited:
@@ -85,7 +87,10 @@ async def bridge_error(request: Request, exc: Exception) -> JSONResponse:
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = HTTP_CODES.get(exc.status_code, "http_error")
-    message = {404: f"there is no {request.url.path} here", 405: f"{request.method} is not allowed on {request.url.path}"}
+    message = {
+        404: f"there is no {request.url.path} here",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }
     body = {"error": {"code": code, "message": message.get(exc.status_code, str(exc.detail))}}
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
@@ -103,11 +108,19 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.bridge_insecure_no_auth:
-            log.warning("BRIDGE_INSECURE_NO_AUTH=1: signed calls and UserSigs are NOT checked; never use this in production")
+            log.warning(
+                "BRIDGE_INSECURE_NO_AUTH=1: signed calls and UserSigs are NOT checked; never use this in production"
+            )
         await anyio.to_thread.run_sync(prepare_database, settings.bridge_database_url)
         db = Database(settings.bridge_database_url)
-        im = IMClient(settings.im_api_base, settings.im_sdkappid, settings.im_secret_key.get_secret_value(),
-                      admin=settings.im_admin_userid, timeout=settings.im_timeout, rate_limit=settings.im_rate_limit)
+        im = IMClient(
+            settings.im_api_base,
+            settings.im_sdkappid,
+            settings.im_secret_key.get_secret_value(),
+            admin=settings.im_admin_userid,
+            timeout=settings.im_timeout,
+            rate_limit=settings.im_rate_limit,
+        )
         connectors = build_connectors(settings, anyio.CapacityLimiter(settings.bridge_helpdesk_threads))
         for connector in connectors.values():
             await connector.start()
@@ -129,11 +142,20 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
 
     middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
     if settings.bridge_allowed_origins:
-        middleware.append(Middleware(
-            CORSMiddleware, allow_origins=settings.bridge_allowed_origins, allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Bridge-Timestamp",
-                           "X-Bridge-Signature"],
-        ))
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.bridge_allowed_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "Idempotency-Key",
+                    "X-Bridge-Timestamp",
+                    "X-Bridge-Signature",
+                ],
+            )
+        )
     app = Starlette(
         routes=[*ops.routes, *groups.routes, *tickets.routes, *events.routes, *webhooks.routes],
         middleware=middleware,

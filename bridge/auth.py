@@ -38,6 +38,7 @@ def _check_window(timestamp: float, now: float | None, what: str) -> None:
 
 # --- signed calls -------------------------------------------------------------------------------------------------
 
+
 def call_signature(secret: str, timestamp: int | str, method: str, target: str, body: bytes) -> str:
     message = f"{timestamp}.{method.upper()}.{target}.".encode() + body
     return "v1=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
@@ -49,7 +50,12 @@ def signed_call_headers(secret: str, method: str, target: str, body: bytes, now:
 
 
 def verify_signed_call(
-    secret: str, timestamp: str | None, signature: str | None, method: str, target: str, body: bytes,
+    secret: str,
+    timestamp: str | None,
+    signature: str | None,
+    method: str,
+    target: str,
+    body: bytes,
     now: float | None = None,
 ) -> None:
     if not timestamp or not signature:
@@ -60,12 +66,13 @@ def verify_signed_call(
     expected = call_signature(secret, timestamp, method, target, body)
     if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
         raise SignatureError(
-            f"{SIGNATURE_HEADER} does not match: sign \"<timestamp>.<METHOD>.<path?query>.<raw body>\" "
+            f'{SIGNATURE_HEADER} does not match: sign "<timestamp>.<METHOD>.<path?query>.<raw body>" '
             "with BRIDGE_CALLOUT_SECRET"
         )
 
 
 # --- UserSig --------------------------------------------------------------------------------------------------------
+
 
 def gen_usersig(sdkappid: int, key: str, user_id: str, expire: int = 86400) -> str:
     return str(TLSSigAPIv2(sdkappid, key).gen_sig(user_id, expire))
@@ -112,12 +119,14 @@ def verify_usersig(sdkappid: int, key: str, user_id: str, usersig: str, now: flo
 
 # --- Zendesk webhooks -----------------------------------------------------------------------------------------------
 
+
 def zendesk_signature(secret: str, timestamp: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()).decode()
 
 
-def verify_zendesk(secret: str, signature: str | None, timestamp: str | None, body: bytes,
-                   now: float | None = None) -> None:
+def verify_zendesk(
+    secret: str, signature: str | None, timestamp: str | None, body: bytes, now: float | None = None
+) -> None:
     if not signature or not timestamp:
         raise SignatureError(
             "Zendesk webhooks must carry X-Zendesk-Webhook-Signature and X-Zendesk-Webhook-Signature-Timestamp"
@@ -134,6 +143,7 @@ def verify_zendesk(secret: str, signature: str | None, timestamp: str | None, bo
 
 
 # --- IM callbacks ---------------------------------------------------------------------------------------------------
+
 
 def im_callback_sign(token: str, request_time: str) -> str:
     return hashlib.sha256((token + request_time).encode()).hexdigest()

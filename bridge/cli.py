@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -33,6 +34,13 @@ class DatabaseSettings(BaseSettings):
     bridge_database_url: str = Settings.model_fields["bridge_database_url"].default
 
 
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx logs every request URL at INFO, and IM REST URLs carry the admin UserSig: keep them out of the log.
+    for noisy in ("httpx", "httpcore", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -40,9 +48,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     load_connector_classes()  # a broken plugin stops the start here, with its name, not in the middle of startup
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(settings), host=settings.bridge_host, port=settings.bridge_port, log_level="info",
-                proxy_headers=True)
+    configure_logging()
+    uvicorn.run(
+        create_app(settings), host=settings.bridge_host, port=settings.bridge_port, log_level="info", proxy_headers=True
+    )
     return 0
 
 
@@ -63,7 +72,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         secret = SigningSettings().bridge_callout_secret.get_secret_value()  # type: ignore[call-arg]
     except Exception:
         raise ConfigError("BRIDGE_CALLOUT_SECRET is required to sign calls") from None
-    body = open(args.file, "rb").read() if args.file and args.file != "-" else sys.stdin.buffer.read()
+    body = Path(args.file).read_bytes() if args.file and args.file != "-" else sys.stdin.buffer.read()
     for name, value in auth.signed_call_headers(secret, args.method, args.target, body).items():
         print(f"{name}: {value}")
     return 0
@@ -90,14 +99,21 @@ async def _jobs(args: argparse.Namespace, database_url: str) -> int:
             if args.json:
                 print(json.dumps([job.public() for job in jobs], indent=2))
                 return 0
-            print(f"{'ID':>6}  {'KIND':<14} {'STATUS':<8} {'TRIES':>5}  {'NEXT ATTEMPT (UTC)':<19}  ORDERING / LAST ERROR")
+            print(
+                f"{'ID':>6}  {'KIND':<14} {'STATUS':<8} {'TRIES':>5}  {'NEXT ATTEMPT (UTC)':<19}  ORDERING / LAST ERROR"
+            )
             for job in jobs:
                 when = datetime.fromtimestamp(job.next_attempt_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
-                print(f"{job.id:>6}  {job.kind:<14} {job.status:<8} {job.attempts:>5}  {when}  "
-                      f"{job.ordering_key or '-'}  {(job.last_error or '')[:80]}")
+                print(
+                    f"{job.id:>6}  {job.kind:<14} {job.status:<8} {job.attempts:>5}  {when}  "
+                    f"{job.ordering_key or '-'}  {(job.last_error or '')[:80]}"
+                )
             stats = await queue.stats()
-            print("totals: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["counts"].items())) if stats["counts"]
-                  else "totals: no jobs")
+            print(
+                "totals: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["counts"].items()))
+                if stats["counts"]
+                else "totals: no jobs"
+            )
             return 0
         if args.all_dead:
             count = await queue.retry(all_dead=True)
@@ -123,8 +139,13 @@ async def _check(settings: Settings) -> int:
     from bridge.im import IMClient
 
     failures = 0
-    im = IMClient(settings.im_api_base, settings.im_sdkappid, settings.im_secret_key.get_secret_value(),
-                  admin=settings.im_admin_userid, timeout=settings.im_timeout)
+    im = IMClient(
+        settings.im_api_base,
+        settings.im_sdkappid,
+        settings.im_secret_key.get_secret_value(),
+        admin=settings.im_admin_userid,
+        timeout=settings.im_timeout,
+    )
     try:
         await im.call("im_open_login_svc", "account_check", {"CheckItem": [{"UserID": settings.im_admin_userid}]})
         print(f"im: ok ({settings.im_api_base}, SDKAppID {settings.im_sdkappid}, admin {settings.im_admin_userid})")
@@ -171,9 +192,11 @@ def _zendesk_settings() -> Settings:
     try:
         values = ZendeskAdminSettings()  # type: ignore[call-arg]
     except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in e['loc']).upper()} "
-                    f"{'is required' if e['type'] == 'missing' else e['msg'].removeprefix('Value error, ')}"
-                    for e in exc.errors()]
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']).upper()} "
+            f"{'is required' if e['type'] == 'missing' else e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
     secret = values.zendesk_webhook_secret
     if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
@@ -201,8 +224,7 @@ def cmd_zendesk(args: argparse.Namespace) -> int:
         print(f"helpdesk-bridge: zendesk {args.zendesk_command} failed: {exc.message}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - an operator command: a sentence, never a traceback
-        print(f"helpdesk-bridge: zendesk {args.zendesk_command} failed: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
+        print(f"helpdesk-bridge: zendesk {args.zendesk_command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     for line in lines:
         print(line)
@@ -243,7 +265,9 @@ def parser() -> argparse.ArgumentParser:
     zendesk = sub.add_parser("zendesk", help="install or remove the bridge's Zendesk webhook and triggers")
     zendesk_sub = zendesk.add_subparsers(dest="zendesk_command", required=True)
     zendesk_setup = zendesk_sub.add_parser("setup", help="create or update the signed webhook and the triggers")
-    zendesk_setup.add_argument("--url", required=True, help="the bridge's public base URL, e.g. https://bridge.example.com")
+    zendesk_setup.add_argument(
+        "--url", required=True, help="the bridge's public base URL, e.g. https://bridge.example.com"
+    )
     zendesk_setup.set_defaults(func=cmd_zendesk)
     zendesk_sub.add_parser("teardown", help="remove the webhook and the triggers").set_defaults(func=cmd_zendesk)
     return p

@@ -31,7 +31,11 @@ class Settings(BaseSettings):
     """The contract's configuration table. Field names are the environment variable names."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, populate_by_name=True,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        populate_by_name=True,
         env_ignore_empty=True,
     )
 
@@ -70,7 +74,8 @@ class Settings(BaseSettings):
     bridge_job_retry_scale: float = Field(1.0, gt=0, description="multiplies the retry schedule (tests shrink it)")
     bridge_job_lease_seconds: float = Field(60.0, gt=0, description="a claimed job is taken again after this")
     bridge_create_patience_seconds: float = Field(
-        20.0, ge=0, description="how long /createticket waits out helpdesk rate limits and blips before a 502")
+        20.0, ge=0, description="how long /createticket waits out helpdesk rate limits and blips before a 502"
+    )
     zendesk_rate_limit: int = Field(700, ge=0, description="Zendesk calls per minute (0: no limit of our own)")
     salesforce_rate_limit: int = Field(0, ge=0, description="Salesforce calls per minute (0: no limit of our own)")
 
@@ -104,19 +109,26 @@ class Settings(BaseSettings):
     def _complete(self) -> Settings:
         jwt_login = self.salesforce_consumer_key and self.salesforce_private_key_file
         if self.salesforce_username and not self.salesforce_password and not jwt_login:
-            raise ValueError("SALESFORCE_PASSWORD is required with SALESFORCE_USERNAME "
-                             "(or SALESFORCE_CONSUMER_KEY and SALESFORCE_PRIVATE_KEY_FILE for JWT login)")
+            raise ValueError(
+                "SALESFORCE_PASSWORD is required with SALESFORCE_USERNAME "
+                "(or SALESFORCE_CONSUMER_KEY and SALESFORCE_PRIVATE_KEY_FILE for JWT login)"
+            )
         if self.salesforce_consumer_key and not (
             self.salesforce_consumer_secret or self.salesforce_private_key_file or self.salesforce_username
         ):
             raise ValueError(
                 "SALESFORCE_CONSUMER_SECRET or SALESFORCE_PRIVATE_KEY_FILE is required with SALESFORCE_CONSUMER_KEY"
             )
-        zendesk = {"ZENDESK_URL": self.zendesk_url, "ZENDESK_EMAIL": self.zendesk_email,
-                   "ZENDESK_API_TOKEN": self.zendesk_api_token}
+        zendesk = {
+            "ZENDESK_URL": self.zendesk_url,
+            "ZENDESK_EMAIL": self.zendesk_email,
+            "ZENDESK_API_TOKEN": self.zendesk_api_token,
+        }
         if any(zendesk.values()) and not all(zendesk.values()):
             missing = ", ".join(k for k, v in zendesk.items() if not v)
-            raise ValueError(f"{missing} must be set too: Zendesk needs ZENDESK_URL, ZENDESK_EMAIL and ZENDESK_API_TOKEN")
+            raise ValueError(
+                f"{missing} must be set too: Zendesk needs ZENDESK_URL, ZENDESK_EMAIL and ZENDESK_API_TOKEN"
+            )
         if not self.bridge_sandbox:
             for name in ("im_secret_key", "bridge_callout_secret", "zendesk_webhook_secret", "im_callback_token"):
                 secret = getattr(self, name)

@@ -131,8 +131,11 @@ class IMClient:
         """POST one v4 command; return the answer when OK, raise an IMError subclass otherwise."""
         path = f"/v4/{service}/{command}"
         params = {
-            "sdkappid": str(self.sdkappid), "identifier": self.admin, "usersig": self._admin_sig(),
-            "random": str(random.randint(0, 2**32 - 1)), "contenttype": "json",
+            "sdkappid": str(self.sdkappid),
+            "identifier": self.admin,
+            "usersig": self._admin_sig(),
+            "random": str(random.randint(0, 2**32 - 1)),
+            "contenttype": "json",
         }
         async with self._limiters[path]:
             try:
@@ -166,12 +169,19 @@ class IMClient:
     # --- groups -------------------------------------------------------------------------------------------------
 
     async def create_group(
-        self, group_id: str, name: str, members: list[str] = [], type_: str = "Public",
+        self,
+        group_id: str,
+        name: str,
+        members: tuple[str, ...] | list[str] = (),
+        type_: str = "Public",
         apply_join: str = "FreeAccess",
     ) -> None:
         body: dict[str, Any] = {
-            "Type": type_, "GroupId": group_id, "Name": truncate_utf8(name, GROUP_NAME_MAX_BYTES) or group_id[:30],
-            "ApplyJoinOption": apply_join, "MemberList": [{"Member_Account": m} for m in members],
+            "Type": type_,
+            "GroupId": group_id,
+            "Name": truncate_utf8(name, GROUP_NAME_MAX_BYTES) or group_id[:30],
+            "ApplyJoinOption": apply_join,
+            "MemberList": [{"Member_Account": m} for m in members],
         }
         await self.call("group_open_http_svc", "create_group", body)
 
@@ -224,13 +234,22 @@ class IMClient:
         await self.call("group_open_http_svc", "modify_group_base_info", body)
 
     async def system_notification(self, group_id: str, content: str) -> None:
-        await self.call("group_open_http_svc", "send_group_system_notification", {"GroupId": group_id, "Content": content})
+        await self.call(
+            "group_open_http_svc", "send_group_system_notification", {"GroupId": group_id, "Content": content}
+        )
 
-    async def send_text(self, group_id: str, text: str, random_: int, from_account: str | None = None,
-                        cloud_custom_data: str | None = None) -> dict[str, Any]:
+    async def send_text(
+        self,
+        group_id: str,
+        text: str,
+        random_: int,
+        from_account: str | None = None,
+        cloud_custom_data: str | None = None,
+    ) -> dict[str, Any]:
         """Send a text message; the same `random_` and text within 5 minutes is dropped by IM as a duplicate."""
         body: dict[str, Any] = {
-            "GroupId": group_id, "Random": random_,
+            "GroupId": group_id,
+            "Random": random_,
             "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}],
         }
         if from_account:

@@ -68,11 +68,17 @@ class JobQueue:
 
     # --- enqueue and inspect ------------------------------------------------------------------------------------
 
-    async def enqueue(self, kind: str, payload: dict[str, Any], key: str, ordering_key: str | None = None,
-                      delay: float = 0.0) -> tuple[Job, bool]:
+    async def enqueue(
+        self, kind: str, payload: dict[str, Any], key: str, ordering_key: str | None = None, delay: float = 0.0
+    ) -> tuple[Job, bool]:
         """Store a job; returns (job, created). An existing key returns the stored job and created=False."""
-        job = Job(kind=kind, key=key, ordering_key=ordering_key, payload_json=json.dumps(payload),
-                  next_attempt_at=now() + delay)
+        job = Job(
+            kind=kind,
+            key=key,
+            ordering_key=ordering_key,
+            payload_json=json.dumps(payload),
+            next_attempt_at=now() + delay,
+        )
         try:
             async with self.db.session() as s:
                 s.add(job)
@@ -102,8 +108,9 @@ class JobQueue:
     async def retry(self, job_id: int | None = None, all_dead: bool = False) -> int:
         """Put dead (or failed) jobs back to pending, attempts reset; returns how many."""
         async with self.db.session() as s:
-            stmt = update(Job).values(status="pending", attempts=0, next_attempt_at=now(), lease_until=None,
-                                      updated_at=now())
+            stmt = update(Job).values(
+                status="pending", attempts=0, next_attempt_at=now(), lease_until=None, updated_at=now()
+            )
             if all_dead:
                 stmt = stmt.where(col(Job.status) == "dead")
             else:
@@ -117,8 +124,16 @@ class JobQueue:
         if job.ordering_key is None:
             return False
         async with self.db.session() as s:
-            query = select(Job.id).where(Job.ordering_key == job.ordering_key, col(Job.id) < (job.id or 0),
-                                         Job.status == "pending", col(Job.attempts) > 0).limit(1)
+            query = (
+                select(Job.id)
+                .where(
+                    Job.ordering_key == job.ordering_key,
+                    col(Job.id) < (job.id or 0),
+                    Job.status == "pending",
+                    col(Job.attempts) > 0,
+                )
+                .limit(1)
+            )
             return (await s.exec(query)).first() is not None
 
     async def stats(self) -> dict[str, Any]:
@@ -158,8 +173,13 @@ class JobQueue:
                 result = await s.exec(  # type: ignore[call-overload]
                     update(Job)
                     .where(col(Job.id) == candidate, self._claimable(moment))
-                    .values(status="running", lease_until=moment + self.lease_seconds, lease_token=token,
-                            attempts=Job.attempts + 1, updated_at=moment)
+                    .values(
+                        status="running",
+                        lease_until=moment + self.lease_seconds,
+                        lease_token=token,
+                        attempts=Job.attempts + 1,
+                        updated_at=moment,
+                    )
                 )
                 if result.rowcount == 1:
                     claimed.append(candidate)
@@ -218,18 +238,31 @@ class JobQueue:
             return
         async with self.db.session() as s:
             await s.exec(  # type: ignore[call-overload]
-                update(Job).where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token)
-                .values(status="pending", next_attempt_at=now() + delay, lease_until=None, last_error=error,
-                        updated_at=now())
+                update(Job)
+                .where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token)
+                .values(
+                    status="pending",
+                    next_attempt_at=now() + delay,
+                    lease_until=None,
+                    last_error=error,
+                    updated_at=now(),
+                )
             )
 
-    async def _finish(self, job: Job, status: str, error: str | None = None,
-                      result: dict[str, Any] | None = None) -> None:
+    async def _finish(
+        self, job: Job, status: str, error: str | None = None, result: dict[str, Any] | None = None
+    ) -> None:
         async with self.db.session() as s:
             await s.exec(  # type: ignore[call-overload]
-                update(Job).where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token)
-                .values(status=status, lease_until=None, last_error=error,
-                        result_json=json.dumps(result) if result is not None else None, updated_at=now())
+                update(Job)
+                .where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token)
+                .values(
+                    status=status,
+                    lease_until=None,
+                    last_error=error,
+                    result_json=json.dumps(result) if result is not None else None,
+                    updated_at=now(),
+                )
             )
         self.wakeup.set()
 

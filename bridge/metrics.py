@@ -18,13 +18,16 @@ JOB_STATUSES = ("pending", "running", "done", "failed", "dead")
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("bridge_http_requests", "HTTP requests answered", ["route", "method", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("bridge_http_request_seconds", "HTTP request duration", ["route"],
-                                 registry=self.registry)
+        self.requests = Counter(
+            "bridge_http_requests", "HTTP requests answered", ["route", "method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "bridge_http_request_seconds", "HTTP request duration", ["route"], registry=self.registry
+        )
         self.jobs = Gauge("bridge_jobs", "Jobs in the durable queue by status", ["status"], registry=self.registry)
-        self.oldest_pending = Gauge("bridge_jobs_oldest_pending_seconds", "Age of the oldest pending job",
-                                    registry=self.registry)
+        self.oldest_pending = Gauge(
+            "bridge_jobs_oldest_pending_seconds", "Age of the oldest pending job", registry=self.registry
+        )
 
     async def refresh(self, bridge: Bridge) -> None:
         stats = await bridge.queue.stats()

@@ -15,10 +15,22 @@ SIGNED_OR_USER = [{"signedCall": []}, {"userSig": []}]
 
 # (method, path, summary, request model, security, success status)
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[dict[str, list[str]]] | None, str]] = [
-    ("post", "/createticket", "Open a ticket on the default helpdesk, with its chat group", CreateTicketBody,
-     SIGNED_OR_USER, "201"),
-    ("post", "/{connector}/createticket", "Open a ticket on one helpdesk, with its chat group", CreateTicketBody,
-     SIGNED_OR_USER, "201"),
+    (
+        "post",
+        "/createticket",
+        "Open a ticket on the default helpdesk, with its chat group",
+        CreateTicketBody,
+        SIGNED_OR_USER,
+        "201",
+    ),
+    (
+        "post",
+        "/{connector}/createticket",
+        "Open a ticket on one helpdesk, with its chat group",
+        CreateTicketBody,
+        SIGNED_OR_USER,
+        "201",
+    ),
     ("post", "/joingroup", "Add an agent to a group", MemberBody, SIGNED, "200"),
     ("post", "/leavegroup", "Remove an agent from a group", MemberBody, SIGNED, "200"),
     ("post", "/deletegroup", "Dismiss a group and close its link", GroupBody, SIGNED, "200"),
@@ -38,8 +50,13 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[dict[str, lis
 ERROR = {
     "type": "object",
     "required": ["error"],
-    "properties": {"error": {"type": "object", "required": ["code", "message"],
-                             "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
 }
 
 
@@ -52,7 +69,10 @@ def openapi_document() -> dict[str, Any]:
             "summary": summary,
             "responses": {
                 status: {"description": "success"},
-                "400": {"description": "bad input", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "400": {
+                    "description": "bad input",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
                 "401": {"description": "not authenticated"},
             },
             "security": security or [],
@@ -73,10 +93,19 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": schemas,
             "securitySchemes": {
-                "signedCall": {"type": "apiKey", "in": "header", "name": "X-Bridge-Signature",
-                               "description": "v1=hex HMAC-SHA256(secret, '<ts>.<METHOD>.<target>.<body>') with X-Bridge-Timestamp"},
-                "userSig": {"type": "apiKey", "in": "header", "name": "Authorization",
-                            "description": "UserSig <usersig of the body's userId>"},
+                "signedCall": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Bridge-Signature",
+                    "description": "v1=hex HMAC-SHA256(secret, '<ts>.<METHOD>.<target>.<body>'), "
+                    "with X-Bridge-Timestamp",
+                },
+                "userSig": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "UserSig <usersig of the body's userId>",
+                },
                 "zendeskWebhook": {"type": "apiKey", "in": "header", "name": "X-Zendesk-Webhook-Signature"},
                 "imCallback": {"type": "apiKey", "in": "query", "name": "Sign"},
             },

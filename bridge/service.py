@@ -51,19 +51,25 @@ class Bridge:
         self.db = db
         self.im = im
         self.connectors = connectors
-        self.queue = JobQueue(db, retry_scale=settings.bridge_job_retry_scale,
-                              lease_seconds=settings.bridge_job_lease_seconds)
+        self.queue = JobQueue(
+            db, retry_scale=settings.bridge_job_retry_scale, lease_seconds=settings.bridge_job_lease_seconds
+        )
         for kind, handler in {
-            "join": self._join, "leave": self._leave, "delete_group": self._delete_group,
-            "converge": self._converge, "createticket": self._open_ticket, "assignment": self._assignment,
+            "join": self._join,
+            "leave": self._leave,
+            "delete_group": self._delete_group,
+            "converge": self._converge,
+            "createticket": self._open_ticket,
+            "assignment": self._assignment,
             "sync_message": lambda job: transcript.sync_message(self, job),
         }.items():
             self.queue.handler(kind)(handler)
 
     # --- running jobs inline ------------------------------------------------------------------------------------
 
-    async def submit(self, kind: str, payload: dict[str, Any], key: str | None = None,
-                     ordering_key: str | None = None) -> Outcome:
+    async def submit(
+        self, kind: str, payload: dict[str, Any], key: str | None = None, ordering_key: str | None = None
+    ) -> Outcome:
         """Store a job, then run it now when nothing earlier in its group is waiting.
 
         Raises the job's error when it failed permanently; returns queued=True when it will finish later."""
@@ -98,7 +104,9 @@ class Bridge:
             return self.connectors[name]
         except KeyError:
             enabled = ", ".join(sorted(self.connectors)) or "none"
-            raise NotFound(f"connector {name!r} is not enabled (enabled: {enabled})", code="unknown_connector") from None
+            raise NotFound(
+                f"connector {name!r} is not enabled (enabled: {enabled})", code="unknown_connector"
+            ) from None
 
     def connector_for_group(self, group_id: str) -> tuple[str, Connector, str] | None:
         for name, connector in self.connectors.items():
@@ -228,14 +236,26 @@ class Bridge:
         info = request["caseInfo"]
         if "ticketId" not in payload:
             ticket = NewTicket(
-                user_id=request["userId"], subject=info["subject"], description=info.get("desc") or "",
-                name=info.get("name"), email=info.get("email"), request_key=payload["requestKey"],
+                user_id=request["userId"],
+                subject=info["subject"],
+                description=info.get("desc") or "",
+                name=info.get("name"),
+                email=info.get("email"),
+                request_key=payload["requestKey"],
             )
             ticket_id = await self._create_with_patience(connector, ticket, first_attempt=job.attempts <= 1)
             crash_point("ticket_created", job.kind)
             group_id = connector.group_id(ticket_id)
-            await self.db.save_link(Link(provider=provider, ticket_id=ticket_id, group_id=group_id,
-                                         requester_id=request["userId"], subject=info["subject"], state="pending"))
+            await self.db.save_link(
+                Link(
+                    provider=provider,
+                    ticket_id=ticket_id,
+                    group_id=group_id,
+                    requester_id=request["userId"],
+                    subject=info["subject"],
+                    state="pending",
+                )
+            )
             await self.queue.checkpoint(job, ticketId=ticket_id, groupId=group_id)
             payload = job.payload
         ticket_id, group_id, user_id = payload["ticketId"], payload["groupId"], request["userId"]
@@ -251,8 +271,9 @@ class Bridge:
         try:
             await self._converge(job)
         except BridgeError:
-            await self.queue.enqueue("converge", {"groupId": group_id, "reason": "opened"},
-                                     key=f"opened:{group_id}", ordering_key=group_id)
+            await self.queue.enqueue(
+                "converge", {"groupId": group_id, "reason": "opened"}, key=f"opened:{group_id}", ordering_key=group_id
+            )
         return ids
 
     async def _create_with_patience(self, connector: Connector, ticket: NewTicket, first_attempt: bool) -> str:
@@ -309,11 +330,17 @@ def _stored_error(job: Job) -> BridgeError:
     code = body.get("code", "upstream_error")
     message = body.get("message") or job.last_error or "the request failed"
     extra = {k: v for k, v in body.items() if k not in ("code", "message")}
-    cls = {"bad_request": BadRequest, "not_found": NotFound, "group_not_found": NotFound,
-           "unknown_group": NotFound, "unknown_connector": NotFound}.get(code)
+    cls = {
+        "bad_request": BadRequest,
+        "not_found": NotFound,
+        "group_not_found": NotFound,
+        "unknown_group": NotFound,
+        "unknown_connector": NotFound,
+    }.get(code)
     if cls is None:
-        err: BridgeError = PermanentError(message, upstream=extra.pop("upstream", "upstream"),
-                                          upstream_code=extra.pop("upstreamCode", None))
+        err: BridgeError = PermanentError(
+            message, upstream=extra.pop("upstream", "upstream"), upstream_code=extra.pop("upstreamCode", None)
+        )
         err.code = code
     else:
         err = cls(message, code=code)

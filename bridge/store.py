@@ -51,9 +51,14 @@ class Link(SQLModel, table=True):
 
     def public(self) -> dict[str, Any]:
         return {
-            "provider": self.provider, "ticketId": self.ticket_id, "groupId": self.group_id,
-            "requesterId": self.requester_id, "agents": self.agents, "state": self.state,
-            "createdAt": self.created_at, "updatedAt": self.updated_at,
+            "provider": self.provider,
+            "ticketId": self.ticket_id,
+            "groupId": self.group_id,
+            "requesterId": self.requester_id,
+            "agents": self.agents,
+            "state": self.state,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
         }
 
 
@@ -95,9 +100,15 @@ class Job(SQLModel, table=True):
 
     def public(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "status": self.status, "attempts": self.attempts,
-            "orderingKey": self.ordering_key, "nextAttemptAt": self.next_attempt_at, "lastError": self.last_error,
-            "createdAt": self.created_at, "payload": self.payload,
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "attempts": self.attempts,
+            "orderingKey": self.ordering_key,
+            "nextAttemptAt": self.next_attempt_at,
+            "lastError": self.last_error,
+            "createdAt": self.created_at,
+            "payload": self.payload,
         }
 
 
@@ -224,5 +235,9 @@ class Database:
             cutoff = now() - event_days * 86400
             await s.exec(delete(InboundEvent).where(InboundEvent.received_at < cutoff))  # type: ignore[call-overload]
             # Finished jobs keep their keys (the deduplication of requests and events) for `event_days`.
-            await s.exec(delete(Job).where(col(Job.status).in_(("done", "failed")),  # type: ignore[call-overload]
-                                           col(Job.updated_at) < cutoff))
+            await s.exec(
+                delete(Job).where(
+                    col(Job.status).in_(("done", "failed")),  # type: ignore[call-overload]
+                    col(Job.updated_at) < cutoff,
+                )
+            )

@@ -91,5 +91,4 @@ async def sync_message(bridge: Bridge, job: Job) -> dict[str, Any]:
     comment = Comment(ticket_id=link.ticket_id, body=body, author=author, author_id=sender, key=job.key, public=True)
     comment_id = await bridge.connector(link.provider).add_comment(comment)
     await bridge.queue.checkpoint(job, commentId=comment_id)
-    return {"commentId": comment_id, "provider": link.provider, "ticketId": link.ticket_id,
-            "author": author.value}
+    return {"commentId": comment_id, "provider": link.provider, "ticketId": link.ticket_id, "author": author.value}

@@ -113,8 +113,18 @@ class ConnectorLoadError(Exception):
     """A connector could not be loaded or does not satisfy the protocol; the message names it."""
 
 
-REQUIRED = ("enabled", "start", "close", "check", "group_id", "ticket_id", "agent_id", "create_ticket",
-            "get_ticket", "add_comment")
+REQUIRED = (
+    "enabled",
+    "start",
+    "close",
+    "check",
+    "group_id",
+    "ticket_id",
+    "agent_id",
+    "create_ticket",
+    "get_ticket",
+    "add_comment",
+)
 
 
 def load_connector_classes() -> dict[str, type[Connector]]:

@@ -34,21 +34,29 @@ def setting_names() -> set[str]:
     tree = ast.parse((REPO / "bridge" / "config.py").read_text())
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == "Settings":
-            return {s.target.id.upper() for s in node.body
-                    if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.target.id != "model_config"}
+            return {
+                s.target.id.upper()
+                for s in node.body
+                if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.target.id != "model_config"
+            }
     raise SystemExit("class Settings not found in bridge/config.py")
 
 
 def check_dockerfile() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
-    lines = [line.strip() for line in re.sub(r"\\\n", " ", text).splitlines() if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip() for line in re.sub(r"\\\n", " ", text).splitlines() if line.strip() and not line.startswith("#")
+    ]
     froms = [line for line in lines if line.upper().startswith("FROM ")]
     check(len(froms) >= 2, "Dockerfile: not multi-stage")
     check("python:3.11-slim" in text, "Dockerfile: base is not python:3.11-slim")
     users = [line.split()[1] for line in lines if line.upper().startswith("USER ")]
     check(users and users[-1].split(":")[0] not in ("0", "root"), "Dockerfile: does not end as a non-root USER")
     check("EXPOSE 8000" in lines, "Dockerfile: no EXPOSE 8000")
-    check(any(line.startswith("HEALTHCHECK") and "/healthz" in line for line in lines), "Dockerfile: no /healthz HEALTHCHECK")
+    check(
+        any(line.startswith("HEALTHCHECK") and "/healthz" in line for line in lines),
+        "Dockerfile: no /healthz HEALTHCHECK",
+    )
     check(lines[-1] == 'CMD ["helpdesk-bridge", "serve"]', "Dockerfile: last line is not CMD helpdesk-bridge serve")
     check("BRIDGE_HOST=0.0.0.0" in text, "Dockerfile: BRIDGE_HOST=0.0.0.0 not set")
     check((DEPLOY / "Dockerfile.dockerignore").is_file(), "Dockerfile.dockerignore missing")
@@ -67,13 +75,19 @@ def check_compose(settings: set[str]) -> None:
     if not {"postgres", "migrate", "bridge"} <= set(services):
         return
     check(str(services["postgres"].get("image", "")).startswith("postgres:16"), "compose.yaml: postgres is not 16")
-    check(services["migrate"].get("command") == [NAME, "db", "upgrade"], "compose.yaml: migrate does not run db upgrade")
+    check(
+        services["migrate"].get("command") == [NAME, "db", "upgrade"], "compose.yaml: migrate does not run db upgrade"
+    )
     bridge = services["bridge"]
     check(bridge.get("deploy", {}).get("replicas", 1) >= 2, "compose.yaml: bridge has fewer than 2 replicas")
-    check(bridge.get("depends_on", {}).get("migrate", {}).get("condition") == "service_completed_successfully",
-          "compose.yaml: bridge does not wait for migrate to complete")
-    check("postgresql" in str(bridge.get("environment", {}).get("BRIDGE_DATABASE_URL")),
-          "compose.yaml: bridge is not on PostgreSQL")
+    check(
+        bridge.get("depends_on", {}).get("migrate", {}).get("condition") == "service_completed_successfully",
+        "compose.yaml: bridge does not wait for migrate to complete",
+    )
+    check(
+        "postgresql" in str(bridge.get("environment", {}).get("BRIDGE_DATABASE_URL")),
+        "compose.yaml: bridge is not on PostgreSQL",
+    )
     for name, service in services.items():
         check("healthcheck" in service or name == "migrate", f"compose.yaml: {name} has no healthcheck")
     example = DEPLOY / ".env.example"
@@ -111,8 +125,10 @@ def check_kubernetes(settings: set[str]) -> None:
     check(spec.get("replicas", 1) >= 2, "Deployment: fewer than 2 replicas")
     check(spec["selector"]["matchLabels"].items() <= labels.items(), "Deployment: selector does not match pod labels")
     check(docs["Service"]["spec"]["selector"].items() <= labels.items(), "Service: selector does not match pod labels")
-    check(docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= labels.items(),
-          "PodDisruptionBudget: selector does not match pod labels")
+    check(
+        docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= labels.items(),
+        "PodDisruptionBudget: selector does not match pod labels",
+    )
     check(pod.get("securityContext", {}).get("runAsNonRoot") is True, "Deployment: runAsNonRoot is not set")
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     all_containers = pod.get("initContainers", []) + pod["containers"]
@@ -128,20 +144,27 @@ def check_kubernetes(settings: set[str]) -> None:
         for mount in mounts.values():
             check(mount in volumes, f"{where}: mounts unknown volume {mount}")
         refs = {(k, v["name"]) for ref in container.get("envFrom", []) for k, v in ref.items()}
-        check(refs == {("configMapRef", NAME), ("secretRef", NAME)},
-              f"{where}: envFrom is not ConfigMap + Secret {NAME}")
+        check(
+            refs == {("configMapRef", NAME), ("secretRef", NAME)}, f"{where}: envFrom is not ConfigMap + Secret {NAME}"
+        )
         check("requests" in container.get("resources", {}), f"{where}: no resource requests")
     bridge = pod["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in bridge.get("ports", [])}
     check(ports.get("http") == 8000, "Deployment: no port http=8000")
     for probe, probe_path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         get = bridge.get(probe, {}).get("httpGet", {})
-        check(get.get("path") == probe_path and get.get("port") in (*ports, *ports.values()),
-              f"Deployment: {probe} is not {probe_path}")
-    check(docs["Service"]["spec"]["ports"][0]["targetPort"] in (*ports, *ports.values()),
-          "Service: targetPort is not a container port")
-    check(docs["ConfigMap"]["metadata"]["name"] == NAME and docs["Secret"]["metadata"]["name"] == NAME,
-          f"kubernetes: ConfigMap and Secret are not both named {NAME}")
+        check(
+            get.get("path") == probe_path and get.get("port") in (*ports, *ports.values()),
+            f"Deployment: {probe} is not {probe_path}",
+        )
+    check(
+        docs["Service"]["spec"]["ports"][0]["targetPort"] in (*ports, *ports.values()),
+        "Service: targetPort is not a container port",
+    )
+    check(
+        docs["ConfigMap"]["metadata"]["name"] == NAME and docs["Secret"]["metadata"]["name"] == NAME,
+        f"kubernetes: ConfigMap and Secret are not both named {NAME}",
+    )
     check_env_keys("kubernetes/configmap.yaml", set(docs["ConfigMap"].get("data") or {}), settings)
     check_env_keys("kubernetes/secret.example.yaml", set(docs["Secret"].get("stringData") or {}), settings)
     for key, value in (docs["ConfigMap"].get("data") or {}).items():

@@ -23,8 +23,11 @@ from bridge.sandbox.im_emulator import create_app as create_im
 from bridge.sandbox.server import BackgroundServer
 from bridge.store import sync_url
 
-VECTORS = json.loads((Path(__file__).resolve().parents[2] / "shared" / "vectors" / "vectors.json").read_text()) \
-    if (Path(__file__).resolve().parents[2] / "shared" / "vectors" / "vectors.json").exists() else None
+VECTORS = (
+    json.loads((Path(__file__).resolve().parents[2] / "shared" / "vectors" / "vectors.json").read_text())
+    if (Path(__file__).resolve().parents[2] / "shared" / "vectors" / "vectors.json").exists()
+    else None
+)
 SDKAPPID = 1400000001
 IM_KEY = "im-test-key-" + "0" * 52
 CALLOUT_SECRET = "callout-secret-for-tests"
@@ -71,8 +74,13 @@ def set_faults(server: BackgroundServer, **faults: Any) -> None:
 
 def make_settings(database_url: str, im_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
-        im_sdkappid=SDKAPPID, im_secret_key=IM_KEY, im_api_base=im_url, bridge_database_url=database_url,
-        bridge_callout_secret=CALLOUT_SECRET, bridge_job_retry_scale=0.001, bridge_create_patience_seconds=1.0,
+        im_sdkappid=SDKAPPID,
+        im_secret_key=IM_KEY,
+        im_api_base=im_url,
+        bridge_database_url=database_url,
+        bridge_callout_secret=CALLOUT_SECRET,
+        bridge_job_retry_scale=0.001,
+        bridge_create_patience_seconds=1.0,
         _env_file=None,
     )
     values.update(overrides)
@@ -90,8 +98,16 @@ class BridgeClient:
     server: BackgroundServer
     settings: Settings
 
-    def signed(self, method: str, target: str, body: Any = None, *, secret: str = CALLOUT_SECRET,
-               headers: dict[str, str] | None = None, now: float | None = None) -> httpx.Response:
+    def signed(
+        self,
+        method: str,
+        target: str,
+        body: Any = None,
+        *,
+        secret: str = CALLOUT_SECRET,
+        headers: dict[str, str] | None = None,
+        now: float | None = None,
+    ) -> httpx.Response:
         raw = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
         if now is None and method != "GET":
             # An identical call signed in the same second is a replay: a client repeating a call signs it
@@ -101,8 +117,9 @@ class BridgeClient:
             _last_signed_second = max(int(time.time()), _last_signed_second + 1)
             now = _last_signed_second
         signed = auth.signed_call_headers(secret, method, target, raw, now=now)
-        return self.http.request(method, target, content=raw,
-                                 headers={"Content-Type": "application/json", **signed, **(headers or {})})
+        return self.http.request(
+            method, target, content=raw, headers={"Content-Type": "application/json", **signed, **(headers or {})}
+        )
 
     def post(self, target: str, body: Any, **kw: Any) -> httpx.Response:
         return self.signed("POST", target, body, **kw)
@@ -146,11 +163,17 @@ def new_secret() -> str:
     return secrets.token_hex(16)
 
 
-def im_call(server: BackgroundServer, command: str, body: dict[str, Any],
-            service: str = "group_open_http_svc") -> dict[str, Any]:
+def im_call(
+    server: BackgroundServer, command: str, body: dict[str, Any], service: str = "group_open_http_svc"
+) -> dict[str, Any]:
     """One REST call to the IM emulator as the admin, the way Tencent's documentation shows it."""
-    params = {"sdkappid": SDKAPPID, "identifier": "administrator", "contenttype": "json", "random": 1,
-              "usersig": auth.gen_usersig(SDKAPPID, IM_KEY, "administrator", 3600)}
+    params = {
+        "sdkappid": SDKAPPID,
+        "identifier": "administrator",
+        "contenttype": "json",
+        "random": 1,
+        "usersig": auth.gen_usersig(SDKAPPID, IM_KEY, "administrator", 3600),
+    }
     answer = httpx.post(f"{server.url}/v4/{service}/{command}", params=params, json=body).json()
     return answer  # type: ignore[no-any-return]
 
@@ -158,8 +181,11 @@ def im_call(server: BackgroundServer, command: str, body: dict[str, Any],
 def make_group(server: BackgroundServer, group_id: str, *members: str) -> None:
     for member in members:
         im_call(server, "account_import", {"UserID": member}, service="im_open_login_svc")
-    answer = im_call(server, "create_group", {"Type": "Public", "Name": "test", "GroupId": group_id,
-                                              "MemberList": [{"Member_Account": m} for m in members]})
+    answer = im_call(
+        server,
+        "create_group",
+        {"Type": "Public", "Name": "test", "GroupId": group_id, "MemberList": [{"Member_Account": m} for m in members]},
+    )
     assert answer["ErrorCode"] == 0, answer
 
 
@@ -180,8 +206,13 @@ SF_ADMIN_APP = ("admin-console-app", "admin-console-secret")  # a connected app 
 def sf_server() -> Iterator[BackgroundServer]:
     from bridge.sandbox.salesforce_emulator import create_app as create_sf
 
-    app = create_sf(username=SF_USER, password=SF_PASSWORD, security_token=SF_TOKEN, consumer_key=SF_ADMIN_APP[0],
-                    consumer_secret=SF_ADMIN_APP[1])
+    app = create_sf(
+        username=SF_USER,
+        password=SF_PASSWORD,
+        security_token=SF_TOKEN,
+        consumer_key=SF_ADMIN_APP[0],
+        consumer_secret=SF_ADMIN_APP[1],
+    )
     with BackgroundServer(app) as server:
         yield server
 
@@ -197,16 +228,21 @@ def zd_server() -> Iterator[BackgroundServer]:
 def helpdesk_settings(sf_url: str | None = None, zd_url: str | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if sf_url:
-        values.update(salesforce_login_url=sf_url, salesforce_username=SF_USER, salesforce_password=SF_PASSWORD,
-                      salesforce_security_token=SF_TOKEN)
+        values.update(
+            salesforce_login_url=sf_url,
+            salesforce_username=SF_USER,
+            salesforce_password=SF_PASSWORD,
+            salesforce_security_token=SF_TOKEN,
+        )
     if zd_url:
         values.update(zendesk_url=zd_url, zendesk_email=ZD_EMAIL, zendesk_api_token=ZD_TOKEN)
     return values
 
 
 @pytest.fixture
-def helpdesk_bridge(bridge_factory: BridgeFactory, sf_server: BackgroundServer,
-                    zd_server: BackgroundServer) -> BridgeClient:
+def helpdesk_bridge(
+    bridge_factory: BridgeFactory, sf_server: BackgroundServer, zd_server: BackgroundServer
+) -> BridgeClient:
     """The bridge with both connectors enabled against their emulators."""
     return bridge_factory(**helpdesk_settings(sf_server.url, zd_server.url))
 
@@ -238,13 +274,22 @@ class SalesforceAdmin:
 
     def __init__(self, server: BackgroundServer):
         self.server = server
-        token = httpx.post(server.url + "/services/oauth2/token", data={
-            "grant_type": "password", "username": SF_USER, "password": SF_PASSWORD + SF_TOKEN,
-            "client_id": SF_ADMIN_APP[0], "client_secret": SF_ADMIN_APP[1]})
+        token = httpx.post(
+            server.url + "/services/oauth2/token",
+            data={
+                "grant_type": "password",
+                "username": SF_USER,
+                "password": SF_PASSWORD + SF_TOKEN,
+                "client_id": SF_ADMIN_APP[0],
+                "client_secret": SF_ADMIN_APP[1],
+            },
+        )
         token.raise_for_status()
         self.state = httpx.get(server.url + "/_emulator/state").json()
-        self.http = httpx.Client(base_url=server.url + "/services/data/v62.0",
-                                 headers={"Authorization": f"Bearer {token.json().get('access_token', '')}"})
+        self.http = httpx.Client(
+            base_url=server.url + "/services/data/v62.0",
+            headers={"Authorization": f"Bearer {token.json().get('access_token', '')}"},
+        )
 
     def update_case(self, case_id: str, **fields: Any) -> None:
         r = self.http.patch(f"/sobjects/Case/{case_id}", json=fields)

@@ -17,38 +17,59 @@ NOW = 1764158400
 
 def test_signed_call_vector() -> None:
     v = VECTORS["signed_call"]
-    assert auth.call_signature(v["secret"], v["timestamp"], v["method"], v["target"], v["body"].encode()) == \
-        v["X-Bridge-Signature"]
+    assert (
+        auth.call_signature(v["secret"], v["timestamp"], v["method"], v["target"], v["body"].encode())
+        == v["X-Bridge-Signature"]
+    )
     g = v["get_example"]
-    assert auth.call_signature(v["secret"], v["timestamp"], g["method"], g["target"], g["body"].encode()) == \
-        g["X-Bridge-Signature"]
-    auth.verify_signed_call(v["secret"], str(v["timestamp"]), v["X-Bridge-Signature"], "POST", v["target"],
-                            v["body"].encode(), now=v["timestamp"])
+    assert (
+        auth.call_signature(v["secret"], v["timestamp"], g["method"], g["target"], g["body"].encode())
+        == g["X-Bridge-Signature"]
+    )
+    auth.verify_signed_call(
+        v["secret"],
+        str(v["timestamp"]),
+        v["X-Bridge-Signature"],
+        "POST",
+        v["target"],
+        v["body"].encode(),
+        now=v["timestamp"],
+    )
 
 
 def _signed(**change: object) -> dict[str, object]:
     v = VECTORS["signed_call"]
-    args: dict[str, object] = dict(secret=v["secret"], timestamp=str(v["timestamp"]), signature=v["X-Bridge-Signature"],
-                                   method="POST", target=v["target"], body=v["body"].encode(), now=v["timestamp"])
+    args: dict[str, object] = dict(
+        secret=v["secret"],
+        timestamp=str(v["timestamp"]),
+        signature=v["X-Bridge-Signature"],
+        method="POST",
+        target=v["target"],
+        body=v["body"].encode(),
+        now=v["timestamp"],
+    )
     args.update(change)
     return args
 
 
-@pytest.mark.parametrize("change,valid", [
-    ({}, True),
-    ({"now": NOW + 299}, True),
-    ({"now": NOW - 299}, True),
-    ({"now": NOW + 301}, False),
-    ({"now": NOW - 301}, False),
-    ({"signature": None}, False),
-    ({"timestamp": None}, False),
-    ({"timestamp": "not-a-number"}, False),
-    ({"secret": "wrong"}, False),
-    ({"target": "/leavegroup"}, False),
-    ({"method": "PUT"}, False),
-    ({"body": b'{"groupId":"x"}'}, False),
-    ({"signature": "v1=" + "0" * 64}, False),
-])
+@pytest.mark.parametrize(
+    "change,valid",
+    [
+        ({}, True),
+        ({"now": NOW + 299}, True),
+        ({"now": NOW - 299}, True),
+        ({"now": NOW + 301}, False),
+        ({"now": NOW - 301}, False),
+        ({"signature": None}, False),
+        ({"timestamp": None}, False),
+        ({"timestamp": "not-a-number"}, False),
+        ({"secret": "wrong"}, False),
+        ({"target": "/leavegroup"}, False),
+        ({"method": "PUT"}, False),
+        ({"body": b'{"groupId":"x"}'}, False),
+        ({"signature": "v1=" + "0" * 64}, False),
+    ],
+)
 def test_signed_call_cases(change: dict[str, object], valid: bool) -> None:
     args = _signed(**change)
     if valid:
@@ -58,35 +79,46 @@ def test_signed_call_cases(change: dict[str, object], valid: bool) -> None:
             auth.verify_signed_call(**args)  # type: ignore[arg-type]
 
 
-@given(secret=st.text(min_size=1), method=st.sampled_from(["GET", "POST"]), target=st.text(min_size=1),
-       body=st.binary(max_size=200))
+@given(
+    secret=st.text(min_size=1),
+    method=st.sampled_from(["GET", "POST"]),
+    target=st.text(min_size=1),
+    body=st.binary(max_size=200),
+)
 def test_signed_call_round_trip(secret: str, method: str, target: str, body: bytes) -> None:
     headers = auth.signed_call_headers(secret, method, target, body, now=NOW)
-    auth.verify_signed_call(secret, headers[auth.TIMESTAMP_HEADER], headers[auth.SIGNATURE_HEADER], method, target,
-                            body, now=NOW)
+    auth.verify_signed_call(
+        secret, headers[auth.TIMESTAMP_HEADER], headers[auth.SIGNATURE_HEADER], method, target, body, now=NOW
+    )
 
 
 def test_usersig_vectors() -> None:
     v = VECTORS["usersig"]
     for case in v["cases"]:
         if case["valid"]:
-            assert auth.verify_usersig(v["sdkappid"], v["key"], case["userId"], case["userSig"], now=v["now"]) > v["now"]
+            assert (
+                auth.verify_usersig(v["sdkappid"], v["key"], case["userId"], case["userSig"], now=v["now"]) > v["now"]
+            )
         else:
             with pytest.raises(SignatureError):
                 auth.verify_usersig(v["sdkappid"], v["key"], case["userId"], case["userSig"], now=v["now"])
 
 
-@pytest.mark.parametrize("case", ["valid", "wrong key", "wrong identifier", "wrong sdkappid", "expired", "garbage",
-                                  "empty", "not zlib"])
+@pytest.mark.parametrize(
+    "case", ["valid", "wrong key", "wrong identifier", "wrong sdkappid", "expired", "garbage", "empty", "not zlib"]
+)
 def test_usersig_cases(case: str) -> None:
     key, sdkappid = "k" * 64, 1400000000
     sig = auth.gen_usersig(sdkappid, key, "alice", 60)
     args = {"sdkappid": sdkappid, "key": key, "user_id": "alice", "usersig": sig, "now": None}
     reasons = {
-        "wrong key": ({"key": "x" * 64}, "not valid"), "wrong identifier": ({"user_id": "bob"}, "another userId"),
+        "wrong key": ({"key": "x" * 64}, "not valid"),
+        "wrong identifier": ({"user_id": "bob"}, "another userId"),
         "wrong sdkappid": ({"sdkappid": 1400000001}, "another IM application"),
-        "expired": ({"now": 10**11}, "expired"), "garbage": ({"usersig": "garbage!"}, "malformed"),
-        "empty": ({"usersig": ""}, "malformed"), "not zlib": ({"usersig": "aGVsbG8_"}, "malformed"),
+        "expired": ({"now": 10**11}, "expired"),
+        "garbage": ({"usersig": "garbage!"}, "malformed"),
+        "empty": ({"usersig": ""}, "malformed"),
+        "not zlib": ({"usersig": "aGVsbG8_"}, "malformed"),
     }
     if case == "valid":
         assert auth.verify_usersig(**args) > 0  # type: ignore[arg-type]
@@ -110,8 +142,14 @@ def test_zendesk_vector_and_cases() -> None:
     assert auth.zendesk_signature(v["secret"], ts, body) == sig
     moment = 1627207200  # 2021-07-25T10:00:00Z
     auth.verify_zendesk(v["secret"], sig, ts, body, now=moment + 299)
-    for bad in [dict(now=moment + 301), dict(signature=None), dict(timestamp="yesterday"), dict(body=b"{}"),
-                dict(secret="other"), dict(timestamp="2021-07-25T10:00:00")]:
+    for bad in [
+        dict(now=moment + 301),
+        dict(signature=None),
+        dict(timestamp="yesterday"),
+        dict(body=b"{}"),
+        dict(secret="other"),
+        dict(timestamp="2021-07-25T10:00:00"),
+    ]:
         args = dict(secret=v["secret"], signature=sig, timestamp=ts, body=body, now=moment)
         args.update(bad)
         with pytest.raises(SignatureError):
@@ -123,8 +161,7 @@ def test_im_callback_vector_and_cases() -> None:
     assert auth.im_callback_sign(v["token"], v["RequestTime"]) == v["Sign"]
     t = int(v["RequestTime"])
     auth.verify_im_callback(v["token"], v["Sign"].upper(), v["RequestTime"], now=t + 299)
-    for bad in [dict(now=t + 301), dict(sign=None), dict(request_time="abc"), dict(token="other"),
-                dict(sign="0" * 64)]:
+    for bad in [dict(now=t + 301), dict(sign=None), dict(request_time="abc"), dict(token="other"), dict(sign="0" * 64)]:
         args = dict(token=v["token"], sign=v["Sign"], request_time=v["RequestTime"], now=t)
         args.update(bad)
         with pytest.raises(SignatureError):

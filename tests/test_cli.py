@@ -18,8 +18,14 @@ from tests.conftest import IM_KEY, SDKAPPID
 
 def run(args: list[str], env: dict[str, str], cwd: Path, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("IM_", "BRIDGE_", "ZENDESK_", "SALESFORCE_"))}
-    return subprocess.run([sys.executable, "-m", "bridge.cli", *args], cwd=cwd, env={**base, **env}, input=stdin,
-                          capture_output=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli", *args],
+        cwd=cwd,
+        env={**base, **env},
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def test_sign_prints_verifiable_headers(tmp_path: Path) -> None:
@@ -27,14 +33,24 @@ def test_sign_prints_verifiable_headers(tmp_path: Path) -> None:
     result = run(["sign", "--target", "/leavegroup"], {"BRIDGE_CALLOUT_SECRET": "s3cret-x"}, tmp_path, body)
     assert result.returncode == 0, result.stderr
     headers = dict(line.split(": ", 1) for line in result.stdout.decode().splitlines())
-    auth.verify_signed_call("s3cret-x", headers["X-Bridge-Timestamp"], headers["X-Bridge-Signature"], "POST",
-                            "/leavegroup", body)
+    auth.verify_signed_call(
+        "s3cret-x", headers["X-Bridge-Timestamp"], headers["X-Bridge-Signature"], "POST", "/leavegroup", body
+    )
     (tmp_path / "body.json").write_bytes(body)
-    from_file = run(["sign", "--method", "get", "--target", "/links?provider=zendesk&ticketId=42", "body.json"],
-                    {"BRIDGE_CALLOUT_SECRET": "s3cret-x"}, tmp_path)
+    from_file = run(
+        ["sign", "--method", "get", "--target", "/links?provider=zendesk&ticketId=42", "body.json"],
+        {"BRIDGE_CALLOUT_SECRET": "s3cret-x"},
+        tmp_path,
+    )
     headers = dict(line.split(": ", 1) for line in from_file.stdout.decode().splitlines())
-    auth.verify_signed_call("s3cret-x", headers["X-Bridge-Timestamp"], headers["X-Bridge-Signature"], "GET",
-                            "/links?provider=zendesk&ticketId=42", body)
+    auth.verify_signed_call(
+        "s3cret-x",
+        headers["X-Bridge-Timestamp"],
+        headers["X-Bridge-Signature"],
+        "GET",
+        "/links?provider=zendesk&ticketId=42",
+        body,
+    )
 
 
 def test_sign_without_secret_names_it(tmp_path: Path) -> None:

@@ -10,10 +10,18 @@ from tests.test_cli import run
 
 
 def env_for(im: BackgroundServer, sf: BackgroundServer, zd: BackgroundServer, **change: str) -> dict[str, str]:
-    env = {"IM_SDKAPPID": str(SDKAPPID), "IM_SECRET_KEY": IM_KEY, "IM_API_BASE": im.url,
-           "SALESFORCE_LOGIN_URL": sf.url, "SALESFORCE_USERNAME": SF_USER, "SALESFORCE_PASSWORD": SF_PASSWORD,
-           "SALESFORCE_SECURITY_TOKEN": SF_TOKEN, "ZENDESK_URL": zd.url, "ZENDESK_EMAIL": ZD_EMAIL,
-           "ZENDESK_API_TOKEN": ZD_TOKEN}
+    env = {
+        "IM_SDKAPPID": str(SDKAPPID),
+        "IM_SECRET_KEY": IM_KEY,
+        "IM_API_BASE": im.url,
+        "SALESFORCE_LOGIN_URL": sf.url,
+        "SALESFORCE_USERNAME": SF_USER,
+        "SALESFORCE_PASSWORD": SF_PASSWORD,
+        "SALESFORCE_SECURITY_TOKEN": SF_TOKEN,
+        "ZENDESK_URL": zd.url,
+        "ZENDESK_EMAIL": ZD_EMAIL,
+        "ZENDESK_API_TOKEN": ZD_TOKEN,
+    }
     env.update(change)
     return env
 
@@ -26,8 +34,14 @@ def test_check_all_ok(im_server, sf_server, zd_server, tmp_path: Path) -> None:
 
 
 def test_check_names_each_failure(im_server, sf_server, zd_server, tmp_path: Path) -> None:
-    env = env_for(im_server, sf_server, zd_server, IM_SECRET_KEY="wrong-key-" + "x" * 20,
-                  ZENDESK_API_TOKEN="wrong-token", SALESFORCE_PASSWORD="wrong-password")
+    env = env_for(
+        im_server,
+        sf_server,
+        zd_server,
+        IM_SECRET_KEY="wrong-key-" + "x" * 20,
+        ZENDESK_API_TOKEN="wrong-token",
+        SALESFORCE_PASSWORD="wrong-password",
+    )
     result = run(["check"], env, tmp_path)
     out = result.stdout.decode()
     assert result.returncode == 1

@@ -41,13 +41,19 @@ def test_setup_is_idempotent_and_teardown_removes_it(zd_server: BackgroundServer
     assert sorted(t["title"] for t in triggers) == sorted(title for title, _ in TRIGGERS.values())
     bodies = {json.loads(t["actions"][0]["value"][1])["event"] for t in triggers}
     assert bodies == set(TRIGGERS) and all(t["actions"][0]["value"][0] == webhook["id"] for t in triggers)
-    assert json.loads(trigger_body("x")) == {"ticket_id": "{{ticket.id}}", "assignee_id": "{{ticket.assignee.id}}",
-                                             "status": "{{ticket.status}}", "event": "x"}
+    assert json.loads(trigger_body("x")) == {
+        "ticket_id": "{{ticket.id}}",
+        "assignee_id": "{{ticket.assignee.id}}",
+        "status": "{{ticket.status}}",
+        "event": "x",
+    }
 
     again = run(["zendesk", "setup", "--url", "https://bridge.example.com"], env, tmp_path)
     assert again.returncode == 0 and again.stdout.decode().count("already up to date") == 3, again.stdout
     moved = run(["zendesk", "setup", "--url", "https://bridge2.example.com/"], env, tmp_path)
-    assert moved.returncode == 0 and "updated: POST https://bridge2.example.com/webhooks/zendesk" in moved.stdout.decode()
+    assert (
+        moved.returncode == 0 and "updated: POST https://bridge2.example.com/webhooks/zendesk" in moved.stdout.decode()
+    )
     state = zd_state(zd_server)
     assert len(state["webhooks"]) == 1 and len(state["triggers"]) == 2
 
@@ -71,8 +77,12 @@ def test_triggers_deliver_signed_webhooks(zd_server: BackgroundServer, zd_admin:
     """What setup installs fires on an assignee change with the contract's body, signed with the secret."""
     receiver = _Receiver()
     with BackgroundServer(receiver.app) as server:
-        assert run(["zendesk", "setup", "--url", server.url], env_for(zd_server, ZENDESK_WEBHOOK_SECRET=SECRET),
-                   tmp_path).returncode == 0
+        assert (
+            run(
+                ["zendesk", "setup", "--url", server.url], env_for(zd_server, ZENDESK_WEBHOOK_SECRET=SECRET), tmp_path
+            ).returncode
+            == 0
+        )
         ticket = zd_admin.http.post("/tickets.json", json={"ticket": {"subject": "s", "comment": {"body": "b"}}})
         ticket_id = ticket.json()["ticket"]["id"]
         zd_admin.update(ticket_id, status="open")
@@ -80,8 +90,12 @@ def test_triggers_deliver_signed_webhooks(zd_server: BackgroundServer, zd_admin:
         wait_for(lambda: len(receiver.calls) == 2)
     bodies = [json.loads(c["body"]) for c in receiver.calls]
     assert {"ticket_id": str(ticket_id), "assignee_id": "", "status": "Open", "event": "status_changed"} in bodies
-    assert {"ticket_id": str(ticket_id), "assignee_id": str(zd_admin.agents[0]), "status": "Open",
-            "event": "assignee_changed"} in bodies
+    assert {
+        "ticket_id": str(ticket_id),
+        "assignee_id": str(zd_admin.agents[0]),
+        "status": "Open",
+        "event": "assignee_changed",
+    } in bodies
     for call in receiver.calls:
         auth.verify_zendesk(SECRET, call["signature"], call["timestamp"], call["body"].encode())
 
@@ -93,8 +107,11 @@ def test_errors_are_sentences_not_tracebacks(zd_server: BackgroundServer, tmp_pa
     assert bad_url.returncode == 2 and b"--url" in bad_url.stderr
     refused = run(["zendesk", "teardown"], env_for(zd_server, ZENDESK_API_TOKEN="wrong-token"), tmp_path)
     assert refused.returncode == 1 and b"credentials" in refused.stderr
-    unreachable = {"ZENDESK_URL": f"http://127.0.0.1:{free_port()}", "ZENDESK_EMAIL": ZD_EMAIL,
-                   "ZENDESK_API_TOKEN": ZD_TOKEN}
+    unreachable = {
+        "ZENDESK_URL": f"http://127.0.0.1:{free_port()}",
+        "ZENDESK_EMAIL": ZD_EMAIL,
+        "ZENDESK_API_TOKEN": ZD_TOKEN,
+    }
     down = run(["zendesk", "setup", "--url", "https://bridge.example.com"], unreachable, tmp_path)
     assert down.returncode == 1 and b"zendesk setup failed" in down.stderr
     placeholder = run(["zendesk", "teardown"], env_for(zd_server, ZENDESK_WEBHOOK_SECRET="changeme"), tmp_path)
@@ -115,9 +132,13 @@ class _Receiver:
         self.calls: list[dict[str, str]] = []
 
         async def hook(request: Request) -> Response:
-            self.calls.append({"body": (await request.body()).decode(),
-                               "signature": request.headers.get("x-zendesk-webhook-signature", ""),
-                               "timestamp": request.headers.get("x-zendesk-webhook-signature-timestamp", "")})
+            self.calls.append(
+                {
+                    "body": (await request.body()).decode(),
+                    "signature": request.headers.get("x-zendesk-webhook-signature", ""),
+                    "timestamp": request.headers.get("x-zendesk-webhook-signature-timestamp", ""),
+                }
+            )
             return Response(status_code=200)
 
         self.app = Starlette(routes=[Route("/webhooks/zendesk", hook, methods=["POST"])])

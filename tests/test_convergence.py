@@ -66,18 +66,24 @@ def test_salesforce_events_converge_and_close(helpdesk_bridge: BridgeClient, im_
     case_id = open_case(helpdesk_bridge)
     agent = sf_admin.state["agent_ids"][0]
     sf_admin.update_case(case_id, OwnerId=agent)
-    r = helpdesk_bridge.post("/salesforce/events", {"events": [
-        {"type": "owner_changed", "caseId": case_id, "ownerId": agent, "previousOwnerId": None}]})
+    r = helpdesk_bridge.post(
+        "/salesforce/events",
+        {"events": [{"type": "owner_changed", "caseId": case_id, "ownerId": agent, "previousOwnerId": None}]},
+    )
     assert r.status_code == 202 and r.json() == {"accepted": 1}
     wait_for(lambda: members_of(im_server, case_id) == {"cust1", agent})
     sf_admin.update_case(case_id, Status="Closed")
-    helpdesk_bridge.post("/salesforce/events", {"events": [
-        {"type": "status_changed", "caseId": case_id, "status": "Closed", "isClosed": True}]})
+    helpdesk_bridge.post(
+        "/salesforce/events",
+        {"events": [{"type": "status_changed", "caseId": case_id, "status": "Closed", "isClosed": True}]},
+    )
     wait_for(lambda: im_state(im_server)["groups"][case_id]["MuteAllMember"] == "On")
     assert members_of(im_server, case_id) == {"cust1"}
     sf_admin.update_case(case_id, Status="Working")
-    helpdesk_bridge.post("/salesforce/events", {"events": [
-        {"type": "status_changed", "caseId": case_id, "status": "Working", "isClosed": False}]})
+    helpdesk_bridge.post(
+        "/salesforce/events",
+        {"events": [{"type": "status_changed", "caseId": case_id, "status": "Working", "isClosed": False}]},
+    )
     wait_for(lambda: im_state(im_server)["groups"][case_id]["MuteAllMember"] == "Off")
     wait_for(lambda: members_of(im_server, case_id) == {"cust1", agent})
     sf_admin.delete_case(case_id)
@@ -100,8 +106,9 @@ def test_events_queue_while_im_is_down(helpdesk_bridge: BridgeClient, im_server,
     agent = sf_admin.state["agent_ids"][0]
     sf_admin.update_case(case_id, OwnerId=agent)
     set_faults(im_server, outage=True, status=503)
-    r = helpdesk_bridge.post("/salesforce/events", {"events": [
-        {"type": "work_accepted", "caseId": case_id, "userId": agent}]})
+    r = helpdesk_bridge.post(
+        "/salesforce/events", {"events": [{"type": "work_accepted", "caseId": case_id, "userId": agent}]}
+    )
     assert r.status_code == 202
     time.sleep(0.3)
     set_faults(im_server)
@@ -130,8 +137,9 @@ def test_any_order_converges(helpdesk_bridge: BridgeClient, im_server, sf_admin,
         callouts.append({"groupId": case_id, "newOwnerId": owner, "oldOwnerId": previous})
         previous = owner
     # Callouts arrive late, twice, out of order and concurrently.
-    deliveries = data.draw(st.permutations(callouts + data.draw(st.lists(st.sampled_from(callouts), max_size=3))),
-                           label="deliveries")
+    deliveries = data.draw(
+        st.permutations(callouts + data.draw(st.lists(st.sampled_from(callouts), max_size=3))), label="deliveries"
+    )
     with ThreadPoolExecutor(max_workers=4) as pool:
         for r in pool.map(lambda body: helpdesk_bridge.post("/assignment", body), deliveries):
             assert r.status_code in (200, 202), r.text
@@ -154,8 +162,12 @@ def test_salesforce_event_ids_are_applied_once(helpdesk_bridge: BridgeClient, im
     from bridge.store import Database
 
     case_id = open_case(helpdesk_bridge)
-    event = {"type": "owner_changed", "caseId": case_id, "ownerId": sf_admin.state["agent_ids"][0],
-             "eventId": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}
+    event = {
+        "type": "owner_changed",
+        "caseId": case_id,
+        "ownerId": sf_admin.state["agent_ids"][0],
+        "eventId": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    }
     # The Apex finalizer retries with the same body, signed afresh.
     for _ in range(3):
         assert helpdesk_bridge.post("/salesforce/events", {"events": [event]}).status_code == 202
@@ -177,8 +189,10 @@ def test_events_for_cases_without_a_group_are_ignored(helpdesk_bridge: BridgeCli
     from bridge.store import Database
 
     unlinked = "500000000000042AAA"
-    r = helpdesk_bridge.post("/salesforce/events", {"events": [
-        {"type": "owner_changed", "caseId": unlinked, "ownerId": sf_admin.state["agent_ids"][0]}]})
+    r = helpdesk_bridge.post(
+        "/salesforce/events",
+        {"events": [{"type": "owner_changed", "caseId": unlinked, "ownerId": sf_admin.state["agent_ids"][0]}]},
+    )
     assert r.status_code == 202
 
     async def statuses() -> list[str]:
@@ -190,8 +204,9 @@ def test_events_for_cases_without_a_group_are_ignored(helpdesk_bridge: BridgeCli
     wait_for(lambda: asyncio.run(statuses()) == ["done"])
 
 
-def test_owner_set_at_creation_joins_once_the_group_opens(helpdesk_bridge: BridgeClient, im_server, sf_admin,
-                                                           zd_admin) -> None:
+def test_owner_set_at_creation_joins_once_the_group_opens(
+    helpdesk_bridge: BridgeClient, im_server, sf_admin, zd_admin
+) -> None:
     # IM is down while the ticket is opened: the group is queued; the owner event arrives before the group exists.
     set_faults(im_server, outage=True, status=503)
     r = helpdesk_bridge.post("/salesforce/createticket", {"userId": "cust-early", "caseInfo": CASE})
@@ -199,16 +214,26 @@ def test_owner_set_at_creation_joins_once_the_group_opens(helpdesk_bridge: Bridg
     case_id = r.json()["ticketId"]
     agent = sf_admin.state["agent_ids"][1]
     sf_admin.update_case(case_id, OwnerId=agent)
-    assert helpdesk_bridge.post("/salesforce/events", {"events": [
-        {"type": "owner_changed", "caseId": case_id, "ownerId": agent}]}).status_code == 202
+    assert (
+        helpdesk_bridge.post(
+            "/salesforce/events", {"events": [{"type": "owner_changed", "caseId": case_id, "ownerId": agent}]}
+        ).status_code
+        == 202
+    )
     time.sleep(0.3)
     set_faults(im_server)
-    wait_for(lambda: case_id in im_state(im_server)["groups"] and members_of(im_server, case_id) == {"cust-early", agent})
+    wait_for(
+        lambda: case_id in im_state(im_server)["groups"] and members_of(im_server, case_id) == {"cust-early", agent}
+    )
     # Zendesk: a ticket assigned before the bridge heard of any change still gets its agent once opened.
     set_faults(im_server, outage=True, status=503)
     r = helpdesk_bridge.post("/zendesk/createticket", {"userId": "cust-early2", "caseInfo": CASE})
     ticket = r.json()["ticketId"]
     zd_admin.update(ticket, assignee_id=zd_admin.agents[0])
     set_faults(im_server)
-    wait_for(lambda: f"ZENDESK#{ticket}" in im_state(im_server)["groups"]
-             and members_of(im_server, f"ZENDESK#{ticket}") == {"cust-early2", str(zd_admin.agents[0])})
+    wait_for(
+        lambda: (
+            f"ZENDESK#{ticket}" in im_state(im_server)["groups"]
+            and members_of(im_server, f"ZENDESK#{ticket}") == {"cust-early2", str(zd_admin.agents[0])}
+        )
+    )

@@ -31,10 +31,16 @@ from tests.conftest import (
 
 def bridge_env(database_url: str, im: BackgroundServer, zd: BackgroundServer) -> dict[str, str]:
     return {
-        "IM_SDKAPPID": str(SDKAPPID), "IM_SECRET_KEY": IM_KEY, "IM_API_BASE": im.url,
-        "ZENDESK_URL": zd.url, "ZENDESK_EMAIL": ZD_EMAIL, "ZENDESK_API_TOKEN": ZD_TOKEN,
-        "BRIDGE_DATABASE_URL": database_url, "BRIDGE_CALLOUT_SECRET": CALLOUT_SECRET,
-        "BRIDGE_JOB_LEASE_SECONDS": "1", "BRIDGE_JOB_RETRY_SCALE": "0.001",
+        "IM_SDKAPPID": str(SDKAPPID),
+        "IM_SECRET_KEY": IM_KEY,
+        "IM_API_BASE": im.url,
+        "ZENDESK_URL": zd.url,
+        "ZENDESK_EMAIL": ZD_EMAIL,
+        "ZENDESK_API_TOKEN": ZD_TOKEN,
+        "BRIDGE_DATABASE_URL": database_url,
+        "BRIDGE_CALLOUT_SECRET": CALLOUT_SECRET,
+        "BRIDGE_JOB_LEASE_SECONDS": "1",
+        "BRIDGE_JOB_RETRY_SCALE": "0.001",
     }
 
 
@@ -49,8 +55,12 @@ def processes(tmp_path: Path) -> Iterator[list[BridgeProcess]]:
 def create(url: str, user: str, key: str) -> httpx.Response:
     body = {"userId": user, "caseInfo": {"subject": f"Crash test {key}"}}
     sig = auth.gen_usersig(SDKAPPID, IM_KEY, user, 600)
-    return httpx.post(url + "/createticket", json=body, timeout=30,
-                      headers={"Authorization": f"UserSig {sig}", "Idempotency-Key": key})
+    return httpx.post(
+        url + "/createticket",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"UserSig {sig}", "Idempotency-Key": key},
+    )
 
 
 def zendesk_tickets(zd: BackgroundServer) -> dict[str, Any]:
@@ -58,8 +68,14 @@ def zendesk_tickets(zd: BackgroundServer) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("point", ["claimed", "ticket_created", "ran", "finished"])
-def test_kill_during_createticket(point: str, database_url: str, im_server: BackgroundServer,
-                                  zd_server: BackgroundServer, processes: list[BridgeProcess], tmp_path: Path) -> None:
+def test_kill_during_createticket(
+    point: str,
+    database_url: str,
+    im_server: BackgroundServer,
+    zd_server: BackgroundServer,
+    processes: list[BridgeProcess],
+    tmp_path: Path,
+) -> None:
     bridge = BridgeProcess(bridge_env(database_url, im_server, zd_server), tmp_path / "bridge.log")
     processes.append(bridge)
     bridge.start({"BRIDGE_TEST_CRASH_AT": f"{point}:createticket"})
@@ -83,8 +99,13 @@ def test_kill_during_createticket(point: str, database_url: str, im_server: Back
     assert len(im_state(im_server)["notifications"][group_id]) == 1, "exactly one greeting"
 
 
-def test_restart_with_pending_jobs(database_url: str, im_server: BackgroundServer, zd_server: BackgroundServer,
-                                   processes: list[BridgeProcess], tmp_path: Path) -> None:
+def test_restart_with_pending_jobs(
+    database_url: str,
+    im_server: BackgroundServer,
+    zd_server: BackgroundServer,
+    processes: list[BridgeProcess],
+    tmp_path: Path,
+) -> None:
     make_group(im_server, "G-restart", "cust1")
     bridge = BridgeProcess(bridge_env(database_url, im_server, zd_server), tmp_path / "bridge.log")
     processes.append(bridge)
@@ -98,11 +119,14 @@ def test_restart_with_pending_jobs(database_url: str, im_server: BackgroundServe
     set_faults(im_server)
     bridge.start()
     wait_for(lambda: members_of(im_server, "G-restart") == {"cust1", "agent1", "agent2", "agent3", "agent4"})
+    log = (tmp_path / "bridge.log").read_text()
+    assert "usersig=" not in log.lower() and IM_KEY not in log and CALLOUT_SECRET not in log and ZD_TOKEN not in log
 
 
 @pytest.mark.skipif(not PG_URL, reason="several processes share state through PostgreSQL")
-def test_two_processes_on_one_postgres(im_server: BackgroundServer, zd_server: BackgroundServer,
-                                       processes: list[BridgeProcess], tmp_path: Path) -> None:
+def test_two_processes_on_one_postgres(
+    im_server: BackgroundServer, zd_server: BackgroundServer, processes: list[BridgeProcess], tmp_path: Path
+) -> None:
     assert PG_URL
     reset_postgres(PG_URL)
     groups = [f"G-two-{n}" for n in range(6)]
@@ -125,8 +149,9 @@ def test_two_processes_on_one_postgres(im_server: BackgroundServer, zd_server: B
     set_faults(im_server)
     for group in groups:
         wait_for(lambda group=group: members_of(im_server, group) == {"cust1", "agent1", "agent2", "agent3"})
-    added = [r for r in im_state(im_server)["requests"]
-             if r.get("Command") == "add_group_member" and r.get("ErrorCode") == 0]
+    added = [
+        r for r in im_state(im_server)["requests"] if r.get("Command") == "add_group_member" and r.get("ErrorCode") == 0
+    ]
     assert len(added) == len(groups) * 4, "each queued join ran exactly once across both processes"
 
 
@@ -137,6 +162,7 @@ class SignedClient:
 
     def post(self, target: str, body: dict[str, Any]) -> httpx.Response:
         import json
+
         raw = json.dumps(body).encode()
         self.second += 1  # every call signed afresh
         headers = auth.signed_call_headers(CALLOUT_SECRET, "POST", target, raw, now=self.second)

@@ -26,8 +26,15 @@ def test_zendesk_ticket_group_greeting_link(helpdesk_bridge: BridgeClient, im_se
     assert r.status_code == 201, r.text
     body = r.json()
     ticket_id = body["ticketId"]
-    assert body == {"provider": "zendesk", "ticketId": ticket_id, "groupId": f"ZENDESK#{ticket_id}",
-                    "ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "GroupId": f"ZENDESK#{ticket_id}"}
+    assert body == {
+        "provider": "zendesk",
+        "ticketId": ticket_id,
+        "groupId": f"ZENDESK#{ticket_id}",
+        "ActionStatus": "OK",
+        "ErrorCode": 0,
+        "ErrorInfo": "",
+        "GroupId": f"ZENDESK#{ticket_id}",
+    }
     ticket = zd_admin.ticket(ticket_id)
     assert ticket["subject"] == "Printer on fire"
     requester = zd_admin.http.get(f"/users/{ticket['requester_id']}.json").json()["user"]
@@ -49,22 +56,30 @@ def test_salesforce_case_group(helpdesk_bridge: BridgeClient, im_server, sf_serv
     case_id = r.json()["ticketId"]
     assert len(case_id) == 18 and case_id.startswith("500") and r.json()["groupId"] == case_id
     case = sf_admin.case(case_id)
-    assert (case["Subject"], case["Description"], case["SuppliedName"], case["SuppliedEmail"], case["Origin"]) == \
-        ("Printer on fire", "It smokes", "Jane", "jane@example.com", "Chat")
+    assert (case["Subject"], case["Description"], case["SuppliedName"], case["SuppliedEmail"], case["Origin"]) == (
+        "Printer on fire",
+        "It smokes",
+        "Jane",
+        "jane@example.com",
+        "Chat",
+    )
     assert members_of(im_server, case_id) == {"user2"}
 
 
 def test_end_user_usersig_auth(helpdesk_bridge: BridgeClient) -> None:
     body = {"userId": "user3", "caseInfo": {"subject": "Hi"}}
-    ok = helpdesk_bridge.http.post("/zendesk/createticket", json=body,
-                                   headers={"Authorization": f"UserSig {helpdesk_bridge.usersig('user3')}"})
+    ok = helpdesk_bridge.http.post(
+        "/zendesk/createticket", json=body, headers={"Authorization": f"UserSig {helpdesk_bridge.usersig('user3')}"}
+    )
     assert ok.status_code == 201, ok.text
-    other = helpdesk_bridge.http.post("/zendesk/createticket", json=body,
-                                      headers={"Authorization": f"UserSig {helpdesk_bridge.usersig('someone')}"})
+    other = helpdesk_bridge.http.post(
+        "/zendesk/createticket", json=body, headers={"Authorization": f"UserSig {helpdesk_bridge.usersig('someone')}"}
+    )
     assert other.status_code == 401
     assert helpdesk_bridge.http.post("/zendesk/createticket", json=body).status_code == 401
-    garbage = helpdesk_bridge.http.post("/zendesk/createticket", content=b"{oops",
-                                        headers={"Authorization": "UserSig nope"})
+    garbage = helpdesk_bridge.http.post(
+        "/zendesk/createticket", content=b"{oops", headers={"Authorization": "UserSig nope"}
+    )
     assert garbage.status_code == 401
 
 
@@ -76,19 +91,25 @@ def test_default_connector(bridge_factory: BridgeFactory, zd_server, sf_server) 
     r = both.post("/createticket", {"userId": "u4", "caseInfo": {"subject": "S"}})
     assert r.status_code == 400 and r.json()["error"]["code"] == "no_default_connector"
     chosen = bridge_factory(**helpdesk_settings(sf_server.url, zd_server.url), bridge_default_connector="salesforce")
-    assert chosen.post("/createticket", {"userId": "u4", "caseInfo": {"subject": "S"}}).json()["provider"] == \
-        "salesforce"
+    assert (
+        chosen.post("/createticket", {"userId": "u4", "caseInfo": {"subject": "S"}}).json()["provider"] == "salesforce"
+    )
 
 
-@pytest.mark.parametrize("body,message", [
-    ({"caseInfo": {"subject": "x"}}, "userId is required"),
-    ({"userId": "u"}, "caseInfo is required"),
-    ({"userId": "u", "caseInfo": {}}, "caseInfo.subject is required"),
-    ({"userId": "u", "caseInfo": {"subject": ""}}, "caseInfo.subject"),
-    ({"userId": "u", "caseInfo": {"subject": "x", "email": "not-an-email"}}, "email is not a well-formed address"),
-    ({"userId": "u", "caseInfo": "text"}, "caseInfo"),
-])
-def test_bad_input_is_400_and_creates_nothing(helpdesk_bridge: BridgeClient, zd_server, body, message, zd_admin) -> None:
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"caseInfo": {"subject": "x"}}, "userId is required"),
+        ({"userId": "u"}, "caseInfo is required"),
+        ({"userId": "u", "caseInfo": {}}, "caseInfo.subject is required"),
+        ({"userId": "u", "caseInfo": {"subject": ""}}, "caseInfo.subject"),
+        ({"userId": "u", "caseInfo": {"subject": "x", "email": "not-an-email"}}, "email is not a well-formed address"),
+        ({"userId": "u", "caseInfo": "text"}, "caseInfo"),
+    ],
+)
+def test_bad_input_is_400_and_creates_nothing(
+    helpdesk_bridge: BridgeClient, zd_server, body, message, zd_admin
+) -> None:
     r = helpdesk_bridge.post("/zendesk/createticket", body)
     assert r.status_code == 400, r.text
     assert message in r.json()["error"]["message"]
@@ -108,8 +129,9 @@ def test_idempotency_key(helpdesk_bridge: BridgeClient, zd_server, im_server, zd
     assert first.json() == again.json()
     assert len(emulator_state(zd_server)["tickets"]) == 1
     assert len(im_state(im_server)["notifications"][first.json()["groupId"]]) == 1
-    other = helpdesk_bridge.post("/zendesk/createticket", {**body, "caseInfo": {"subject": "Twice"}},
-                                 headers={"Idempotency-Key": "abc-1"})
+    other = helpdesk_bridge.post(
+        "/zendesk/createticket", {**body, "caseInfo": {"subject": "Twice"}}, headers={"Idempotency-Key": "abc-1"}
+    )
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
 
 
@@ -123,8 +145,9 @@ def test_helpdesk_refusal_is_502_and_leaves_nothing(helpdesk_bridge: BridgeClien
 
 def test_salesforce_invalid_email_is_502_with_message(helpdesk_bridge: BridgeClient, im_server) -> None:
     # Passes the bridge's own check, refused by Salesforce's stricter rule: the caller reads Salesforce's reason.
-    r = helpdesk_bridge.post("/salesforce/createticket",
-                             {"userId": "user7", "caseInfo": {"subject": "x", "email": "jane@example.c"}})
+    r = helpdesk_bridge.post(
+        "/salesforce/createticket", {"userId": "user7", "caseInfo": {"subject": "x", "email": "jane@example.c"}}
+    )
     assert r.status_code == 502, r.text
     assert r.json()["error"]["upstream"] == "salesforce" and "email" in r.json()["error"]["message"].lower()
     assert im_state(im_server)["groups"] == {}
@@ -138,6 +161,7 @@ def test_im_down_answers_202_then_finishes(helpdesk_bridge: BridgeClient, im_ser
     assert group_id == f"ZENDESK#{r.json()['ticketId']}" and r.json()["GroupId"] == group_id
     set_faults(im_server)
     import time
+
     deadline = time.time() + 15
     while group_id not in im_state(im_server)["groups"]:
         assert time.time() < deadline, "the queued group was never created"
@@ -164,8 +188,11 @@ def test_long_subject_is_cut_for_the_group_name(helpdesk_bridge: BridgeClient, i
 def test_helpdesk_rate_limit_is_waited_out(bridge_factory: BridgeFactory, zd_server, im_server) -> None:
     client = bridge_factory(**helpdesk_settings(zd_url=zd_server.url), bridge_create_patience_seconds=10)
     httpx.post(zd_server.url + "/_emulator/rate_limit", json={"count": 2, "retry_after": 1}).raise_for_status()
-    r = client.post("/createticket", {"userId": "user10", "caseInfo": {"subject": "Busy day"}},
-                    headers={"Idempotency-Key": "busy-1"})
+    r = client.post(
+        "/createticket",
+        {"userId": "user10", "caseInfo": {"subject": "Busy day"}},
+        headers={"Idempotency-Key": "busy-1"},
+    )
     assert r.status_code == 201, r.text
     assert len(emulator_state(zd_server)["tickets"]) == 1
 
@@ -182,7 +209,9 @@ def test_salesforce_blip_is_waited_out(bridge_factory: BridgeFactory, sf_server,
 def test_retry_after_a_502_with_the_same_key_succeeds(helpdesk_bridge: BridgeClient, zd_server, im_server) -> None:
     body = {"userId": "user12", "caseInfo": {"subject": "Try again"}}
     set_faults(zd_server, outage=True, status=503)
-    assert helpdesk_bridge.post("/zendesk/createticket", body, headers={"Idempotency-Key": "again-1"}).status_code == 502
+    assert (
+        helpdesk_bridge.post("/zendesk/createticket", body, headers={"Idempotency-Key": "again-1"}).status_code == 502
+    )
     set_faults(zd_server)
     r = helpdesk_bridge.post("/zendesk/createticket", body, headers={"Idempotency-Key": "again-1"})
     assert r.status_code == 201, r.text

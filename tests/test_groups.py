@@ -13,8 +13,14 @@ def test_join_imports_account_and_adds(bridge: BridgeClient, im_server) -> None:
     make_group(im_server, "G-join", "cust1")
     r = bridge.post("/joingroup", {"groupId": "G-join", "userId": AGENT15})
     assert r.status_code == 200, r.text
-    assert r.json() == {"ok": True, "groupId": "G-join", "userId": AGENT18, "ActionStatus": "OK", "ErrorCode": 0,
-                        "ErrorInfo": ""}
+    assert r.json() == {
+        "ok": True,
+        "groupId": "G-join",
+        "userId": AGENT18,
+        "ActionStatus": "OK",
+        "ErrorCode": 0,
+        "ErrorInfo": "",
+    }
     assert members_of(im_server, "G-join") == {"cust1", AGENT18}
     again = bridge.post("/joingroup", {"groupId": "G-join", "userId": AGENT18})
     assert again.status_code == 200, "already a member is success"
@@ -42,16 +48,19 @@ def test_unknown_group_is_404(bridge: BridgeClient) -> None:
     assert r.json()["error"]["code"] == "group_not_found"
 
 
-@pytest.mark.parametrize("body,message", [
-    ({}, "groupId is required"),
-    ({"groupId": "G"}, "userId is required"),
-    ({"groupId": 5, "userId": "a"}, "groupId"),
-    ({"groupId": "G", "userId": "has space"}, "userId must be"),
-    ({"groupId": "G", "userId": "x" * 33}, "userId must be"),
-    ({"groupId": "G" * 49, "userId": "a"}, "groupId must be"),
-    ([1, 2], "JSON object"),
-    ("just a string", "JSON object"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({}, "groupId is required"),
+        ({"groupId": "G"}, "userId is required"),
+        ({"groupId": 5, "userId": "a"}, "groupId"),
+        ({"groupId": "G", "userId": "has space"}, "userId must be"),
+        ({"groupId": "G", "userId": "x" * 33}, "userId must be"),
+        ({"groupId": "G" * 49, "userId": "a"}, "groupId must be"),
+        ([1, 2], "JSON object"),
+        ("just a string", "JSON object"),
+    ],
+)
 def test_bad_bodies_are_400(bridge: BridgeClient, body: object, message: str) -> None:
     r = bridge.post("/joingroup", body)
     assert r.status_code == 400, r.text
@@ -83,6 +92,7 @@ def test_signature_of_one_path_fails_on_another(bridge: BridgeClient, im_server)
     import json as _json
 
     from bridge import auth
+
     raw = _json.dumps({"groupId": "G-replay", "userId": "agent1"}).encode()
     headers = auth.signed_call_headers("callout-secret-for-tests", "POST", "/joingroup", raw)
     r = bridge.http.post("/leavegroup", content=raw, headers=headers)
@@ -95,6 +105,7 @@ def test_replay_has_no_second_effect(bridge: BridgeClient, im_server) -> None:
     import json as _json
 
     from bridge import auth
+
     raw = _json.dumps({"groupId": "G-rep2", "userId": "agent2"}).encode()
     headers = auth.signed_call_headers("callout-secret-for-tests", "POST", "/joingroup", raw)
     assert bridge.http.post("/joingroup", content=raw, headers=headers).status_code == 200
@@ -123,6 +134,7 @@ def test_im_outage_queues_and_applies_later(bridge: BridgeClient, im_server) -> 
     assert r.json()["queued"] is True and r.json()["jobId"]
     set_faults(im_server)
     import time
+
     deadline = time.time() + 10
     while "agent3" not in members_of(im_server, "G-out"):
         assert time.time() < deadline, "the queued join was never applied"
@@ -139,6 +151,7 @@ def test_im_error_code_in_http_200_is_an_error(bridge: BridgeClient, im_server) 
 def test_usersig_endpoint(bridge: BridgeClient) -> None:
     from bridge import auth
     from tests.conftest import IM_KEY, SDKAPPID
+
     r = bridge.post("/usersig", {"userId": "cust-7", "expireSeconds": 600})
     assert r.status_code == 200
     body = r.json()

@@ -27,7 +27,7 @@ def test_checksum_rule(id15: str) -> None:
     letters = [i for i, c in enumerate(id15) if c.isalpha()]
     if letters:
         i = letters[0]
-        flipped = id15[:i] + id15[i].swapcase() + id15[i + 1:]
+        flipped = id15[:i] + id15[i].swapcase() + id15[i + 1 :]
         assert ids.to_18(flipped)[15:] != id18[15:]
 
 

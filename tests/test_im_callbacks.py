@@ -30,21 +30,38 @@ AFTER_SEND = "Group.CallbackAfterSendMsg"
 
 
 @pytest.fixture
-def cb_bridge(bridge_factory: BridgeFactory, im_server: BackgroundServer, sf_server: BackgroundServer,
-              zd_server: BackgroundServer) -> BridgeClient:
+def cb_bridge(
+    bridge_factory: BridgeFactory, im_server: BackgroundServer, sf_server: BackgroundServer, zd_server: BackgroundServer
+) -> BridgeClient:
     """Both helpdesks, callback authentication on, and the IM emulator calling back into this bridge."""
     bridge = bridge_factory(**helpdesk_settings(sf_server.url, zd_server.url), im_callback_token=TOKEN)
-    httpx.post(im_server.url + "/_emulator/config",
-               json={"callback_url": bridge.server.url + "/callbacks/im", "callback_token": TOKEN}).raise_for_status()
+    httpx.post(
+        im_server.url + "/_emulator/config",
+        json={"callback_url": bridge.server.url + "/callbacks/im", "callback_token": TOKEN},
+    ).raise_for_status()
     return bridge
 
 
-def callback(bridge: BridgeClient, body: Any, *, token: str = TOKEN, age: int = 0, sign: str | None = None,
-             params: dict[str, Any] | None = None, raw: bytes | None = None) -> httpx.Response:
+def callback(
+    bridge: BridgeClient,
+    body: Any,
+    *,
+    token: str = TOKEN,
+    age: int = 0,
+    sign: str | None = None,
+    params: dict[str, Any] | None = None,
+    raw: bytes | None = None,
+) -> httpx.Response:
     request_time = str(int(time.time()) - age)
-    query: dict[str, Any] = {"SdkAppid": SDKAPPID, "CallbackCommand": AFTER_SEND, "contenttype": "json",
-                             "ClientIP": "10.0.0.1", "OptPlatform": "iOS", "RequestTime": request_time,
-                             "Sign": sign if sign is not None else auth.im_callback_sign(token, request_time)}
+    query: dict[str, Any] = {
+        "SdkAppid": SDKAPPID,
+        "CallbackCommand": AFTER_SEND,
+        "contenttype": "json",
+        "ClientIP": "10.0.0.1",
+        "OptPlatform": "iOS",
+        "RequestTime": request_time,
+        "Sign": sign if sign is not None else auth.im_callback_sign(token, request_time),
+    }
     query.update(params or {})
     query = {k: v for k, v in query.items() if v is not None}
     if raw is not None:
@@ -53,18 +70,29 @@ def callback(bridge: BridgeClient, body: Any, *, token: str = TOKEN, age: int = 
 
 
 def message(group_id: str, sender: str, text: str = "hello", seq: int | None = 1, **extra: Any) -> dict[str, Any]:
-    body = {"CallbackCommand": AFTER_SEND, "GroupId": group_id, "Type": "Public", "From_Account": sender,
-            "Operator_Account": sender, "Random": 123456, "MsgSeq": seq, "MsgTime": int(time.time()),
-            "OnlineOnlyFlag": 0, "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}],
-            "CloudCustomData": "", "EventTime": int(time.time() * 1000)}
+    body = {
+        "CallbackCommand": AFTER_SEND,
+        "GroupId": group_id,
+        "Type": "Public",
+        "From_Account": sender,
+        "Operator_Account": sender,
+        "Random": 123456,
+        "MsgSeq": seq,
+        "MsgTime": int(time.time()),
+        "OnlineOnlyFlag": 0,
+        "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}],
+        "CloudCustomData": "",
+        "EventTime": int(time.time() * 1000),
+    }
     body.update(extra)
     return {k: v for k, v in body.items() if v is not None}
 
 
 def send(im_server: BackgroundServer, group_id: str, sender: str, text: str = "", **extra: Any) -> int:
     """A message typed in the app: the emulator stores it and calls the bridge back."""
-    r = httpx.post(im_server.url + "/_emulator/send", json={"GroupId": group_id, "From_Account": sender,
-                                                             "Text": text, **extra})
+    r = httpx.post(
+        im_server.url + "/_emulator/send", json={"GroupId": group_id, "From_Account": sender, "Text": text, **extra}
+    )
     assert r.status_code == 200, r.text
     return int(r.json()["MsgSeq"])
 
@@ -92,8 +120,10 @@ def case_comments(sf_server: BackgroundServer, case_id: str) -> list[dict[str, A
 
 # --- the transcript ---------------------------------------------------------------------------------------------
 
-def test_customer_and_agent_messages_become_zendesk_comments(cb_bridge: BridgeClient, im_server: BackgroundServer,
-                                                             zd_admin: Any) -> None:
+
+def test_customer_and_agent_messages_become_zendesk_comments(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any
+) -> None:
     group = open_ticket(cb_bridge, "zendesk")
     requester = zd_admin.ticket(group.removeprefix("ZENDESK#"))["requester_id"]
     agent = str(zd_admin.agents[0])
@@ -104,15 +134,22 @@ def test_customer_and_agent_messages_become_zendesk_comments(cb_bridge: BridgeCl
     send(im_server, group, agent, "Please step away from the printer")
     wait_for(lambda: len(comments(zd_admin, group)) == 3)
     _, from_customer, from_agent = comments(zd_admin, group)
-    assert (from_customer["body"], from_customer["author_id"], from_customer["public"]) == \
-        ("My printer is on fire", requester, True)
-    assert (from_agent["body"], from_agent["author_id"], from_agent["public"]) == \
-        ("Please step away from the printer", int(agent), True)
+    assert (from_customer["body"], from_customer["author_id"], from_customer["public"]) == (
+        "My printer is on fire",
+        requester,
+        True,
+    )
+    assert (from_agent["body"], from_agent["author_id"], from_agent["public"]) == (
+        "Please step away from the printer",
+        int(agent),
+        True,
+    )
     assert all(c["Response"] == IM_OK for c in delivered(im_server, 2))
 
 
-def test_messages_become_published_case_comments(cb_bridge: BridgeClient, im_server: BackgroundServer,
-                                                 sf_server: BackgroundServer, sf_admin: Any) -> None:
+def test_messages_become_published_case_comments(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, sf_server: BackgroundServer, sf_admin: Any
+) -> None:
     case_id = open_ticket(cb_bridge, "salesforce", user="cust2")
     agent = sf_admin.state["agent_ids"][0]
     assert cb_bridge.post("/joingroup", {"groupId": case_id, "userId": agent}).status_code == 200
@@ -128,9 +165,17 @@ def test_messages_become_published_case_comments(cb_bridge: BridgeClient, im_ser
 
 def test_images_files_and_custom_messages(cb_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any) -> None:
     group = open_ticket(cb_bridge, "zendesk")
-    image = {"MsgType": "TIMImageElem", "MsgContent": {"UUID": "u1", "ImageFormat": 1, "ImageInfoArray": [
-        {"Type": 3, "Size": 10, "Width": 0, "Height": 0, "URL": "https://cos.example.com/img/198"},
-        {"Type": 1, "Size": 100, "Width": 2448, "Height": 3264, "URL": "https://cos.example.com/img/0"}]}}
+    image = {
+        "MsgType": "TIMImageElem",
+        "MsgContent": {
+            "UUID": "u1",
+            "ImageFormat": 1,
+            "ImageInfoArray": [
+                {"Type": 3, "Size": 10, "Width": 0, "Height": 0, "URL": "https://cos.example.com/img/198"},
+                {"Type": 1, "Size": 100, "Width": 2448, "Height": 3264, "URL": "https://cos.example.com/img/0"},
+            ],
+        },
+    }
     text = {"MsgType": "TIMTextElem", "MsgContent": {"Text": "see the photo"}}
     send(im_server, group, "cust1", MsgBody=[text, image])
     wait_for(lambda: len(comments(zd_admin, group)) == 2)
@@ -143,26 +188,74 @@ def test_images_files_and_custom_messages(cb_bridge: BridgeClient, im_server: Ba
 
 RENDERED: list[tuple[list[Any], str]] = [
     ([{"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}}], "hi"),
-    ([{"MsgType": "TIMFileElem", "MsgContent": {"Url": "https://cos.example.com/f", "FileSize": 3,
-                                               "FileName": "invoice.pdf", "Download_Flag": 2}}],
-     "https://cos.example.com/f"),
-    ([{"MsgType": "TIMSoundElem", "MsgContent": {"Url": "https://cos.example.com/s", "Size": 1, "Second": 2,
-                                                "Download_Flag": 2}}], "https://cos.example.com/s"),
-    ([{"MsgType": "TIMVideoFileElem", "MsgContent": {"VideoUrl": "https://cos.example.com/v", "VideoSize": 9,
-                                                    "ThumbUrl": "https://cos.example.com/t"}}],
-     "https://cos.example.com/v"),
-    ([{"MsgType": "TIMImageElem", "MsgContent": {"ImageInfoArray": [
-        {"Type": 2, "URL": "https://cos.example.com/large"}, {"Type": 3, "URL": "https://cos.example.com/thumb"}]}}],
-     "https://cos.example.com/large"),
+    (
+        [
+            {
+                "MsgType": "TIMFileElem",
+                "MsgContent": {
+                    "Url": "https://cos.example.com/f",
+                    "FileSize": 3,
+                    "FileName": "invoice.pdf",
+                    "Download_Flag": 2,
+                },
+            }
+        ],
+        "https://cos.example.com/f",
+    ),
+    (
+        [
+            {
+                "MsgType": "TIMSoundElem",
+                "MsgContent": {"Url": "https://cos.example.com/s", "Size": 1, "Second": 2, "Download_Flag": 2},
+            }
+        ],
+        "https://cos.example.com/s",
+    ),
+    (
+        [
+            {
+                "MsgType": "TIMVideoFileElem",
+                "MsgContent": {
+                    "VideoUrl": "https://cos.example.com/v",
+                    "VideoSize": 9,
+                    "ThumbUrl": "https://cos.example.com/t",
+                },
+            }
+        ],
+        "https://cos.example.com/v",
+    ),
+    (
+        [
+            {
+                "MsgType": "TIMImageElem",
+                "MsgContent": {
+                    "ImageInfoArray": [
+                        {"Type": 2, "URL": "https://cos.example.com/large"},
+                        {"Type": 3, "URL": "https://cos.example.com/thumb"},
+                    ]
+                },
+            }
+        ],
+        "https://cos.example.com/large",
+    ),
     ([{"MsgType": "TIMCustomElem", "MsgContent": {"Data": "", "Desc": "a card"}}], "a card"),
-    ([{"MsgType": "TIMCustomElem", "MsgContent": {"Data": '{"businessID": "text_link", "text": "Read this"}'}}],
-     "Read this"),
+    (
+        [{"MsgType": "TIMCustomElem", "MsgContent": {"Data": '{"businessID": "text_link", "text": "Read this"}'}}],
+        "Read this",
+    ),
     ([{"MsgType": "TIMFaceElem", "MsgContent": {"Index": 1, "Data": ""}}], "[emoji 1]"),
-    ([{"MsgType": "TIMLocationElem", "MsgContent": {"Desc": "Office", "Latitude": 22.5, "Longitude": 114.1}}],
-     "Office (22.5, 114.1)"),
+    (
+        [{"MsgType": "TIMLocationElem", "MsgContent": {"Desc": "Office", "Latitude": 22.5, "Longitude": 114.1}}],
+        "Office (22.5, 114.1)",
+    ),
     ([{"MsgType": "TIMRelayElem", "MsgContent": {}}], "[TIMRelayElem]"),
-    ([{"MsgType": "TIMTextElem", "MsgContent": {"Text": "a"}}, {"MsgType": "TIMTextElem", "MsgContent": {"Text": "b"}}],
-     "a\nb"),
+    (
+        [
+            {"MsgType": "TIMTextElem", "MsgContent": {"Text": "a"}},
+            {"MsgType": "TIMTextElem", "MsgContent": {"Text": "b"}},
+        ],
+        "a\nb",
+    ),
     ([{"MsgType": "TIMTextElem", "MsgContent": {"Text": "  "}}, "junk", {"MsgType": "TIMTextElem"}], ""),
 ]
 
@@ -174,6 +267,7 @@ def test_render_table() -> None:
 
 # --- never twice, never an echo ---------------------------------------------------------------------------------
 
+
 def test_bridge_posts_are_never_echoed(cb_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any) -> None:
     group = open_ticket(cb_bridge, "zendesk")
     agent = str(zd_admin.agents[0])
@@ -181,8 +275,12 @@ def test_bridge_posts_are_never_echoed(cb_bridge: BridgeClient, im_server: Backg
     text = {"MsgType": "TIMTextElem", "MsgContent": {"Text": "posted by the bridge"}}
     # What the bridge itself sends through REST: as the admin, and on an agent's behalf (Operator_Account admin).
     assert im_call(im_server, "send_group_msg", {"GroupId": group, "Random": 1, "MsgBody": [text]})["ErrorCode"] == 0
-    assert im_call(im_server, "send_group_msg", {"GroupId": group, "Random": 2, "MsgBody": [text],
-                                                 "From_Account": agent})["ErrorCode"] == 0
+    assert (
+        im_call(im_server, "send_group_msg", {"GroupId": group, "Random": 2, "MsgBody": [text], "From_Account": agent})[
+            "ErrorCode"
+        ]
+        == 0
+    )
     sent = delivered(im_server, 2)
     assert [c["Response"] for c in sent] == [IM_OK, IM_OK]  # answered OK, and nothing done
     # The admin as sender from any platform is the bridge too.
@@ -206,8 +304,9 @@ def test_redelivered_callback_makes_one_comment(cb_bridge: BridgeClient, zd_admi
     assert len(jobs(cb_bridge, "sync_message")) == 2
 
 
-def test_helpdesk_outage_answers_ok_and_syncs_later(cb_bridge: BridgeClient, zd_server: BackgroundServer,
-                                                    zd_admin: Any) -> None:
+def test_helpdesk_outage_answers_ok_and_syncs_later(
+    cb_bridge: BridgeClient, zd_server: BackgroundServer, zd_admin: Any
+) -> None:
     group = open_ticket(cb_bridge, "zendesk")
     set_faults(zd_server, outage=True)
     started = time.monotonic()
@@ -221,6 +320,7 @@ def test_helpdesk_outage_answers_ok_and_syncs_later(cb_bridge: BridgeClient, zd_
 
 # --- authentication and what is ignored -------------------------------------------------------------------------
 
+
 def forged_sign(request_time: str) -> str:
     return hashlib.sha256(("not-the-token" + request_time).encode()).hexdigest()
 
@@ -231,8 +331,11 @@ def test_authentication_cases(cb_bridge: BridgeClient) -> None:
     cases: list[tuple[str, dict[str, Any], int]] = [
         ("valid", {}, 200),
         ("fresh by 299 s", {"age": 299}, 200),
-        ("Sign in upper case", {"sign": auth.im_callback_sign(TOKEN, now).upper(), "params": {"RequestTime": now}},
-         200),
+        (
+            "Sign in upper case",
+            {"sign": auth.im_callback_sign(TOKEN, now).upper(), "params": {"RequestTime": now}},
+            200,
+        ),
         ("stale by 301 s", {"age": 301}, 401),
         ("301 s in the future", {"age": -301}, 401),
         ("forged Sign", {"sign": forged_sign(now), "params": {"RequestTime": now}}, 401),
@@ -257,8 +360,14 @@ def test_authentication_cases(cb_bridge: BridgeClient) -> None:
 
 def test_other_commands_unlinked_groups_and_bad_bodies(cb_bridge: BridgeClient) -> None:
     group = open_ticket(cb_bridge, "zendesk")
-    joined = {"CallbackCommand": "Group.CallbackAfterNewMemberJoin", "GroupId": group, "Type": "Public",
-              "JoinType": "Apply", "Operator_Account": "cust1", "NewMemberList": [{"Member_Account": "x"}]}
+    joined = {
+        "CallbackCommand": "Group.CallbackAfterNewMemberJoin",
+        "GroupId": group,
+        "Type": "Public",
+        "JoinType": "Apply",
+        "Operator_Account": "cust1",
+        "NewMemberList": [{"Member_Account": "x"}],
+    }
     assert callback(cb_bridge, joined, params={"CallbackCommand": joined["CallbackCommand"]}).json() == IM_OK
     assert callback(cb_bridge, message("@TGS#unlinked", "someone", seq=1)).json() == IM_OK
     assert callback(cb_bridge, {k: v for k, v in message(group, "cust1").items() if k != "MsgBody"}).json() == IM_OK
@@ -269,8 +378,9 @@ def test_other_commands_unlinked_groups_and_bad_bodies(cb_bridge: BridgeClient) 
         assert r.status_code == 400 and set(r.json()["error"]) == {"code", "message"}, raw
 
 
-def test_without_a_token_no_sign_is_needed(bridge_factory: BridgeFactory, zd_server: BackgroundServer,
-                                          zd_admin: Any) -> None:
+def test_without_a_token_no_sign_is_needed(
+    bridge_factory: BridgeFactory, zd_server: BackgroundServer, zd_admin: Any
+) -> None:
     bridge = bridge_factory(**helpdesk_settings(zd_url=zd_server.url))
     group = open_ticket(bridge, "zendesk")
     r = callback(bridge, message(group, "cust1", "no auth configured"), params={"Sign": None, "RequestTime": None})

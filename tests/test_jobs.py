@@ -274,6 +274,7 @@ def test_queue_state_machine(backend: str, tmp_path: Any) -> None:
         db = Database(url)
         async with db.session() as s:
             from sqlmodel import delete
+
             await s.exec(delete(Job))  # type: ignore[call-overload]
         await db.close()
 
@@ -284,8 +285,9 @@ def test_queue_state_machine(backend: str, tmp_path: Any) -> None:
         original_start(self)
 
     Machine.start = initialize()(start)  # type: ignore[method-assign]
-    Machine.TestCase.settings = settings(max_examples=25, stateful_step_count=30, deadline=None,
-                                         suppress_health_check=[HealthCheck.too_slow])
+    Machine.TestCase.settings = settings(
+        max_examples=25, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     Machine.TestCase().runTest()
 
 
@@ -298,8 +300,11 @@ async def test_purge_keeps_recent_keys_and_forgets_old_ones(db: Database) -> Non
         await queue.enqueue("x", {}, key=key)
     async with db.session() as s:
         await s.exec(update(Job).where(col(Job.key).in_(["old-done", "new-done"])).values(status="done"))  # type: ignore[call-overload]
-        await s.exec(update(Job).where(col(Job.key).in_(["old-done", "old-pending"]))  # type: ignore[call-overload]
-                     .values(updated_at=0.0))
+        await s.exec(
+            update(Job)
+            .where(col(Job.key).in_(["old-done", "old-pending"]))  # type: ignore[call-overload]
+            .values(updated_at=0.0)
+        )
     assert await db.remember_event("webhook-1") and not await db.remember_event("webhook-1")
     assert await db.remember_signature("sig-old", expires_at=1.0)
     assert await db.remember_signature("sig-new", expires_at=10**12)

@@ -46,8 +46,18 @@ def test_readyz_503_when_database_is_gone(bridge_factory: BridgeFactory) -> None
 def test_openapi_lists_every_route(bridge: BridgeClient) -> None:
     doc = bridge.http.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
-    for path in ["/createticket", "/joingroup", "/leavegroup", "/deletegroup", "/assignment", "/usersig",
-                 "/salesforce/events", "/healthz", "/readyz", "/metrics"]:
+    for path in [
+        "/createticket",
+        "/joingroup",
+        "/leavegroup",
+        "/deletegroup",
+        "/assignment",
+        "/usersig",
+        "/salesforce/events",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ]:
         assert path in doc["paths"], path
     schema = doc["components"]["schemas"]["MemberBody"]
     assert set(schema["required"]) == {"groupId", "userId"}
@@ -62,35 +72,51 @@ def test_unknown_route_and_method_are_json(bridge: BridgeClient) -> None:
 
 def test_cors(bridge_factory: BridgeFactory) -> None:
     client = bridge_factory(bridge_allowed_origins="https://app.example.com,https://other.example.com")
-    preflight = client.http.options("/createticket", headers={
-        "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type"})
+    preflight = client.http.options(
+        "/createticket",
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
-    denied = client.http.options("/createticket", headers={
-        "Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"})
+    denied = client.http.options(
+        "/createticket", headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"}
+    )
     assert "access-control-allow-origin" not in denied.headers
 
 
 def test_no_secret_in_error_bodies(bridge: BridgeClient) -> None:
-    for r in [bridge.post("/joingroup", {"groupId": "G", "userId": "a"}, secret="wrong"),
-              bridge.post("/joingroup", b"{bad"), bridge.post("/usersig", {"userId": "a b"})]:
+    for r in [
+        bridge.post("/joingroup", {"groupId": "G", "userId": "a"}, secret="wrong"),
+        bridge.post("/joingroup", b"{bad"),
+        bridge.post("/usersig", {"userId": "a b"}),
+    ]:
         assert "callout-secret-for-tests" not in r.text and "im-test-key" not in r.text
 
 
-@pytest.mark.parametrize("env,names", [
-    ({}, ["IM_SDKAPPID", "IM_SECRET_KEY"]),
-    ({"IM_SDKAPPID": "12x", "IM_SECRET_KEY": "k"}, ["IM_SDKAPPID"]),
-    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "IM_API_BASE": "ftp://host"}, ["IM_API_BASE"]),
-    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "ZENDESK_URL": "https://a.zendesk.com"}, ["ZENDESK_EMAIL"]),
-    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "SALESFORCE_USERNAME": "u"}, ["SALESFORCE_PASSWORD"]),
-    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "BRIDGE_PORT": "99999"}, ["BRIDGE_PORT"]),
-    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "changeme"}, ["IM_SECRET_KEY"]),
-    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "BRIDGE_DEFAULT_CONNECTOR": "zendesk"}, ["BRIDGE_DEFAULT_CONNECTOR"]),
-    ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "BRIDGE_DATABASE_URL": "mysql://x"}, ["BRIDGE_DATABASE_URL"]),
-])
-def test_bad_configuration_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                              env: dict[str, str], names: list[str]) -> None:
+@pytest.mark.parametrize(
+    "env,names",
+    [
+        ({}, ["IM_SDKAPPID", "IM_SECRET_KEY"]),
+        ({"IM_SDKAPPID": "12x", "IM_SECRET_KEY": "k"}, ["IM_SDKAPPID"]),
+        ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "IM_API_BASE": "ftp://host"}, ["IM_API_BASE"]),
+        ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "ZENDESK_URL": "https://a.zendesk.com"}, ["ZENDESK_EMAIL"]),
+        ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "SALESFORCE_USERNAME": "u"}, ["SALESFORCE_PASSWORD"]),
+        ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "BRIDGE_PORT": "99999"}, ["BRIDGE_PORT"]),
+        ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "changeme"}, ["IM_SECRET_KEY"]),
+        (
+            {"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "BRIDGE_DEFAULT_CONNECTOR": "zendesk"},
+            ["BRIDGE_DEFAULT_CONNECTOR"],
+        ),
+        ({"IM_SDKAPPID": "1", "IM_SECRET_KEY": "k", "BRIDGE_DATABASE_URL": "mysql://x"}, ["BRIDGE_DATABASE_URL"]),
+    ],
+)
+def test_bad_configuration_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], names: list[str]
+) -> None:
     for key in list(os.environ):
         if key.startswith(("IM_", "SALESFORCE_", "ZENDESK_", "BRIDGE_")) or key == "PORT":
             monkeypatch.delenv(key)
@@ -108,8 +134,10 @@ def test_dotenv_and_port_alias(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         if key.startswith(("IM_", "SALESFORCE_", "ZENDESK_", "BRIDGE_")) or key == "PORT":
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / ".env").write_text("IM_SDKAPPID=1400000009\nIM_SECRET_KEY=from-dotenv\nPORT=9123\n"
-                                   "BRIDGE_ALLOWED_ORIGINS=https://a.example, https://b.example\n")
+    (tmp_path / ".env").write_text(
+        "IM_SDKAPPID=1400000009\nIM_SECRET_KEY=from-dotenv\nPORT=9123\n"
+        "BRIDGE_ALLOWED_ORIGINS=https://a.example, https://b.example\n"
+    )
     settings = load_settings()
     assert settings.im_sdkappid == 1400000009 and settings.bridge_port == 9123
     assert settings.bridge_allowed_origins == ["https://a.example", "https://b.example"]
@@ -119,7 +147,8 @@ def test_dotenv_and_port_alias(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 def test_serve_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IM_", "BRIDGE_", "ZENDESK_", "SALESFORCE_"))}
-    result = subprocess.run([sys.executable, "-m", "bridge.cli", "serve"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "IM_SDKAPPID" in result.stderr and "Traceback" not in result.stderr

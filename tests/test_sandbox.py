@@ -18,8 +18,9 @@ import pytest
 
 from bridge.sandbox.server import free_port
 
-pytestmark = pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
-                                reason="the walkthrough is curl in bash")
+pytestmark = pytest.mark.skipif(
+    shutil.which("curl") is None or shutil.which("bash") is None, reason="the walkthrough is curl in bash"
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +28,13 @@ def sandbox() -> Iterator[tuple[str, str]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IM_", "BRIDGE_", "ZENDESK_", "SALESFORCE_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    process = subprocess.Popen([sys.executable, "-m", "bridge.cli", "sandbox", "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "sandbox", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.time() + 60
@@ -37,8 +43,7 @@ def sandbox() -> Iterator[tuple[str, str]]:
         lines.append(process.stdout.readline())
     text = "".join(lines)
     # The shell prelude: the export lines and the `signed` helper, exactly as printed.
-    prelude = "\n".join(line for line in text.splitlines()
-                        if line.startswith(("export ", "signed()", "  -H @<(")))
+    prelude = "\n".join(line for line in text.splitlines() if line.startswith(("export ", "signed()", "  -H @<(")))
     yield prelude, text
     process.send_signal(signal.SIGINT)
     try:
@@ -51,8 +56,9 @@ def sandbox() -> Iterator[tuple[str, str]]:
 
 def bash(prelude: str, script: str) -> str:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run(["bash", "-c", prelude + "\n" + script], capture_output=True, text=True, timeout=60,
-                            env=env)
+    result = subprocess.run(
+        ["bash", "-c", prelude + "\n" + script], capture_output=True, text=True, timeout=60, env=env
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -77,7 +83,9 @@ def test_walkthrough_zendesk_ticket(sandbox: tuple[str, str]) -> None:
 
 def test_walkthrough_salesforce_and_signed_calls(sandbox: tuple[str, str]) -> None:
     prelude, text = sandbox
-    created = bash(prelude, """signed /salesforce/createticket '{"userId":"customer2","caseInfo":{"subject":"Refund"}}'""")
+    created = bash(
+        prelude, """signed /salesforce/createticket '{"userId":"customer2","caseInfo":{"subject":"Refund"}}'"""
+    )
     case_id = json.loads(created)["ticketId"]
     script = step(text, 4).replace("CASE=<ticketId from the answer>", f"CASE={case_id}")
     script = "\n".join(line for line in script.splitlines() if "/salesforce/createticket" not in line)

@@ -1,4 +1,5 @@
-"""POST /webhooks/zendesk: Zendesk's signature, duplicates, and the group following the ticket with no /assignment call."""
+"""POST /webhooks/zendesk: Zendesk's signature, duplicates, and the group following the ticket with no /assignment
+call."""
 
 from __future__ import annotations
 
@@ -30,12 +31,22 @@ def iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def post_webhook(bridge: BridgeClient, body: Any, *, secret: str = WEBHOOK_SECRET, age: float = 0,
-                 raw: bytes | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+def post_webhook(
+    bridge: BridgeClient,
+    body: Any,
+    *,
+    secret: str = WEBHOOK_SECRET,
+    age: float = 0,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     content = raw if raw is not None else json.dumps(body).encode()
     timestamp = iso(time.time() - age)
-    signed = {"X-Zendesk-Webhook-Signature": auth.zendesk_signature(secret, timestamp, content),
-              "X-Zendesk-Webhook-Signature-Timestamp": timestamp, "Content-Type": "application/json"}
+    signed = {
+        "X-Zendesk-Webhook-Signature": auth.zendesk_signature(secret, timestamp, content),
+        "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
+        "Content-Type": "application/json",
+    }
     return bridge.http.post("/webhooks/zendesk", content=content, headers={**signed, **(headers or {})})
 
 
@@ -44,7 +55,11 @@ def jobs(bridge: BridgeClient, kind: str | None = None) -> list[dict[str, Any]]:
     engine = create_engine(sync_url(bridge.settings.bridge_database_url))
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT kind, key, status, attempts, last_error, payload_json FROM job ORDER BY id")).mappings().all()
+            rows = (
+                conn.execute(text("SELECT kind, key, status, attempts, last_error, payload_json FROM job ORDER BY id"))
+                .mappings()
+                .all()
+            )
     finally:
         engine.dispose()
     return [dict(r) for r in rows if kind is None or r["kind"] == kind]
@@ -81,8 +96,11 @@ SIGNATURE_CASES: list[tuple[str, dict[str, Any], int]] = [
     ("no signature", {"headers": {"X-Zendesk-Webhook-Signature": ""}}, 401),
     ("no timestamp", {"headers": {"X-Zendesk-Webhook-Signature-Timestamp": ""}}, 401),
     ("unix timestamp", {"headers": {"X-Zendesk-Webhook-Signature-Timestamp": str(int(time.time()))}}, 401),
-    ("forged signature", {"headers": {"X-Zendesk-Webhook-Signature": "rJiUBWxX26reakGJSG5SafuFRW/smSCzVDSzrTDoPEM="}},
-     401),
+    (
+        "forged signature",
+        {"headers": {"X-Zendesk-Webhook-Signature": "rJiUBWxX26reakGJSG5SafuFRW/smSCzVDSzrTDoPEM="}},
+        401,
+    ),
 ]
 
 
@@ -104,9 +122,11 @@ def test_signed_body_cannot_be_swapped(zd_bridge: BridgeClient) -> None:
     ticket = open_ticket(zd_bridge)
     timestamp = iso(time.time())
     signature = auth.zendesk_signature(WEBHOOK_SECRET, timestamp, json.dumps(event(ticket)).encode())
-    r = zd_bridge.http.post("/webhooks/zendesk", content=json.dumps(event(ticket, assignee="1")).encode(),
-                            headers={"X-Zendesk-Webhook-Signature": signature,
-                                     "X-Zendesk-Webhook-Signature-Timestamp": timestamp})
+    r = zd_bridge.http.post(
+        "/webhooks/zendesk",
+        content=json.dumps(event(ticket, assignee="1")).encode(),
+        headers={"X-Zendesk-Webhook-Signature": signature, "X-Zendesk-Webhook-Signature-Timestamp": timestamp},
+    )
     assert r.status_code == 401 and jobs(zd_bridge) == [j for j in jobs(zd_bridge) if j["kind"] == "createticket"]
 
 
@@ -121,8 +141,10 @@ def test_replayed_delivery_is_answered_and_does_nothing(zd_bridge: BridgeClient)
     ticket = open_ticket(zd_bridge)
     content = json.dumps(event(ticket)).encode()
     timestamp = iso(time.time())
-    headers = {"X-Zendesk-Webhook-Signature": auth.zendesk_signature(WEBHOOK_SECRET, timestamp, content),
-               "X-Zendesk-Webhook-Signature-Timestamp": timestamp}
+    headers = {
+        "X-Zendesk-Webhook-Signature": auth.zendesk_signature(WEBHOOK_SECRET, timestamp, content),
+        "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
+    }
     first = zd_bridge.http.post("/webhooks/zendesk", content=content, headers=headers)
     again = zd_bridge.http.post("/webhooks/zendesk", content=content, headers=headers)
     assert first.status_code == 202 and again.status_code == 200 and again.json()["duplicate"] is True
@@ -140,8 +162,17 @@ def test_retried_invocation_signed_afresh_is_a_duplicate(zd_bridge: BridgeClient
     assert len(jobs(zd_bridge, "converge")) == 2
 
 
-BAD_BODIES = [b"not json", b"[1, 2]", b'{"ticket_id": "abc"}', b'{"ticket_id": ""}', b'{"assignee_id": "1"}',
-              b'{"ticket_id": "1", "assignee_id": "x"}', b'{"ticket_id": "1", "status": 5}', b"", b"\xff\xfe"]
+BAD_BODIES = [
+    b"not json",
+    b"[1, 2]",
+    b'{"ticket_id": "abc"}',
+    b'{"ticket_id": ""}',
+    b'{"assignee_id": "1"}',
+    b'{"ticket_id": "1", "assignee_id": "x"}',
+    b'{"ticket_id": "1", "status": 5}',
+    b"",
+    b"\xff\xfe",
+]
 
 
 def test_bad_bodies_are_400(zd_bridge: BridgeClient) -> None:
@@ -159,6 +190,7 @@ def test_unlinked_ticket_is_ignored(zd_bridge: BridgeClient) -> None:
 
 # --- end to end: setup, then the agent works in Zendesk ----------------------------------------------------------
 
+
 def wait_deliveries(zd_server: BackgroundServer, count: int) -> list[dict[str, Any]]:
     def done() -> list[dict[str, Any]]:
         found = httpx.get(zd_server.url + "/_emulator/state").json()["deliveries"]
@@ -168,8 +200,9 @@ def wait_deliveries(zd_server: BackgroundServer, count: int) -> list[dict[str, A
     return done()
 
 
-def test_group_follows_zendesk_without_assignment_calls(zd_bridge: BridgeClient, zd_server: BackgroundServer,
-                                                         im_server: BackgroundServer, zd_admin: Any) -> None:
+def test_group_follows_zendesk_without_assignment_calls(
+    zd_bridge: BridgeClient, zd_server: BackgroundServer, im_server: BackgroundServer, zd_admin: Any
+) -> None:
     lines = zendesk_setup.setup(zd_bridge.settings, zd_bridge.server.url)
     assert any("signing secret: Zendesk signs with ZENDESK_WEBHOOK_SECRET" in line for line in lines)
     ticket = open_ticket(zd_bridge)
@@ -207,8 +240,9 @@ def test_group_follows_zendesk_without_assignment_calls(zd_bridge: BridgeClient,
     assert jobs(zd_bridge, "assignment") == []  # the webhooks alone moved the group
 
 
-def test_deleted_ticket_dismisses_the_group(zd_bridge: BridgeClient, im_server: BackgroundServer,
-                                            zd_admin: Any) -> None:
+def test_deleted_ticket_dismisses_the_group(
+    zd_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any
+) -> None:
     ticket = open_ticket(zd_bridge)
     zd_admin.delete(ticket)
     assert post_webhook(zd_bridge, event(ticket, "", "Deleted", "status_changed")).status_code == 202

@@ -105,7 +105,9 @@ async def check_signed(request: Request, body: bytes) -> None:
     signature = request.headers.get(auth.SIGNATURE_HEADER)
     auth.verify_signed_call(secret.get_secret_value(), timestamp, signature, request.method, target_of(request), body)
     # A replayed read changes nothing; only calls that change something are remembered (and refused twice).
-    if request.method != "GET" and not await bridge.db.remember_signature(signature or "", int(timestamp or 0) + auth.WINDOW_SECONDS + 1):
+    if request.method != "GET" and not await bridge.db.remember_signature(
+        signature or "", int(timestamp or 0) + auth.WINDOW_SECONDS + 1
+    ):
         raise SignatureError("this signature was already used; sign each call afresh", code="replayed")
 
 

@@ -23,9 +23,12 @@ async def salesforce_events(request: Request) -> JSONResponse:
     bridge = bridge_of(request)
     for event in data.events:
         kind = "delete_group" if event.type == "deleted" else "converge"
-        await bridge.queue.enqueue(kind, {"groupId": event.caseId, "event": event.model_dump()},
-                                   key=f"sf-event:{event.eventId or uuid.uuid4().hex}",
-                                   ordering_key=event.caseId)
+        await bridge.queue.enqueue(
+            kind,
+            {"groupId": event.caseId, "event": event.model_dump()},
+            key=f"sf-event:{event.eventId or uuid.uuid4().hex}",
+            ordering_key=event.caseId,
+        )
     return ok({"accepted": len(data.events)}, 202)
 
 

@@ -39,10 +39,17 @@ async def usersig(request: Request) -> JSONResponse:
     await check_signed(request, body)
     data = validate(UserSigBody, parse_json(body))
     settings = bridge_of(request).settings
-    sig = auth.gen_usersig(settings.im_sdkappid, settings.im_secret_key.get_secret_value(), data.userId,
-                           data.expireSeconds)
-    return ok({"userId": data.userId, "userSig": sig, "expiresAt": int(time.time()) + data.expireSeconds,
-               "sdkAppId": settings.im_sdkappid})
+    sig = auth.gen_usersig(
+        settings.im_sdkappid, settings.im_secret_key.get_secret_value(), data.userId, data.expireSeconds
+    )
+    return ok(
+        {
+            "userId": data.userId,
+            "userSig": sig,
+            "expiresAt": int(time.time()) + data.expireSeconds,
+            "sdkAppId": settings.im_sdkappid,
+        }
+    )
 
 
 routes = [

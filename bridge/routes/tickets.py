@@ -29,8 +29,9 @@ async def create_ticket(request: Request) -> JSONResponse:
     await check_signed_or_user(request, body, user_id if isinstance(user_id, str) else None)
     data = validate(CreateTicketBody, parse_json(body))
     if provider is None:
-        provider = bridge.settings.default_connector or (next(iter(bridge.connectors)) if len(bridge.connectors) == 1
-                                                         else None)
+        provider = bridge.settings.default_connector or (
+            next(iter(bridge.connectors)) if len(bridge.connectors) == 1 else None
+        )
         if provider is None:
             raise BadRequest(
                 "no default connector: set BRIDGE_DEFAULT_CONNECTOR or call /{connector}/createticket",
@@ -43,10 +44,19 @@ async def create_ticket(request: Request) -> JSONResponse:
     outcome = await bridge.create_ticket(provider, data.model_dump(), key)
     if outcome.queued and "ticketId" not in outcome.job.payload:
         # Another request with this Idempotency-Key is still opening the ticket.
-        raise Conflict("a request with this Idempotency-Key is still in progress; retry in a few seconds",
-                       code="request_in_progress")
-    ids = outcome.result if not outcome.queued else {
-        "provider": provider, "ticketId": outcome.job.payload["ticketId"], "groupId": outcome.job.payload["groupId"]}
+        raise Conflict(
+            "a request with this Idempotency-Key is still in progress; retry in a few seconds",
+            code="request_in_progress",
+        )
+    ids = (
+        outcome.result
+        if not outcome.queued
+        else {
+            "provider": provider,
+            "ticketId": outcome.job.payload["ticketId"],
+            "groupId": outcome.job.payload["groupId"],
+        }
+    )
     body_out = {**ids, **IM_OK, "GroupId": ids["groupId"]}
     if outcome.queued:
         body_out["jobId"] = str(outcome.job.id)

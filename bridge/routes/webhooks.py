@@ -23,12 +23,22 @@ ZENDESK_TIMESTAMP = "X-Zendesk-Webhook-Signature-Timestamp"
 ZENDESK_INVOCATION = "X-Zendesk-Webhook-Invocation-Id"
 _DIGITS = re.compile(r"^[0-9]{1,20}$")
 # {{ticket.status}} renders capitalised ("Open", "On-hold"); the API says "open", "hold".
-_ZENDESK_STATUS = {"new": "new", "open": "open", "pending": "pending", "hold": "hold", "on-hold": "hold",
-                   "on hold": "hold", "solved": "solved", "closed": "closed", "deleted": "deleted"}
+_ZENDESK_STATUS = {
+    "new": "new",
+    "open": "open",
+    "pending": "pending",
+    "hold": "hold",
+    "on-hold": "hold",
+    "on hold": "hold",
+    "solved": "solved",
+    "closed": "closed",
+    "deleted": "deleted",
+}
 AFTER_SEND_MSG = "Group.CallbackAfterSendMsg"
 
 
 # --- Zendesk ----------------------------------------------------------------------------------------------------
+
 
 def _zendesk_event(data: Any) -> dict[str, str]:
     """The trigger's body, checked. Convergence re-reads the ticket: assignee and status are only hints."""
@@ -55,8 +65,9 @@ async def zendesk_webhook(request: Request) -> JSONResponse:
     body = await raw_body(request)
     secret = bridge.settings.zendesk_webhook_secret
     if secret is None:
-        raise SignatureError("Zendesk webhooks are disabled: ZENDESK_WEBHOOK_SECRET is not set on the bridge",
-                             code="webhooks_disabled")
+        raise SignatureError(
+            "Zendesk webhooks are disabled: ZENDESK_WEBHOOK_SECRET is not set on the bridge", code="webhooks_disabled"
+        )
     signature = request.headers.get(ZENDESK_SIGNATURE)
     auth.verify_zendesk(secret.get_secret_value(), signature, request.headers.get(ZENDESK_TIMESTAMP), body)
     event = _zendesk_event(parse_json(body))
@@ -72,14 +83,18 @@ async def zendesk_webhook(request: Request) -> JSONResponse:
         return ok({"ok": True, "ignored": "no linked group", "groupId": group_id})
     # The job key's unique constraint is what makes a repeated delivery do nothing.
     job, created = await bridge.queue.enqueue(
-        "converge", {"groupId": group_id, "reason": f"zendesk:{event['event'] or 'webhook'}", "event": event},
-        key=key, ordering_key=group_id)
+        "converge",
+        {"groupId": group_id, "reason": f"zendesk:{event['event'] or 'webhook'}", "event": event},
+        key=key,
+        ordering_key=group_id,
+    )
     if not created:
         return ok({"ok": True, "duplicate": True, "groupId": group_id})
     return ok({"ok": True, "queued": True, "groupId": group_id, "jobId": str(job.id)}, 202)
 
 
 # --- Tencent IM -------------------------------------------------------------------------------------------------
+
 
 def _message_key(data: dict[str, Any], group_id: str) -> str:
     seq = data.get("MsgSeq")
@@ -95,8 +110,9 @@ async def im_callback(request: Request) -> JSONResponse:
     body = await raw_body(request)
     query = request.query_params
     if settings.im_callback_token is not None:
-        auth.verify_im_callback(settings.im_callback_token.get_secret_value(), query.get("Sign"),
-                                query.get("RequestTime"))
+        auth.verify_im_callback(
+            settings.im_callback_token.get_secret_value(), query.get("Sign"), query.get("RequestTime")
+        )
     if query.get("SdkAppid") != str(settings.im_sdkappid):
         raise SignatureError("SdkAppid is missing or is not this bridge's IM_SDKAPPID", code="wrong_sdkappid")
     data = parse_json(body)
@@ -118,8 +134,13 @@ async def im_callback(request: Request) -> JSONResponse:
     key = _message_key(data, group_id)
     await bridge.db.remember_event(key)
     # Keyed by the message: a redelivered callback finds its job already stored and adds nothing.
-    payload = {"groupId": group_id, "from": sender, "msgBody": msg_body, "msgSeq": data.get("MsgSeq"),
-               "msgTime": data.get("MsgTime")}
+    payload = {
+        "groupId": group_id,
+        "from": sender,
+        "msgBody": msg_body,
+        "msgSeq": data.get("MsgSeq"),
+        "msgTime": data.get("MsgTime"),
+    }
     await bridge.queue.enqueue("sync_message", payload, key=key, ordering_key=group_id)
     return ok(IM_OK)
 

@@ -59,8 +59,15 @@ class Faults:
         return fail
 
     def snapshot(self) -> dict[str, Any]:
-        return {"error_rate": self.error_rate, "latency": self.latency, "outage": self.outage, "status": self.status,
-                "paths": self.paths, "count": self.count, "injected": self.injected}
+        return {
+            "error_rate": self.error_rate,
+            "latency": self.latency,
+            "outage": self.outage,
+            "status": self.status,
+            "paths": self.paths,
+            "count": self.count,
+            "injected": self.injected,
+        }
 
 
 ErrorFactory = Callable[[Request, Faults], Awaitable[Response] | Response]
@@ -97,5 +104,7 @@ def fault_routes(faults: Faults) -> list[Route]:
     async def get_faults(request: Request) -> Response:
         return JSONResponse(faults.snapshot())
 
-    return [Route(CONTROL_PREFIX + "faults", set_faults, methods=["POST"]),
-            Route(CONTROL_PREFIX + "faults", get_faults, methods=["GET"])]
+    return [
+        Route(CONTROL_PREFIX + "faults", set_faults, methods=["POST"]),
+        Route(CONTROL_PREFIX + "faults", get_faults, methods=["GET"]),
+    ]

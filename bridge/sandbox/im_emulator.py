@@ -12,7 +12,7 @@ State lives in `app.state.im` (an `IMState` of plain dicts and lists, see its do
 | --- | --- |
 | `GET /_emulator/state` | JSON dump of accounts, groups, messages, notifications, callbacks, request log |
 | `POST /_emulator/reset` | back to the state at start (admin account only, faults cleared, config as created) |
-| `POST /_emulator/send` | `{"GroupId", "From_Account", "Text"}` (or `"MsgBody"`): a message from the app/SDK (`OptPlatform` "Web") |
+| `POST /_emulator/send` | `{"GroupId", "From_Account", "Text"}` (or `"MsgBody"`): a message from the app/SDK |
 | `POST /_emulator/config` | `{"callback_url", "callback_token"}`: where `Group.CallbackAfterSendMsg` goes |
 | `GET/POST /_emulator/faults` | fault injection (bridge.sandbox.faults) |
 """
@@ -110,8 +110,14 @@ class IMState:
     callback_token: str | None = None
 
     def clear(self) -> None:
-        for collection in (self.accounts, self.groups, self.messages, self.notifications, self.requests,
-                           self.callbacks):
+        for collection in (
+            self.accounts,
+            self.groups,
+            self.messages,
+            self.notifications,
+            self.requests,
+            self.callbacks,
+        ):
             collection.clear()
 
     def members(self, group_id: str) -> list[str]:
@@ -119,13 +125,23 @@ class IMState:
 
     def texts(self, group_id: str) -> list[str]:
         """The text of every TIMTextElem stored in a group, oldest first."""
-        return [elem["MsgContent"].get("Text", "") for msg in self.messages.get(group_id, [])
-                for elem in msg["MsgBody"] if elem.get("MsgType") == "TIMTextElem"]
+        return [
+            elem["MsgContent"].get("Text", "")
+            for msg in self.messages.get(group_id, [])
+            for elem in msg["MsgBody"]
+            if elem.get("MsgType") == "TIMTextElem"
+        ]
 
     def dump(self) -> dict[str, Any]:
-        return {"accounts": self.accounts, "groups": self.groups, "messages": self.messages,
-                "notifications": self.notifications, "callbacks": self.callbacks, "requests": self.requests,
-                "config": {"callback_url": self.callback_url, "callback_token_set": bool(self.callback_token)}}
+        return {
+            "accounts": self.accounts,
+            "groups": self.groups,
+            "messages": self.messages,
+            "notifications": self.notifications,
+            "callbacks": self.callbacks,
+            "requests": self.requests,
+            "config": {"callback_url": self.callback_url, "callback_token_set": bool(self.callback_token)},
+        }
 
 
 class ApiError(Exception):
@@ -156,8 +172,15 @@ def _uint32(value: Any) -> TypeGuard[int]:
 class Emulator:
     """The command handlers and the bits of state that are not plain data (rate windows, tasks)."""
 
-    def __init__(self, sdkappid: int, secret_key: str, admin: str, rate_limit: int,
-                 callback_url: str | None, callback_token: str | None):
+    def __init__(
+        self,
+        sdkappid: int,
+        secret_key: str,
+        admin: str,
+        rate_limit: int,
+        callback_url: str | None,
+        callback_token: str | None,
+    ):
         self.sdkappid, self.secret_key, self.admin, self.rate_limit = sdkappid, secret_key, admin, rate_limit
         self.initial_config = (callback_url, callback_token)
         self.state = IMState()
@@ -197,9 +220,14 @@ class Emulator:
 
     async def rest(self, request: Request) -> Response:
         service, command = request.path_params["service"], request.path_params["command"]
-        entry: dict[str, Any] = {"Time": time.time(), "Method": request.method, "Service": service,
-                                 "Command": command, "Query": {k: v for k, v in request.query_params.items()
-                                                               if k != "usersig"}, "Body": None}
+        entry: dict[str, Any] = {
+            "Time": time.time(),
+            "Method": request.method,
+            "Service": service,
+            "Command": command,
+            "Query": {k: v for k, v in request.query_params.items() if k != "usersig"},
+            "Body": None,
+        }
         self.state.requests.append(entry)
         try:
             body = await self.check_access(request, service, command, entry)
@@ -210,8 +238,7 @@ class Emulator:
         entry["ErrorCode"] = 0
         return answer(extra)
 
-    async def check_access(self, request: Request, service: str, command: str,
-                           entry: dict[str, Any]) -> dict[str, Any]:
+    async def check_access(self, request: Request, service: str, command: str, entry: dict[str, Any]) -> dict[str, Any]:
         query = request.query_params  # names are case sensitive: `SdkAppId` is not `sdkappid`
         if request.method != "POST":
             raise ApiError(60002, "HTTP parse error: the REST API accepts POST only")
@@ -253,8 +280,9 @@ class Emulator:
     # --- accounts -----------------------------------------------------------------------------------------------
 
     def import_account(self, user_id: str, nick: Any = None, face_url: Any = None) -> None:
-        account = self.state.accounts.setdefault(user_id, {"UserID": user_id, "Nick": "", "FaceUrl": "",
-                                                           "CreateTime": _now()})
+        account = self.state.accounts.setdefault(
+            user_id, {"UserID": user_id, "Nick": "", "FaceUrl": "", "CreateTime": _now()}
+        )
         if isinstance(nick, str):
             account["Nick"] = nick
         if isinstance(face_url, str):
@@ -269,8 +297,10 @@ class Emulator:
 
     def multiaccount_import(self, body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(body.get("AccountList"), list):
-            items = [(a.get("UserID") if isinstance(a, dict) else a, a if isinstance(a, dict) else {})
-                     for a in body["AccountList"]]
+            items = [
+                (a.get("UserID") if isinstance(a, dict) else a, a if isinstance(a, dict) else {})
+                for a in body["AccountList"]
+            ]
         elif isinstance(body.get("Accounts"), list):
             items = [(a, {}) for a in body["Accounts"]]
         else:
@@ -312,8 +342,11 @@ class Emulator:
     def check_custom_group_id(self, group_id: Any, group_type: str) -> str:
         # Custom IDs: printable ASCII, at most 48 bytes, and never the prefix of generated IDs; community groups
         # are the exception that must start with "@TGS#_".
-        if not isinstance(group_id, str) or not _fits(group_id, 48) or \
-                not all(0x20 <= ord(ch) <= 0x7E for ch in group_id):
+        if (
+            not isinstance(group_id, str)
+            or not _fits(group_id, 48)
+            or not all(0x20 <= ord(ch) <= 0x7E for ch in group_id)
+        ):
             raise ApiError(10015, "invalid group ID: use 1 to 48 bytes of printable ASCII")
         if group_type == "Community" and not group_id.startswith("@TGS#_"):
             raise ApiError(10015, "invalid group ID: a Community group ID must start with @TGS#_")
@@ -350,8 +383,9 @@ class Emulator:
         if owner is not None and (not isinstance(owner, str) or owner not in self.state.accounts):
             raise ApiError(10019, f"the owner account {owner!r} has not been imported")
         member_list = body.get("MemberList", [])
-        if not isinstance(member_list, list) or \
-                any(not isinstance(m, dict) or not isinstance(m.get("Member_Account"), str) for m in member_list):
+        if not isinstance(member_list, list) or any(
+            not isinstance(m, dict) or not isinstance(m.get("Member_Account"), str) for m in member_list
+        ):
             raise ApiError(10004, "invalid parameter: MemberList must be a list of {Member_Account}")
         if len(member_list) > 100:
             raise ApiError(10005, "too many accounts: at most 100 initial members")
@@ -376,12 +410,23 @@ class Emulator:
             members.setdefault(member["Member_Account"], {"Role": role, "JoinTime": now})
         default_option = {"Private": "DisableApply", "AVChatRoom": "FreeAccess"}.get(group_type, "NeedPermission")
         self.state.groups[group_id] = {
-            "GroupId": group_id, "Type": group_type, "Name": body["Name"], "Owner_Account": owner or "",
-            "Introduction": body.get("Introduction", ""), "Notification": body.get("Notification", ""),
-            "FaceUrl": body.get("FaceUrl", ""), "MaxMemberNum": body.get("MaxMemberCount", 2000),
-            "ApplyJoinOption": body.get("ApplyJoinOption", default_option), "MuteAllMember": "Off",
-            "Dismissed": False, "CreateTime": now, "InfoSeq": 1, "LastInfoTime": now, "Members": members,
-            "Tips": []}
+            "GroupId": group_id,
+            "Type": group_type,
+            "Name": body["Name"],
+            "Owner_Account": owner or "",
+            "Introduction": body.get("Introduction", ""),
+            "Notification": body.get("Notification", ""),
+            "FaceUrl": body.get("FaceUrl", ""),
+            "MaxMemberNum": body.get("MaxMemberCount", 2000),
+            "ApplyJoinOption": body.get("ApplyJoinOption", default_option),
+            "MuteAllMember": "Off",
+            "Dismissed": False,
+            "CreateTime": now,
+            "InfoSeq": 1,
+            "LastInfoTime": now,
+            "Members": members,
+            "Tips": [],
+        }
         self.state.messages[group_id] = []
         self.state.notifications[group_id] = []
         return {"GroupId": group_id}
@@ -433,30 +478,57 @@ class Emulator:
             raise ApiError(10005, "too many accounts: at most 100 members per call")
         removed = [a for a in dict.fromkeys(accounts) if group["Members"].pop(a, None) is not None]
         if removed and body.get("Silence") != 1:
-            group["Tips"].append({"Type": "Kick", "Operator_Account": self.admin, "Members": removed,
-                                  "Reason": body.get("Reason", ""), "Time": _now()})
+            group["Tips"].append(
+                {
+                    "Type": "Kick",
+                    "Operator_Account": self.admin,
+                    "Members": removed,
+                    "Reason": body.get("Reason", ""),
+                    "Time": _now(),
+                }
+            )
         return {}
 
     def member_view(self, group: dict[str, Any], account: str, fields: list[str] | None) -> dict[str, Any]:
         info = group["Members"][account]
-        last = max((m["MsgTime"] for m in self.state.messages.get(group["GroupId"], [])
-                    if m["From_Account"] == account), default=0)
-        view = {"Member_Account": account, "Role": info["Role"], "JoinTime": info["JoinTime"],
-                "MsgSeq": self.next_seq(group["GroupId"]) - 1, "MsgFlag": "AcceptAndNotify",
-                "LastSendMsgTime": last, "ShutUpUntil": 0, "NameCard": ""}
+        last = max(
+            (m["MsgTime"] for m in self.state.messages.get(group["GroupId"], []) if m["From_Account"] == account),
+            default=0,
+        )
+        view = {
+            "Member_Account": account,
+            "Role": info["Role"],
+            "JoinTime": info["JoinTime"],
+            "MsgSeq": self.next_seq(group["GroupId"]) - 1,
+            "MsgFlag": "AcceptAndNotify",
+            "LastSendMsgTime": last,
+            "ShutUpUntil": 0,
+            "NameCard": "",
+        }
         return view if fields is None else {k: v for k, v in view.items() if k == "Member_Account" or k in fields}
 
-    def group_view(self, group: dict[str, Any], base_fields: list[str] | None,
-                   member_fields: list[str] | None, filtered: bool) -> dict[str, Any]:
+    def group_view(
+        self, group: dict[str, Any], base_fields: list[str] | None, member_fields: list[str] | None, filtered: bool
+    ) -> dict[str, Any]:
         group_id = group["GroupId"]
         messages = self.state.messages.get(group_id, [])
-        base = {"Type": group["Type"], "Name": group["Name"], "Introduction": group["Introduction"],
-                "Notification": group["Notification"], "FaceUrl": group["FaceUrl"],
-                "Owner_Account": group["Owner_Account"], "CreateTime": group["CreateTime"],
-                "InfoSeq": group["InfoSeq"], "LastInfoTime": group["LastInfoTime"],
-                "LastMsgTime": messages[-1]["MsgTime"] if messages else 0, "NextMsgSeq": self.next_seq(group_id),
-                "MemberNum": len(group["Members"]), "MaxMemberNum": group["MaxMemberNum"],
-                "ApplyJoinOption": group["ApplyJoinOption"], "ShutUpAllMember": group["MuteAllMember"]}
+        base = {
+            "Type": group["Type"],
+            "Name": group["Name"],
+            "Introduction": group["Introduction"],
+            "Notification": group["Notification"],
+            "FaceUrl": group["FaceUrl"],
+            "Owner_Account": group["Owner_Account"],
+            "CreateTime": group["CreateTime"],
+            "InfoSeq": group["InfoSeq"],
+            "LastInfoTime": group["LastInfoTime"],
+            "LastMsgTime": messages[-1]["MsgTime"] if messages else 0,
+            "NextMsgSeq": self.next_seq(group_id),
+            "MemberNum": len(group["Members"]),
+            "MaxMemberNum": group["MaxMemberNum"],
+            "ApplyJoinOption": group["ApplyJoinOption"],
+            "ShutUpAllMember": group["MuteAllMember"],
+        }
         if base_fields is not None:
             base = {k: v for k, v in base.items() if k in base_fields}
         view: dict[str, Any] = {"GroupId": group_id, "ErrorCode": 0, "ErrorInfo": "", **base}
@@ -491,17 +563,23 @@ class Emulator:
         if not _uint32(offset) or not _uint32(limit):
             raise ApiError(10004, "invalid parameter: Limit and Offset must be non-negative integers")
         fields = body.get("MemberInfoFilter")
-        page = accounts[offset:offset + limit]
-        return {"MemberNum": len(group["Members"]),
-                "MemberList": [self.member_view(group, a, fields) for a in page]}
+        page = accounts[offset : offset + limit]
+        return {"MemberNum": len(group["Members"]), "MemberList": [self.member_view(group, a, fields) for a in page]}
 
     def modify_group_base_info(self, body: dict[str, Any]) -> dict[str, Any]:
         group = self.live_group(body)
         self.check_profile_fields(body)
         if "MuteAllMember" in body and body["MuteAllMember"] not in ("On", "Off"):
             raise ApiError(10004, "invalid parameter: MuteAllMember must be On or Off")
-        for key in ("Name", "Introduction", "Notification", "FaceUrl", "ApplyJoinOption", "MuteAllMember",
-                    "MaxMemberNum"):
+        for key in (
+            "Name",
+            "Introduction",
+            "Notification",
+            "FaceUrl",
+            "ApplyJoinOption",
+            "MuteAllMember",
+            "MaxMemberNum",
+        ):
             if key in body:
                 group[key] = body[key]
         group["InfoSeq"] += 1
@@ -517,7 +595,8 @@ class Emulator:
         if to is not None and (not isinstance(to, list) or not all(isinstance(a, str) for a in to)):
             raise ApiError(10004, "invalid parameter: ToMembers_Account must list UserIDs")
         self.state.notifications.setdefault(group["GroupId"], []).append(
-            {"Content": content, "ToMembers_Account": to or [], "Time": _now()})
+            {"Content": content, "ToMembers_Account": to or [], "Time": _now()}
+        )
         return {}
 
     # --- messages -----------------------------------------------------------------------------------------------
@@ -526,8 +605,16 @@ class Emulator:
         messages = self.state.messages.get(group_id, [])
         return messages[-1]["MsgSeq"] + 1 if messages else 1
 
-    def store_message(self, group: dict[str, Any], sender: str, msg_body: list[dict[str, Any]], rand: int,
-                      custom: str, platform: str, online_only: int = 0) -> tuple[dict[str, Any], bool]:
+    def store_message(
+        self,
+        group: dict[str, Any],
+        sender: str,
+        msg_body: list[dict[str, Any]],
+        rand: int,
+        custom: str,
+        platform: str,
+        online_only: int = 0,
+    ) -> tuple[dict[str, Any], bool]:
         """Store a message; (message, True) when new, (the earlier message, False) for a duplicate."""
         group_id = group["GroupId"]
         now = time.monotonic()
@@ -541,9 +628,17 @@ class Emulator:
         if len(window) >= GROUP_MSG_PER_SECOND:
             raise ApiError(10023)
         window.append(now)
-        message = {"GroupId": group_id, "MsgSeq": self.next_seq(group_id), "MsgTime": _now(), "Random": rand,
-                   "From_Account": sender, "MsgBody": msg_body, "CloudCustomData": custom,
-                   "OptPlatform": platform, "OnlineOnlyFlag": online_only}
+        message = {
+            "GroupId": group_id,
+            "MsgSeq": self.next_seq(group_id),
+            "MsgTime": _now(),
+            "Random": rand,
+            "From_Account": sender,
+            "MsgBody": msg_body,
+            "CloudCustomData": custom,
+            "OptPlatform": platform,
+            "OnlineOnlyFlag": online_only,
+        }
         self.state.messages.setdefault(group_id, []).append(message)
         self.recent[key] = (now, message)
         return message, True
@@ -564,9 +659,16 @@ class Emulator:
         rand, msg_body = body.get("Random"), body.get("MsgBody")
         if not _uint32(rand):
             raise ApiError(10004, "invalid parameter: Random must be a 32-bit unsigned integer")
-        if not isinstance(msg_body, list) or not msg_body or any(
-                not isinstance(e, dict) or not isinstance(e.get("MsgType"), str)
-                or not isinstance(e.get("MsgContent"), dict) for e in msg_body):
+        if (
+            not isinstance(msg_body, list)
+            or not msg_body
+            or any(
+                not isinstance(e, dict)
+                or not isinstance(e.get("MsgType"), str)
+                or not isinstance(e.get("MsgContent"), dict)
+                for e in msg_body
+            )
+        ):
             raise ApiError(10004, "invalid parameter: MsgBody must list {MsgType, MsgContent} elements")
         sender = body.get("From_Account") or self.admin
         if not isinstance(sender, str):
@@ -589,13 +691,23 @@ class Emulator:
             raise ApiError(10004, "invalid parameter: ReqMsgNumber must be 1 to 20")
         if max_seq is not None and not _uint32(max_seq):
             raise ApiError(10004, "invalid parameter: ReqMsgSeq")
-        stored = [m for m in self.state.messages.get(group["GroupId"], []) if not m["OnlineOnlyFlag"]
-                  and (max_seq is None or m["MsgSeq"] <= max_seq)]
+        stored = [
+            m
+            for m in self.state.messages.get(group["GroupId"], [])
+            if not m["OnlineOnlyFlag"] and (max_seq is None or m["MsgSeq"] <= max_seq)
+        ]
         page = stored[::-1][:number]
         items = []
         for m in page:
-            item = {"From_Account": m["From_Account"], "IsPlaceMsg": 0, "MsgBody": m["MsgBody"], "MsgPriority": 1,
-                    "MsgRandom": m["Random"], "MsgSeq": m["MsgSeq"], "MsgTimeStamp": m["MsgTime"]}
+            item = {
+                "From_Account": m["From_Account"],
+                "IsPlaceMsg": 0,
+                "MsgBody": m["MsgBody"],
+                "MsgPriority": 1,
+                "MsgRandom": m["Random"],
+                "MsgSeq": m["MsgSeq"],
+                "MsgTimeStamp": m["MsgTime"],
+            }
             if m["CloudCustomData"]:
                 item["CloudCustomData"] = m["CloudCustomData"]
             items.append(item)
@@ -613,20 +725,41 @@ class Emulator:
     async def deliver_after_send(self, group: dict[str, Any], message: dict[str, Any], operator: str) -> None:
         url, token = self.state.callback_url, self.state.callback_token
         command = "Group.CallbackAfterSendMsg"
-        params = {"SdkAppid": str(self.sdkappid), "CallbackCommand": command, "contenttype": "json",
-                  "ClientIP": "127.0.0.1", "OptPlatform": message["OptPlatform"]}
+        params = {
+            "SdkAppid": str(self.sdkappid),
+            "CallbackCommand": command,
+            "contenttype": "json",
+            "ClientIP": "127.0.0.1",
+            "OptPlatform": message["OptPlatform"],
+        }
         if token:
             request_time = str(int(time.time()))
             params["RequestTime"] = request_time
             params["Sign"] = hashlib.sha256((token + request_time).encode("utf-8")).hexdigest()
-        payload = {"CallbackCommand": command, "GroupId": group["GroupId"], "Type": group["Type"],
-                   "From_Account": message["From_Account"], "Operator_Account": operator,
-                   "Random": message["Random"], "MsgSeq": message["MsgSeq"], "MsgTime": message["MsgTime"],
-                   "OnlineOnlyFlag": message["OnlineOnlyFlag"], "MsgBody": message["MsgBody"],
-                   "CloudCustomData": message["CloudCustomData"], "EventTime": int(time.time() * 1000)}
-        record: dict[str, Any] = {"CallbackCommand": command, "GroupId": group["GroupId"],
-                                  "MsgSeq": message["MsgSeq"], "Url": url, "Status": None, "Error": None,
-                                  "Response": None, "Time": time.time()}
+        payload = {
+            "CallbackCommand": command,
+            "GroupId": group["GroupId"],
+            "Type": group["Type"],
+            "From_Account": message["From_Account"],
+            "Operator_Account": operator,
+            "Random": message["Random"],
+            "MsgSeq": message["MsgSeq"],
+            "MsgTime": message["MsgTime"],
+            "OnlineOnlyFlag": message["OnlineOnlyFlag"],
+            "MsgBody": message["MsgBody"],
+            "CloudCustomData": message["CloudCustomData"],
+            "EventTime": int(time.time() * 1000),
+        }
+        record: dict[str, Any] = {
+            "CallbackCommand": command,
+            "GroupId": group["GroupId"],
+            "MsgSeq": message["MsgSeq"],
+            "Url": url,
+            "Status": None,
+            "Error": None,
+            "Response": None,
+            "Time": time.time(),
+        }
         try:
             async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT) as client:
                 # Merge, not replace: a configured URL may carry its own query string.
@@ -649,14 +782,26 @@ class Emulator:
     def injected_error(self, request: Request, faults: Faults) -> Response:
         if faults.outage:
             # An outage looks like a gateway in trouble: a bare status and an HTML page, no JSON.
-            return Response(f"<html><body><h1>{faults.status} Service Unavailable</h1></body></html>",
-                            status_code=faults.status, media_type="text/html")
+            return Response(
+                f"<html><body><h1>{faults.status} Service Unavailable</h1></body></html>",
+                status_code=faults.status,
+                media_type="text/html",
+            )
         parts = request.url.path.split("/")
         service = parts[2] if len(parts) > 2 else ""
         code = INTERNAL_ERROR.get(service, 10002)
-        self.state.requests.append({"Time": time.time(), "Method": request.method, "Service": service,
-                                    "Command": parts[3] if len(parts) > 3 else "", "Query": {}, "Body": None,
-                                    "ErrorCode": code, "Injected": True})
+        self.state.requests.append(
+            {
+                "Time": time.time(),
+                "Method": request.method,
+                "Service": service,
+                "Command": parts[3] if len(parts) > 3 else "",
+                "Query": {},
+                "Body": None,
+                "ErrorCode": code,
+                "Injected": True,
+            }
+        )
         return answer(code=code, info=ERRORS[code])
 
     async def control_state(self, request: Request) -> Response:
@@ -686,15 +831,27 @@ class Emulator:
         msg_body = msg_body or [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]
         try:
             self.check_sender(group, sender)
-            message, new = self.store_message(group, sender, msg_body, random.getrandbits(32),
-                                              str(data.get("CloudCustomData", "")),
-                                              str(data.get("OptPlatform", "Web")))
+            message, new = self.store_message(
+                group,
+                sender,
+                msg_body,
+                random.getrandbits(32),
+                str(data.get("CloudCustomData", "")),
+                str(data.get("OptPlatform", "Web")),
+            )
         except ApiError as err:
             return JSONResponse({"error": err.info, "ErrorCode": err.code}, status_code=409)
         if new:
             self.after_send(group, message, operator=sender)
-        return JSONResponse({"ActionStatus": "OK", "ErrorCode": 0, "GroupId": group["GroupId"],
-                             "MsgSeq": message["MsgSeq"], "MsgTime": message["MsgTime"]})
+        return JSONResponse(
+            {
+                "ActionStatus": "OK",
+                "ErrorCode": 0,
+                "GroupId": group["GroupId"],
+                "MsgSeq": message["MsgSeq"],
+                "MsgTime": message["MsgTime"],
+            }
+        )
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -709,8 +866,14 @@ def _now() -> int:
     return int(time.time())
 
 
-def create_app(sdkappid: int, secret_key: str, admin: str = "administrator", rate_limit: int = 200,
-               callback_url: str | None = None, callback_token: str | None = None) -> Starlette:
+def create_app(
+    sdkappid: int,
+    secret_key: str,
+    admin: str = "administrator",
+    rate_limit: int = 200,
+    callback_url: str | None = None,
+    callback_token: str | None = None,
+) -> Starlette:
     """The IM emulator as an ASGI app; its state is `app.state.im` (and the handlers `app.state.emulator`)."""
     emulator = Emulator(sdkappid, secret_key, admin, rate_limit, callback_url, callback_token)
 

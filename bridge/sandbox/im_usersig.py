@@ -47,10 +47,12 @@ def decode_usersig(usersig: str) -> dict[str, Any] | None:
 
 
 def expected_sig(data: dict[str, Any], key: str) -> str:
-    content = (f"TLS.identifier:{data['TLS.identifier']}\n"
-               f"TLS.sdkappid:{data['TLS.sdkappid']}\n"
-               f"TLS.time:{data['TLS.time']}\n"
-               f"TLS.expire:{data['TLS.expire']}\n")
+    content = (
+        f"TLS.identifier:{data['TLS.identifier']}\n"
+        f"TLS.sdkappid:{data['TLS.sdkappid']}\n"
+        f"TLS.time:{data['TLS.time']}\n"
+        f"TLS.expire:{data['TLS.expire']}\n"
+    )
     if data.get("TLS.userbuf") is not None:
         content += f"TLS.userbuf:{data['TLS.userbuf']}\n"
     digest = hmac.new(key.encode("utf-8"), content.encode("utf-8"), hashlib.sha256).digest()

@@ -29,12 +29,20 @@ class BridgeProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, extra_env: dict[str, str] | None = None, timeout: float = 30.0) -> BridgeProcess:
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("IM_", "BRIDGE_", "ZENDESK_", "SALESFORCE_")) and k != "PORT"}
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("IM_", "BRIDGE_", "ZENDESK_", "SALESFORCE_")) and k != "PORT"
+        }
         env = {**base, **self.env, **(extra_env or {}), "BRIDGE_HOST": "127.0.0.1", "BRIDGE_PORT": str(self.port)}
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve"], env=env, stdout=log,
-                                        stderr=subprocess.STDOUT, cwd=self.log_path.parent)
+        log = open(self.log_path, "ab")  # noqa: SIM115 (the child process holds it; closed here once handed over)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bridge.cli", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.log_path.parent,
+        )
         log.close()
         deadline = time.time() + timeout
         while True:

@@ -4,7 +4,6 @@ no real upstream is ever called."""
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import tempfile
@@ -17,6 +16,7 @@ from pydantic_settings import PydanticBaseSettingsSource
 
 from bridge import auth
 from bridge.app import create_app
+from bridge.cli import configure_logging
 from bridge.config import Settings
 from bridge.sandbox.im_emulator import create_app as create_im
 from bridge.sandbox.salesforce_emulator import create_app as create_sf
@@ -33,8 +33,9 @@ class SandboxSettings(Settings):
     """Settings made only from what the sandbox passes: the environment and `.env` are ignored on purpose."""
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[Any], init_settings: PydanticBaseSettingsSource,
-                                   *args: Any, **kwargs: Any) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls, settings_cls: type[Any], init_settings: PydanticBaseSettingsSource, *args: Any, **kwargs: Any
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 
 
@@ -56,25 +57,46 @@ class Sandbox:
 
 
 def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
-    values = {name: secrets.token_hex(16) for name in
-              ("im_key", "callout", "sf_password", "sf_token", "zd_token", "webhook", "callback")}
+    values = {
+        name: secrets.token_hex(16)
+        for name in ("im_key", "callout", "sf_password", "sf_token", "zd_token", "webhook", "callback")
+    }
     bridge_url = f"http://{host}:{port}"
-    im = BackgroundServer(create_im(SDKAPPID, values["im_key"], callback_url=f"{bridge_url}/callbacks/im",
-                                    callback_token=values["callback"])).start()
-    salesforce = BackgroundServer(create_sf(username=SF_USER, password=values["sf_password"],
-                                            security_token=values["sf_token"], consumer_key=SF_APP[0],
-                                            consumer_secret=SF_APP[1])).start()
+    im = BackgroundServer(
+        create_im(
+            SDKAPPID, values["im_key"], callback_url=f"{bridge_url}/callbacks/im", callback_token=values["callback"]
+        )
+    ).start()
+    salesforce = BackgroundServer(
+        create_sf(
+            username=SF_USER,
+            password=values["sf_password"],
+            security_token=values["sf_token"],
+            consumer_key=SF_APP[0],
+            consumer_secret=SF_APP[1],
+        )
+    ).start()
     zendesk = BackgroundServer(create_zd(email=ZD_EMAIL, api_token=values["zd_token"])).start()
     folder = tempfile.TemporaryDirectory(prefix="helpdesk-bridge-sandbox-")
     settings = SandboxSettings(
-        im_sdkappid=SDKAPPID, im_secret_key=values["im_key"], im_api_base=im.url,
+        im_sdkappid=SDKAPPID,
+        im_secret_key=values["im_key"],
+        im_api_base=im.url,
         im_callback_token=values["callback"],
-        salesforce_login_url=salesforce.url, salesforce_username=SF_USER, salesforce_password=values["sf_password"],
+        salesforce_login_url=salesforce.url,
+        salesforce_username=SF_USER,
+        salesforce_password=values["sf_password"],
         salesforce_security_token=values["sf_token"],
-        zendesk_url=zendesk.url, zendesk_email=ZD_EMAIL, zendesk_api_token=values["zd_token"],
+        zendesk_url=zendesk.url,
+        zendesk_email=ZD_EMAIL,
+        zendesk_api_token=values["zd_token"],
         zendesk_webhook_secret=values["webhook"],
-        bridge_database_url=f"sqlite:///{folder.name}/bridge.db", bridge_callout_secret=values["callout"],
-        bridge_default_connector="zendesk", bridge_host=host, bridge_port=port, bridge_sandbox=True,
+        bridge_database_url=f"sqlite:///{folder.name}/bridge.db",
+        bridge_callout_secret=values["callout"],
+        bridge_default_connector="zendesk",
+        bridge_host=host,
+        bridge_port=port,
+        bridge_sandbox=True,
     )
     # Zendesk's side of the loop, as an admin would set it up: the signed webhook and the bridge's triggers.
     zendesk_setup(settings, bridge_url)
@@ -83,10 +105,16 @@ def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
 
 def salesforce_token(sandbox: Sandbox) -> str:
     """A session for the walkthrough's "Salesforce admin" (the OAuth password flow of a connected app)."""
-    answer = httpx.post(sandbox.salesforce.url + "/services/oauth2/token", data={
-        "grant_type": "password", "username": SF_USER,
-        "password": sandbox.secrets["sf_password"] + sandbox.secrets["sf_token"],
-        "client_id": SF_APP[0], "client_secret": SF_APP[1]})
+    answer = httpx.post(
+        sandbox.salesforce.url + "/services/oauth2/token",
+        data={
+            "grant_type": "password",
+            "username": SF_USER,
+            "password": sandbox.secrets["sf_password"] + sandbox.secrets["sf_token"],
+            "client_id": SF_APP[0],
+            "client_secret": SF_APP[1],
+        },
+    )
     answer.raise_for_status()
     return str(answer.json()["access_token"])
 
@@ -110,7 +138,7 @@ Helpdesk Bridge sandbox: the bridge and emulators of Tencent IM, Salesforce and 
 Paste these into a bash shell (they define the variables and a `signed` helper for signed calls):
 
 export BRIDGE={bridge} IM={sandbox.im.url} SF={sandbox.salesforce.url} ZD={sandbox.zendesk.url}
-export BRIDGE_CALLOUT_SECRET={s.bridge_callout_secret.get_secret_value() if s.bridge_callout_secret else ''}
+export BRIDGE_CALLOUT_SECRET={s.bridge_callout_secret.get_secret_value() if s.bridge_callout_secret else ""}
 export USERSIG='{usersig}'
 export SF_TOKEN={salesforce_token(sandbox)} ZD_AUTH={ZD_EMAIL}/token:{sandbox.secrets["zd_token"]}
 signed() {{ curl -s -X "${{3:-POST}}" "$BRIDGE$1" -H 'Content-Type: application/json' \\
@@ -153,13 +181,12 @@ Press Ctrl-C to stop; everything lives in memory and in {sandbox.folder.name}, w
 
 def run_sandbox(port: int | None = None) -> int:
     port = port or int(os.environ.get("BRIDGE_PORT") or os.environ.get("PORT") or 8000)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging()
     sandbox = start_sandbox(port)
     try:
-        config = uvicorn.Config(create_app(sandbox.settings), host=sandbox.settings.bridge_host, port=port,
-                                log_level="warning")
+        config = uvicorn.Config(
+            create_app(sandbox.settings), host=sandbox.settings.bridge_host, port=port, log_level="warning"
+        )
         server = uvicorn.Server(config)
         original_startup = server.startup
 

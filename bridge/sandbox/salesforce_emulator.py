@@ -286,9 +286,7 @@ def _token_response(request: Request, user_id: str, flow: str) -> JSONResponse:
     base = _base_url(request)
     issued_at = str(int(time.time() * 1000))
     identity = f"{base}/id/{ORG_ID}{checksum(ORG_ID)}/{user_id}"
-    signature = base64.b64encode(
-        hmac.new(token.encode(), (identity + issued_at).encode(), hashlib.sha256).digest()
-    )
+    signature = base64.b64encode(hmac.new(token.encode(), (identity + issued_at).encode(), hashlib.sha256).digest())
     return JSONResponse(
         {
             "access_token": token,
@@ -472,9 +470,7 @@ def _apply_case_values(state: dict[str, Any], case: dict[str, Any], data: dict[s
     values = {name: value for name, value in data.items() if name != "attributes"}
     email = values.get("SuppliedEmail")
     if email not in (None, "") and not _EMAIL_RE.match(str(email)):
-        raise ApiError(
-            400, "INVALID_EMAIL_ADDRESS", f"Web Email: invalid email address: {email}", ["SuppliedEmail"]
-        )
+        raise ApiError(400, "INVALID_EMAIL_ADDRESS", f"Web Email: invalid email address: {email}", ["SuppliedEmail"])
     if "Status" in values and values["Status"] not in CASE_STATUSES:
         raise ApiError(
             400,
@@ -533,9 +529,7 @@ def _find(state: dict[str, Any], table: str, raw_id: str, prefix: str) -> dict[s
     return record
 
 
-def _select(
-    record: dict[str, Any], fields: list[str] | None, known: Any, sobject: str, version: str
-) -> dict[str, Any]:
+def _select(record: dict[str, Any], fields: list[str] | None, known: Any, sobject: str, version: str) -> dict[str, Any]:
     names = fields if fields else list(known)
     out: dict[str, Any] = {"attributes": _attributes(version, sobject, record["Id"])}
     for name in names:
@@ -560,26 +554,20 @@ async def _case_routes(request: Request, user_id: str, version: str, rest: list[
     method = request.method
     if not rest:
         if method != "POST":
-            raise ApiError(
-                405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,POST"
-            )
+            raise ApiError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,POST")
         case = _create_case(request, user_id, await _json_body(request))
         return JSONResponse({"id": case["Id"], "success": True, "errors": []}, status_code=201)
     if len(rest) == 2:  # upsert / get by external ID
         field, value = rest
         if field not in state["case_external_id_fields"]:
-            raise ApiError(
-                404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {field}"
-            )
+            raise ApiError(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {field}")
         matches = [c for c in state["cases"].values() if c.get(field) == value and not c["IsDeleted"]]
         if method == "GET":
             if not matches:
                 raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
             return JSONResponse(_select(matches[0], _field_list(request), _CASE_FIELDS, "Case", version))
         if method != "PATCH":
-            raise ApiError(
-                405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,PATCH"
-            )
+            raise ApiError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,PATCH")
         data = await _json_body(request)
         data.pop(field, None)
         if matches:
@@ -587,9 +575,7 @@ async def _case_routes(request: Request, user_id: str, version: str, rest: list[
             _apply_case_values(state, matches[0], data)
             return JSONResponse({"id": matches[0]["Id"], "success": True, "errors": [], "created": False})
         case = _create_case(request, user_id, {**data, field: value})
-        return JSONResponse(
-            {"id": case["Id"], "success": True, "errors": [], "created": True}, status_code=201
-        )
+        return JSONResponse({"id": case["Id"], "success": True, "errors": [], "created": True}, status_code=201)
     if len(rest) != 1:
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
     case = _find(state, "cases", rest[0], "500")
@@ -607,9 +593,7 @@ async def _case_routes(request: Request, user_id: str, version: str, rest: list[
             if comment["ParentId"] == case["Id"]:
                 comment["IsDeleted"] = True
         return Response(status_code=204)
-    raise ApiError(
-        405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,PATCH,DELETE"
-    )
+    raise ApiError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,PATCH,DELETE")
 
 
 async def _comment_routes(request: Request, user_id: str, version: str, rest: list[str]) -> Response:
@@ -619,9 +603,7 @@ async def _comment_routes(request: Request, user_id: str, version: str, rest: li
         data = await _json_body(request)
         _check_fields("CaseComment", data, _COMMENT_FIELDS, creating=True)
         if not data.get("ParentId"):
-            raise ApiError(
-                400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [ParentId]", ["ParentId"]
-            )
+            raise ApiError(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [ParentId]", ["ParentId"])
         parent_id = canonical_id(str(data["ParentId"]))
         parent = state["cases"].get(parent_id) if parent_id else None
         if parent_id is None or not parent_id.startswith("500"):
@@ -675,9 +657,7 @@ def _parse_where(where: str) -> list[tuple[str, str, Any]]:
     while True:
         match = _CONDITION.match(where, position)
         if not match:
-            raise ApiError(
-                400, "MALFORMED_QUERY", f"unexpected token near: {where[position : position + 30]!r}"
-            )
+            raise ApiError(400, "MALFORMED_QUERY", f"unexpected token near: {where[position : position + 30]!r}")
         raw = match.group("value")
         value: Any
         if raw.startswith("'"):
@@ -694,9 +674,7 @@ def _parse_where(where: str) -> list[tuple[str, str, Any]]:
             return conditions
         connective = re.match(r"AND\s+", where[position:], re.IGNORECASE)
         if not connective:
-            raise ApiError(
-                400, "MALFORMED_QUERY", f"unexpected token near: {where[position : position + 30]!r}"
-            )
+            raise ApiError(400, "MALFORMED_QUERY", f"unexpected token near: {where[position : position + 30]!r}")
         position += connective.end()
 
 
@@ -736,9 +714,7 @@ def _query(request: Request, version: str, include_deleted: bool) -> dict[str, A
     name, known, records = tables[sobject.lower()]
     fields = [f.strip() for f in match.group("fields").split(",")]
     conditions = _parse_where(match.group("where")) if match.group("where") else []
-    for field in (
-        [f for f, _, _ in conditions] + fields + ([match.group("order")] if match.group("order") else [])
-    ):
+    for field in [f for f, _, _ in conditions] + fields + ([match.group("order")] if match.group("order") else []):
         if field not in known:
             raise ApiError(
                 400,
@@ -749,8 +725,7 @@ def _query(request: Request, version: str, include_deleted: bool) -> dict[str, A
     rows = [
         r
         for r in records
-        if (include_deleted or not r.get("IsDeleted"))
-        and all(_matches(r, f, op, v) for f, op, v in conditions)
+        if (include_deleted or not r.get("IsDeleted")) and all(_matches(r, f, op, v) for f, op, v in conditions)
     ]
     if match.group("order"):
         order = match.group("order")
@@ -797,9 +772,7 @@ async def _dispatch(request: Request, user_id: str, version: str, rest: list[str
         return JSONResponse(_query(request, version, include_deleted=head == "queryAll"))
     if head == "limits" and not tail:
         limit = state["api_limit"] if state["api_limit"] is not None else 15000
-        return JSONResponse(
-            {"DailyApiRequests": {"Max": limit, "Remaining": max(limit - state["api_usage"], 0)}}
-        )
+        return JSONResponse({"DailyApiRequests": {"Max": limit, "Remaining": max(limit - state["api_usage"], 0)}})
     if head == "sobjects" and tail:
         sobject, args = tail[0], tail[1:]
         if sobject == "Case":
@@ -819,9 +792,7 @@ async def _dispatch(request: Request, user_id: str, version: str, rest: list[str
 
 async def data_versions(request: Request) -> Response:
     base = "/services/data"
-    return JSONResponse(
-        [{"label": "Emulated", "url": f"{base}/v{v}.0", "version": f"{v}.0"} for v in range(59, 63)]
-    )
+    return JSONResponse([{"label": "Emulated", "url": f"{base}/v{v}.0", "version": f"{v}.0"} for v in range(59, 63)])
 
 
 # --- control, faults, request log ---------------------------------------------------------------------------
@@ -907,17 +878,14 @@ def _fault_error(request: Request, faults: Faults) -> Response:
             status_code=status,
             headers=headers,
         )
-    return JSONResponse(
-        [{"message": message, "errorCode": code, "fields": []}], status_code=status, headers=headers
-    )
+    return JSONResponse([{"message": message, "errorCode": code, "fields": []}], status_code=status, headers=headers)
 
 
 def _public_state(state: dict[str, Any]) -> dict[str, Any]:
     hidden = {"counter", "sessions"}
     out = {k: v for k, v in state.items() if k not in hidden}
     out["sessions"] = [
-        {"flow": s["flow"], "user_id": s["user_id"], "expired": s["expired"]}
-        for s in state["sessions"].values()
+        {"flow": s["flow"], "user_id": s["user_id"], "expired": s["expired"]} for s in state["sessions"].values()
     ]  # tokens stay out of the snapshot
     return out
 

@@ -34,8 +34,9 @@ class BackgroundServer:
     def start(self, timeout: float = 10.0) -> BackgroundServer:
         if not self.port:
             self.port = free_port(self.host)
-        config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning", lifespan="on",
-                                access_log=False)
+        config = uvicorn.Config(
+            self.app, host=self.host, port=self.port, log_level="warning", lifespan="on", access_log=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"server:{self.port}", daemon=True)
         self.thread.start()

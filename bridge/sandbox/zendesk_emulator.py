@@ -72,9 +72,7 @@ def not_found() -> ApiError:
 
 
 def invalid(details: dict[str, list[dict[str, str]]]) -> ApiError:
-    return ApiError(
-        422, {"error": "RecordInvalid", "description": "Record validation errors", "details": details}
-    )
+    return ApiError(422, {"error": "RecordInvalid", "description": "Record validation errors", "details": details})
 
 
 def webhook_error(status: int, code: str, title: str, detail: str = "") -> ApiError:
@@ -127,9 +125,7 @@ def next_id(state: dict[str, Any], kind: str) -> int:
     return value
 
 
-def add_user(
-    state: dict[str, Any], *, name: str, email: str | None, role: str = "end-user"
-) -> dict[str, Any]:
+def add_user(state: dict[str, Any], *, name: str, email: str | None, role: str = "end-user") -> dict[str, Any]:
     uid = next_id(state, "user")
     stamp = now_iso()
     user = {
@@ -242,13 +238,9 @@ class ZendeskEmulator:
         try:
             data = json.loads(raw)
         except ValueError:
-            raise ApiError(
-                400, {"error": "InvalidJSON", "description": "The request body is not valid JSON"}
-            ) from None
+            raise ApiError(400, {"error": "InvalidJSON", "description": "The request body is not valid JSON"}) from None
         if not isinstance(data, dict):
-            raise ApiError(
-                400, {"error": "InvalidJSON", "description": "The request body must be a JSON object"}
-            )
+            raise ApiError(400, {"error": "InvalidJSON", "description": "The request body must be a JSON object"})
         return data
 
     # -------------------------------------------------------------- idempotency
@@ -276,9 +268,7 @@ class ZendeskEmulator:
                         "description": "Request parameters don't match the given idempotency key",
                     },
                 )
-            return JSONResponse(
-                seen["body"], status_code=seen["status"], headers={"x-idempotency-lookup": "hit"}
-            )
+            return JSONResponse(seen["body"], status_code=seen["status"], headers={"x-idempotency-lookup": "hit"})
         response = await create(request, actor)
         if 200 <= response.status_code < 300:
             store[key] = {
@@ -343,15 +333,11 @@ class ZendeskEmulator:
         comment = data.get("comment") or {}
         body = str(comment.get("body") or comment.get("html_body") or data.get("description") or "").strip()
         if not body:
-            raise invalid(
-                {"description": [{"description": "Description: cannot be blank", "error": "BlankValue"}]}
-            )
+            raise invalid({"description": [{"description": "Description: cannot be blank", "error": "BlankValue"}]})
         if "requester_id" in data and data["requester_id"] is not None:
             requester = self.state["users"].get(data["requester_id"])
             if requester is None:
-                raise invalid(
-                    {"requester": [{"description": "Requester is invalid", "error": "InvalidValue"}]}
-                )
+                raise invalid({"requester": [{"description": "Requester is invalid", "error": "InvalidValue"}]})
         else:
             requester = self._resolve_requester(data.get("requester"), actor)
         status = data.get("status") or "new"
@@ -463,24 +449,18 @@ class ZendeskEmulator:
 
     def _check_status(self, status: Any) -> None:
         if status not in STATUSES:
-            raise invalid(
-                {"status": [{"description": f"Status: {status} is not valid", "error": "InvalidValue"}]}
-            )
+            raise invalid({"status": [{"description": f"Status: {status} is not valid", "error": "InvalidValue"}]})
 
     def _check_assignee(self, assignee_id: Any) -> None:
         user = self.state["users"].get(assignee_id)
         if user is None or user["role"] not in ("admin", "agent"):
-            raise invalid(
-                {"assignee": [{"description": "Assignee: is not an agent", "error": "InvalidValue"}]}
-            )
+            raise invalid({"assignee": [{"description": "Assignee: is not an agent", "error": "InvalidValue"}]})
 
     async def create_request(self, request: Request, actor: dict[str, Any]) -> Response:
         data = (await self._json(request)).get("request")
         if not isinstance(data, dict):
             raise invalid({"base": [{"description": "Request is missing", "error": "BlankValue"}]})
-        data = {
-            k: v for k, v in data.items() if k not in ("assignee_id", "status")
-        }  # end-user view: not writable
+        data = {k: v for k, v in data.items() if k not in ("assignee_id", "status")}  # end-user view: not writable
         ticket, _ = self._new_ticket(data, actor, channel="api")
         return JSONResponse({"request": self._request_json(ticket)}, status_code=201)
 
@@ -531,11 +511,7 @@ class ZendeskEmulator:
             raise invalid({"base": [{"description": "Ticket is missing", "error": "BlankValue"}]})
         if ticket["status"] == "closed":
             raise invalid(
-                {
-                    "status": [
-                        {"description": "Status: closed prevents ticket update", "error": "InvalidValue"}
-                    ]
-                }
+                {"status": [{"description": "Status: closed prevents ticket update", "error": "InvalidValue"}]}
             )
         before = {
             "status": ticket["status"],
@@ -548,11 +524,7 @@ class ZendeskEmulator:
             self._check_status(data["status"])
             if data["status"] == "new" and before["status"] != "new":
                 raise invalid(
-                    {
-                        "status": [
-                            {"description": "Status: cannot be set back to new", "error": "InvalidValue"}
-                        ]
-                    }
+                    {"status": [{"description": "Status: cannot be set back to new", "error": "InvalidValue"}]}
                 )
             after["status"] = data["status"]
         if "assignee_id" in data:
@@ -564,9 +536,7 @@ class ZendeskEmulator:
                 after[field] = data[field]
         comment = data.get("comment")
         if comment is not None and not (isinstance(comment, dict) and str(comment.get("body") or "").strip()):
-            raise invalid(
-                {"comment": [{"description": "Comment: body cannot be blank", "error": "BlankValue"}]}
-            )
+            raise invalid({"comment": [{"description": "Comment: body cannot be blank", "error": "BlankValue"}]})
         author_id = (comment or {}).get("author_id") or actor["id"]
         if comment is not None and author_id not in self.state["users"]:
             raise invalid({"base": [{"description": "Comment author is invalid", "error": "InvalidValue"}]})
@@ -618,10 +588,7 @@ class ZendeskEmulator:
     async def list_comments(self, request: Request, actor: dict[str, Any]) -> Response:
         ticket = self._get_ticket(request.path_params["id"])
         comments = list(self.state["comments"].get(ticket["id"], []))
-        if (
-            request.query_params.get("sort_order") == "desc"
-            or request.query_params.get("sort") == "-created_at"
-        ):
+        if request.query_params.get("sort_order") == "desc" or request.query_params.get("sort") == "-created_at":
             comments.reverse()
         body: dict[str, Any] = {"comments": comments}
         if any(k.startswith("page[") for k in request.query_params):
@@ -716,9 +683,7 @@ class ZendeskEmulator:
         )
         webhook.setdefault("subscriptions", [])
         secret = (
-            (data.get("signing_secret") or {}).get("secret")
-            if isinstance(data.get("signing_secret"), dict)
-            else None
+            (data.get("signing_secret") or {}).get("secret") if isinstance(data.get("signing_secret"), dict) else None
         )
         self.state["webhooks"][wid] = webhook
         self.state["webhook_secrets"][wid] = secret or base64.b64encode(secrets.token_bytes(32)).decode()
@@ -730,8 +695,7 @@ class ZendeskEmulator:
         found = [
             w
             for w in self.state["webhooks"].values()
-            if (not contains or contains.lower() in w["name"].lower())
-            and (not status or w["status"] == status)
+            if (not contains or contains.lower() in w["name"].lower()) and (not status or w["status"] == status)
         ]
         if request.query_params.get("sort") in ("name", "status"):
             found.sort(key=lambda w: w[request.query_params["sort"]])
@@ -791,9 +755,7 @@ class ZendeskEmulator:
         webhook = self._get_webhook(request.path_params["id"])
         if request.method == "POST":
             self.state["webhook_secrets"][webhook["id"]] = base64.b64encode(secrets.token_bytes(32)).decode()
-        body = {
-            "signing_secret": {"algorithm": "SHA256", "secret": self.state["webhook_secrets"][webhook["id"]]}
-        }
+        body = {"signing_secret": {"algorithm": "SHA256", "secret": self.state["webhook_secrets"][webhook["id"]]}}
         return JSONResponse(body, status_code=201 if request.method == "POST" else 200)
 
     # ----------------------------------------------------------------- triggers
@@ -818,22 +780,14 @@ class ZendeskEmulator:
         conditions = merged.get("conditions") or {}
         if not isinstance(conditions, dict) or not (conditions.get("all") or conditions.get("any")):
             raise invalid(
-                {
-                    "conditions": [
-                        {"description": "Conditions: must have at least one condition", "error": "BlankValue"}
-                    ]
-                }
+                {"conditions": [{"description": "Conditions: must have at least one condition", "error": "BlankValue"}]}
             )
         for action in merged["actions"]:
             if action.get("field") == "notification_webhook":
                 value = action.get("value")
                 if not (isinstance(value, list) and len(value) == 2 and value[0] in self.state["webhooks"]):
                     raise invalid(
-                        {
-                            "actions": [
-                                {"description": "Notify webhook: webhook is invalid", "error": "InvalidValue"}
-                            ]
-                        }
+                        {"actions": [{"description": "Notify webhook: webhook is invalid", "error": "InvalidValue"}]}
                     )
         merged["conditions"] = {
             "all": list(conditions.get("all") or []),
@@ -936,12 +890,7 @@ class ZendeskEmulator:
             return changed and not same(current, value)
         if op == "not_value_previous":
             return changed and not same(previous, value)
-        if (
-            field == "status"
-            and op in ("less_than", "greater_than")
-            and value in STATUSES
-            and current in STATUSES
-        ):
+        if field == "status" and op in ("less_than", "greater_than") and value in STATUSES and current in STATUSES:
             diff = STATUSES.index(current) - STATUSES.index(value)
             return diff < 0 if op == "less_than" else diff > 0
         return False
@@ -985,9 +934,7 @@ class ZendeskEmulator:
                     continue
                 self._schedule(webhook, trigger, ticket, self._render(str(template), ticket))
 
-    def _schedule(
-        self, webhook: dict[str, Any], trigger: dict[str, Any], ticket: dict[str, Any], body: str
-    ) -> None:
+    def _schedule(self, webhook: dict[str, Any], trigger: dict[str, Any], ticket: dict[str, Any], body: str) -> None:
         delivery: dict[str, Any] = {
             "id": len(self.state["deliveries"]) + 1,
             "webhook_id": webhook["id"],

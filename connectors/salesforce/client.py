@@ -103,9 +103,7 @@ class SalesforceClient:
             _secret(s.salesforce_consumer_secret),
         ]
         if s.salesforce_password and s.salesforce_security_token:
-            secrets.append(
-                (_secret(s.salesforce_password) or "") + (_secret(s.salesforce_security_token) or "")
-            )
+            secrets.append((_secret(s.salesforce_password) or "") + (_secret(s.salesforce_security_token) or ""))
         if self._sf is not None:
             secrets.append(self._sf.session_id)
         for secret in sorted((x for x in secrets if x and len(x) >= 4), key=len, reverse=True):
@@ -131,9 +129,7 @@ class SalesforceClient:
                 consumer_secret=_secret(s.salesforce_consumer_secret),
             )
         elif plan.flow == CLIENT_CREDENTIALS:
-            kwargs.update(
-                consumer_key=s.salesforce_consumer_key, consumer_secret=_secret(s.salesforce_consumer_secret)
-            )
+            kwargs.update(consumer_key=s.salesforce_consumer_key, consumer_secret=_secret(s.salesforce_consumer_secret))
         else:
             kwargs.update(
                 username=s.salesforce_username,
@@ -161,9 +157,7 @@ class SalesforceClient:
         self.instance = instance
         self.logins += 1
         log.info("salesforce: logged in (%s flow) to %s", plan.flow, instance)
-        return Salesforce(
-            session_id=session_id, instance=instance, session=self.session, version=self.version
-        )
+        return Salesforce(session_id=session_id, instance=instance, session=self.session, version=self.version)
 
     def _translate(self, exc: BaseException, action: str) -> BridgeError:
         return translate(

@@ -136,15 +136,11 @@ class SalesforceConnector:
 
     @staticmethod
     def _upsert(sf: Salesforce, key: str, fields: dict[str, Any]) -> str:
-        response = _sobject(sf, "Case").upsert(
-            f"{REQUEST_KEY_FIELD}/{quote(key, safe='')}", fields, raw_response=True
-        )
+        response = _sobject(sf, "Case").upsert(f"{REQUEST_KEY_FIELD}/{quote(key, safe='')}", fields, raw_response=True)
         if response.status_code != 204 and response.content:
             return str(response.json()["id"])
         # Before API 46.0 an upsert that updated answers 204 without a body.
-        return str(
-            _sobject(sf, "Case").get_by_custom_id(REQUEST_KEY_FIELD, key, params={"fields": "Id"})["Id"]
-        )
+        return str(_sobject(sf, "Case").get_by_custom_id(REQUEST_KEY_FIELD, key, params={"fields": "Id"})["Id"])
 
     async def get_ticket(self, ticket_id: str) -> TicketState:
         case_id = canonical_id(ticket_id, "500")
@@ -164,9 +160,7 @@ class SalesforceConnector:
         else:
             status = TicketStatus.OPEN
         owner = case.get("OwnerId") or ""
-        return TicketState(
-            ticket_id=case_id, agent_id=self.agent_id(owner), status=status, raw_status=raw_status
-        )
+        return TicketState(ticket_id=case_id, agent_id=self.agent_id(owner), status=status, raw_status=raw_status)
 
     async def add_comment(self, comment: Comment) -> str:
         case_id = canonical_id(comment.ticket_id, "500")

@@ -18,9 +18,7 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed, Salesfo
 from bridge.errors import BridgeError, NotFound, PermanentError, RetriableError
 
 UPSTREAM = "salesforce"
-DEFAULT_LIMIT_RETRY = (
-    60.0  # REQUEST_LIMIT_EXCEEDED carries no Retry-After; the daily limit is a rolling window
-)
+DEFAULT_LIMIT_RETRY = 60.0  # REQUEST_LIMIT_EXCEEDED carries no Retry-After; the daily limit is a rolling window
 
 Kind = type[BridgeError]
 
@@ -147,8 +145,7 @@ def translate(
             code or "", BY_STATUS.get(exc.status, RetriableError if exc.status >= 500 else PermanentError)
         )
         text = redact(
-            f"Salesforce refused to {action}: {message or 'HTTP ' + str(exc.status)}"
-            + (f" ({code})" if code else "")
+            f"Salesforce refused to {action}: {message or 'HTTP ' + str(exc.status)}" + (f" ({code})" if code else "")
         )
         if kind is NotFound:
             return NotFound(text, code="not_found", details={"upstream": UPSTREAM, "upstreamCode": code})
@@ -156,12 +153,8 @@ def translate(
             delay = retry_after(headers)
             if delay is None and (code == "REQUEST_LIMIT_EXCEEDED" or exc.status == 429):
                 delay = DEFAULT_LIMIT_RETRY
-            return RetriableError(
-                text, upstream=UPSTREAM, upstream_code=code or exc.status, retry_after=delay
-            )
+            return RetriableError(text, upstream=UPSTREAM, upstream_code=code or exc.status, retry_after=delay)
         return PermanentError(text, upstream=UPSTREAM, upstream_code=code or exc.status)
     if isinstance(exc, BridgeError):
         return exc
-    return RetriableError(
-        f"Salesforce call failed while trying to {action}: {type(exc).__name__}", upstream=UPSTREAM
-    )
+    return RetriableError(f"Salesforce call failed while trying to {action}: {type(exc).__name__}", upstream=UPSTREAM)

@@ -128,9 +128,7 @@ class ZendeskConnector:
             with session.idempotency_key(ticket.request_key):
                 created = zenpy.requests.create(request)
             if getattr(created, "id", None) is None:
-                raise PermanentError(
-                    "creating a Zendesk request: the answer carried no ticket id", upstream=UPSTREAM
-                )
+                raise PermanentError("creating a Zendesk request: the answer carried no ticket id", upstream=UPSTREAM)
             if getattr(created, "requester_id", None) is not None:
                 self._remember_requester(int(created.id), int(created.requester_id))
             return str(created.id)
@@ -144,9 +142,7 @@ class ZendeskConnector:
             # disable_cache=True: zenpy would otherwise answer from objects it saw earlier (a stale assignee).
             ticket = await self._run(f"reading Zendesk ticket {number}", lambda: zenpy.tickets(id=number))
         except NotFound:
-            return TicketState(
-                ticket_id=str(number), agent_id=None, status=TicketStatus.DELETED, raw_status="deleted"
-            )
+            return TicketState(ticket_id=str(number), agent_id=None, status=TicketStatus.DELETED, raw_status="deleted")
         raw = str(getattr(ticket, "status", "") or "")
         assignee = getattr(ticket, "assignee_id", None)
         if getattr(ticket, "requester_id", None) is not None:
@@ -182,9 +178,7 @@ class ZendeskConnector:
             result = zenpy.tickets.update(ZTicket(id=number, comment=body))
             audit = getattr(result, "audit", None)
             for event in getattr(audit, "events", None) or []:
-                if (
-                    event.get("type") if isinstance(event, dict) else getattr(event, "type", None)
-                ) == "Comment":
+                if (event.get("type") if isinstance(event, dict) else getattr(event, "type", None)) == "Comment":
                     return str(event["id"] if isinstance(event, dict) else event.id)
             return ""
 

@@ -51,14 +51,10 @@ def _detail(response: requests.Response | None) -> tuple[str, str | int | None]:
         return "", response.status_code
     error = body.get("error")
     if isinstance(error, dict):  # {"error": {"title", "message"}}
-        return str(error.get("message") or error.get("title") or ""), str(
-            error.get("title") or response.status_code
-        )
+        return str(error.get("message") or error.get("title") or ""), str(error.get("title") or response.status_code)
     if "errors" in body and isinstance(body["errors"], list) and body["errors"]:  # JSON:API style
         first = body["errors"][0] if isinstance(body["errors"][0], dict) else {}
-        return str(first.get("detail") or first.get("title") or ""), str(
-            first.get("code") or response.status_code
-        )
+        return str(first.get("detail") or first.get("title") or ""), str(first.get("code") or response.status_code)
     parts = [str(body.get("description") or "")]
     details = body.get("details")
     if isinstance(details, dict):
@@ -109,21 +105,13 @@ def translate(exc: BaseException, action: str) -> BridgeError:
             )
         return _by_status(exc.response.status_code, action, exc.response)
     if isinstance(exc, requests.Timeout):
-        return RetriableError(
-            f"{action}: Zendesk did not answer in time", upstream=UPSTREAM, upstream_code="timeout"
-        )
+        return RetriableError(f"{action}: Zendesk did not answer in time", upstream=UPSTREAM, upstream_code="timeout")
     if isinstance(exc, requests.ConnectionError):
-        return RetriableError(
-            f"{action}: Zendesk could not be reached", upstream=UPSTREAM, upstream_code="connection"
-        )
+        return RetriableError(f"{action}: Zendesk could not be reached", upstream=UPSTREAM, upstream_code="connection")
     if isinstance(exc, requests.RequestException):
-        return RetriableError(
-            f"{action}: the call to Zendesk failed ({type(exc).__name__})", upstream=UPSTREAM
-        )
+        return RetriableError(f"{action}: the call to Zendesk failed ({type(exc).__name__})", upstream=UPSTREAM)
     if isinstance(exc, ZenpyException):
-        return PermanentError(
-            f"{action}: unexpected answer from Zendesk ({type(exc).__name__})", upstream=UPSTREAM
-        )
+        return PermanentError(f"{action}: unexpected answer from Zendesk ({type(exc).__name__})", upstream=UPSTREAM)
     return PermanentError(f"{action}: {type(exc).__name__}", upstream=UPSTREAM)
 
 

@@ -120,28 +120,20 @@ def setup(settings: Settings, bridge_url: str) -> list[str]:
     zenpy, session = build_client(settings)
     lines: list[str] = []
     try:
-        secret = (
-            settings.zendesk_webhook_secret.get_secret_value() if settings.zendesk_webhook_secret else None
-        )
+        secret = settings.zendesk_webhook_secret.get_secret_value() if settings.zendesk_webhook_secret else None
         spec = webhook_spec(bridge_url, secret)
         existing = _webhooks(zenpy)
         if existing:
             webhook = existing[0]
-            current = {
-                k: getattr(webhook, k, None) for k in ("endpoint", "http_method", "request_format", "status")
-            }
+            current = {k: getattr(webhook, k, None) for k in ("endpoint", "http_method", "request_format", "status")}
             stale = current != {k: spec[k] for k in current}
             if secret and not stale:
                 stale = _secret(zenpy, webhook.id) != secret
             if stale:
-                _call(
-                    "updating the Zendesk webhook", lambda: zenpy.webhooks.update(webhook.id, Webhook(**spec))
-                )
+                _call("updating the Zendesk webhook", lambda: zenpy.webhooks.update(webhook.id, Webhook(**spec)))
                 lines.append(f"webhook {WEBHOOK_NAME!r} ({webhook.id}) updated: POST {spec['endpoint']}")
             else:
-                lines.append(
-                    f"webhook {WEBHOOK_NAME!r} ({webhook.id}) already up to date: POST {spec['endpoint']}"
-                )
+                lines.append(f"webhook {WEBHOOK_NAME!r} ({webhook.id}) already up to date: POST {spec['endpoint']}")
             for extra in existing[1:]:
                 _call("removing a duplicate Zendesk webhook", lambda w=extra: zenpy.webhooks.delete(w))
                 lines.append(f"duplicate webhook {WEBHOOK_NAME!r} ({extra.id}) removed")
@@ -163,9 +155,7 @@ def setup(settings: Settings, bridge_url: str) -> list[str]:
             tspec = trigger_spec(event, webhook.id)
             same_title = [t for t in triggers if t.title == tspec["title"]]
             if not same_title:
-                created = _call(
-                    "creating a Zendesk trigger", lambda s=tspec: zenpy.triggers.create(Trigger(**s))
-                )
+                created = _call("creating a Zendesk trigger", lambda s=tspec: zenpy.triggers.create(Trigger(**s)))
                 lines.append(f"trigger {tspec['title']!r} ({created.id}) created")
                 continue
             trigger = same_title[0]

@@ -36,9 +36,14 @@ class Harness:
 def salesforce(server: BackgroundServer) -> Harness:
     admin = SalesforceAdmin(server)
     return Harness(
-        "salesforce", server, admin, admin.state["agent_ids"][:2], admin.state["default_queue_id"],
+        "salesforce",
+        server,
+        admin,
+        admin.state["agent_ids"][:2],
+        admin.state["default_queue_id"],
         set_owner=lambda t, owner: admin.update_case(t, OwnerId=owner or admin.state["default_queue_id"]),
-        close=lambda t: admin.update_case(t, Status="Closed"), delete=admin.delete_case,
+        close=lambda t: admin.update_case(t, Status="Closed"),
+        delete=admin.delete_case,
         settings=helpdesk_settings(sf_url=server.url),
     )
 
@@ -46,9 +51,14 @@ def salesforce(server: BackgroundServer) -> Harness:
 def zendesk(server: BackgroundServer) -> Harness:
     admin = ZendeskAdmin(server)
     return Harness(
-        "zendesk", server, admin, [str(a) for a in admin.agents[:2]], None,
+        "zendesk",
+        server,
+        admin,
+        [str(a) for a in admin.agents[:2]],
+        None,
         set_owner=lambda t, owner: admin.update(t, assignee_id=int(owner) if owner else None),
-        close=lambda t: admin.update(t, status="closed"), delete=admin.delete,
+        close=lambda t: admin.update(t, status="closed"),
+        delete=admin.delete,
         settings=helpdesk_settings(zd_url=server.url),
     )
 
@@ -92,8 +102,9 @@ async def test_ids(connector: Connector, harness: Harness) -> None:
 
 
 async def test_ticket_life(connector: Connector, harness: Harness) -> None:
-    ticket_id = await connector.create_ticket(NewTicket(user_id="conf-2", subject="Life", description="d",
-                                                        name="Jane", email="jane@example.com"))
+    ticket_id = await connector.create_ticket(
+        NewTicket(user_id="conf-2", subject="Life", description="d", name="Jane", email="jane@example.com")
+    )
     fresh = await connector.get_ticket(ticket_id)
     assert fresh.ticket_id == ticket_id and fresh.status is TicketStatus.OPEN and fresh.agent_id is None
     harness.set_owner(ticket_id, harness.agents[0])
@@ -121,8 +132,9 @@ async def test_comments(connector: Connector, harness: Harness) -> None:
     ticket_id = await connector.create_ticket(NewTicket(user_id="conf-5", subject="Talk", email="c5@example.com"))
     harness.set_owner(ticket_id, harness.agents[0])
     for author, author_id in ((Author.CUSTOMER, "conf-5"), (Author.AGENT, harness.agents[0])):
-        comment_id = await connector.add_comment(Comment(ticket_id, f"hello from the {author.value}", author,
-                                                         author_id, key=f"k-{author.value}"))
+        comment_id = await connector.add_comment(
+            Comment(ticket_id, f"hello from the {author.value}", author, author_id, key=f"k-{author.value}")
+        )
         assert comment_id
 
 

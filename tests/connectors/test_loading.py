@@ -34,8 +34,13 @@ def test_a_plugin_that_does_not_import_names_itself(tmp_path: Path, monkeypatch:
 
 
 def test_a_plugin_missing_methods_names_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    install_plugin(tmp_path, monkeypatch, "freshdesk", "acme_plugin:Half",
-                   "class Half:\n    name = 'freshdesk'\n    def enabled(settings): return True\n")
+    install_plugin(
+        tmp_path,
+        monkeypatch,
+        "freshdesk",
+        "acme_plugin:Half",
+        "class Half:\n    name = 'freshdesk'\n    def enabled(settings): return True\n",
+    )
     with pytest.raises(ConnectorLoadError, match="connector 'freshdesk'.*lacks start, close, check"):
         load_connector_classes()
 
@@ -52,10 +57,16 @@ def test_serve_refuses_to_start_with_a_broken_plugin(tmp_path: Path) -> None:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-plugin\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[helpdesk_bridge.connectors]\nfreshdesk = acme_plugin:X\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IM_", "BRIDGE_", "ZENDESK_", "SALESFORCE_"))}
-    env.update(IM_SDKAPPID="1400000001", IM_SECRET_KEY="k" * 20, PYTHONPATH=str(install_dir),
-               BRIDGE_DATABASE_URL=f"sqlite:///{tmp_path}/b.db", BRIDGE_PORT=str(free_port()))
-    result = subprocess.run([sys.executable, "-m", "bridge.cli", "serve"], env=env, capture_output=True, text=True,
-                            timeout=60, cwd=tmp_path)
+    env.update(
+        IM_SDKAPPID="1400000001",
+        IM_SECRET_KEY="k" * 20,
+        PYTHONPATH=str(install_dir),
+        BRIDGE_DATABASE_URL=f"sqlite:///{tmp_path}/b.db",
+        BRIDGE_PORT=str(free_port()),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "serve"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert result.returncode == 2
     assert "connector 'freshdesk'" in result.stderr and "no sdk" in result.stderr
     assert "Traceback" not in result.stderr

@@ -35,9 +35,7 @@ def _pem_pair() -> tuple[bytes, bytes]:
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return private, public
 
 
@@ -90,9 +88,7 @@ def state(server: BackgroundServer) -> dict[str, Any]:
 
 def logins(server: BackgroundServer) -> int:
     return sum(
-        1
-        for r in state(server)["requests"]
-        if r["kind"] in ("soap_login", "oauth_token") and r["status"] == 200
+        1 for r in state(server)["requests"] if r["kind"] in ("soap_login", "oauth_token") and r["status"] == 200
     )
 
 
@@ -186,15 +182,13 @@ def test_login_domain_and_rewriting() -> None:
         == "http://127.0.0.1:9000/services/Soap/u/62.0"
     )
     assert (
-        session.rewrite("https://127.0.0.1:9000/services/data/v62.0/")
-        == "http://127.0.0.1:9000/services/data/v62.0/"
+        session.rewrite("https://127.0.0.1:9000/services/data/v62.0/") == "http://127.0.0.1:9000/services/data/v62.0/"
     )
     assert session.rewrite("https://na1.salesforce.com/x") == "https://na1.salesforce.com/x"
     real = RoutingSession("https://acme.my.salesforce.com", "acme.my")
     real.trust_instance("acme.my.salesforce.com")
     assert (
-        real.rewrite("https://acme.my.salesforce.com/services/data/")
-        == "https://acme.my.salesforce.com/services/data/"
+        real.rewrite("https://acme.my.salesforce.com/services/data/") == "https://acme.my.salesforce.com/services/data/"
     )
     session.close()
     real.close()
@@ -257,17 +251,13 @@ async def test_client_credentials_login(emulator: BackgroundServer) -> None:
 
 
 async def test_oauth_password_login(emulator: BackgroundServer) -> None:
-    sf = connector_for(
-        emulator.url, salesforce_consumer_key=CONSUMER_KEY, salesforce_consumer_secret=CONSUMER_SECRET
-    )
+    sf = connector_for(emulator.url, salesforce_consumer_key=CONSUMER_KEY, salesforce_consumer_secret=CONSUMER_SECRET)
     assert "oauth_password" in await sf.check()
     assert [s["flow"] for s in state(emulator)["sessions"]] == ["oauth_password"]
     await sf.close()
 
 
-async def test_jwt_bearer_login(
-    emulator: BackgroundServer, keys: tuple[bytes, bytes], tmp_path: Path
-) -> None:
+async def test_jwt_bearer_login(emulator: BackgroundServer, keys: tuple[bytes, bytes], tmp_path: Path) -> None:
     key_file = tmp_path / "server.key"
     key_file.write_bytes(keys[0])
     sf = connector_for(
@@ -394,12 +384,8 @@ async def test_comments(emulator: BackgroundServer) -> None:
     sf = connector_for(emulator.url)
     case_id = await sf.create_ticket(TICKET)
     agent = state(emulator)["agent_ids"][0]
-    public = await sf.add_comment(
-        Comment(case_id[:15], "It still smokes", Author.CUSTOMER, "user1", key="m1")
-    )
-    note = await sf.add_comment(
-        Comment(case_id, "check the fuse", Author.AGENT, agent, key="m2", public=False)
-    )
+    public = await sf.add_comment(Comment(case_id[:15], "It still smokes", Author.CUSTOMER, "user1", key="m1"))
+    note = await sf.add_comment(Comment(case_id, "check the fuse", Author.AGENT, agent, key="m2", public=False))
     comments = state(emulator)["case_comments"]
     assert public.startswith("00a") and len(public) == 18
     assert comments[public]["ParentId"] == case_id

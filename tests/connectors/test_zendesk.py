@@ -94,9 +94,7 @@ NEW = NewTicket(
 def test_registered_entry_point_and_protocol() -> None:
     [ep] = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == "zendesk"]
     assert ep.load() is ZendeskConnector
-    assert isinstance(
-        ZendeskConnector(settings_for("https://acme.zendesk.com"), anyio.CapacityLimiter(1)), Connector
-    )
+    assert isinstance(ZendeskConnector(settings_for("https://acme.zendesk.com"), anyio.CapacityLimiter(1)), Connector)
     assert ZendeskConnector.enabled(settings_for("https://acme.zendesk.com"))
     unset: dict[str, Any] = {"im_sdkappid": 1, "im_secret_key": "k" * 20, "_env_file": None}
     assert not ZendeskConnector.enabled(Settings(**unset))
@@ -105,9 +103,13 @@ def test_registered_entry_point_and_protocol() -> None:
 def test_ids() -> None:
     conn = ZendeskConnector(settings_for("https://acme.zendesk.com"), anyio.CapacityLimiter(1))
     assert conn.group_id("42") == "ZENDESK#42"
-    assert [
-        conn.ticket_id(g) for g in ("ZENDESK#42", "ZENDESK#", "ZENDESK#4a", "500000000000001AAA", "zendesk#1")
-    ] == ["42", None, None, None, None]
+    assert [conn.ticket_id(g) for g in ("ZENDESK#42", "ZENDESK#", "ZENDESK#4a", "500000000000001AAA", "zendesk#1")] == [
+        "42",
+        None,
+        None,
+        None,
+        None,
+    ]
     assert [conn.agent_id(u) for u in ("10002", "", "00G000000000001", "-1")] == ["10002", None, None, None]
 
 
@@ -161,9 +163,7 @@ async def test_create_without_email_or_name(server: BackgroundServer, connector:
     assert ticket["description"] == "Just a subject"  # the first comment falls back to the subject
 
 
-async def test_idempotency_key_replay_creates_one_ticket(
-    server: BackgroundServer, connector: ZendeskConnector
-) -> None:
+async def test_idempotency_key_replay_creates_one_ticket(server: BackgroundServer, connector: ZendeskConnector) -> None:
     keyed = NewTicket(**{**NEW.__dict__, "request_key": "req-1"})
     first = await connector.create_ticket(keyed)
     second = await connector.create_ticket(keyed)
@@ -182,9 +182,7 @@ async def test_idempotency_keys_do_not_leak_between_threads(
 ) -> None:
     async with anyio.create_task_group() as tg:
         for i in range(8):
-            tg.start_soon(
-                connector.create_ticket, NewTicket(user_id=f"u{i}", subject=f"S{i}", request_key=f"k{i}")
-            )
+            tg.start_soon(connector.create_ticket, NewTicket(user_id=f"u{i}", subject=f"S{i}", request_key=f"k{i}"))
         tg.start_soon(connector.create_ticket, NewTicket(user_id="plain", subject="no key"))
     snapshot = state(server)
     by_subject = {t["subject"]: t["id"] for t in snapshot["tickets"].values()}
@@ -216,11 +214,7 @@ async def test_get_ticket_is_fresh_and_maps_statuses(
         assert zd.put(f"/tickets/{tid}.json", json={"ticket": {"status": raw}}).status_code == 200
         got = await connector.get_ticket(tid)
         assert (got.status, got.raw_status, got.ticket_id) == (status, raw, tid)
-    gets = [
-        r
-        for r in state(server)["requests"]
-        if r["method"] == "GET" and r["path"].startswith("/api/v2/tickets/")
-    ]
+    gets = [r for r in state(server)["requests"] if r["method"] == "GET" and r["path"].startswith("/api/v2/tickets/")]
     assert len(gets) == 7
 
 
@@ -232,17 +226,13 @@ async def test_deleted_and_unknown_tickets(connector: ZendeskConnector, zd: http
     with pytest.raises(NotFound):
         await connector.get_ticket("ZENDESK#1")
     with pytest.raises(NotFound):
-        await connector.add_comment(
-            Comment(ticket_id=tid, body="x", author=Author.CUSTOMER, author_id="u", key="k")
-        )
+        await connector.add_comment(Comment(ticket_id=tid, body="x", author=Author.CUSTOMER, author_id="u", key="k"))
 
 
 # --------------------------------------------------------------------------------------------- comments
 
 
-async def test_comments_as_requester_and_as_agent(
-    server: BackgroundServer, connector: ZendeskConnector
-) -> None:
+async def test_comments_as_requester_and_as_agent(server: BackgroundServer, connector: ZendeskConnector) -> None:
     tid = await connector.create_ticket(NEW)
     requester_id = ticket_of(server, tid)["requester_id"]
     fresh = ZendeskConnector(connector.settings, connector.limiter)  # no remembered requester: asks Zendesk
@@ -305,9 +295,7 @@ async def test_comment_reopens_solved_and_closed_is_permanent(
 # --------------------------------------------------------------------------------------------- failures
 
 
-async def test_429_surfaces_at_once_with_retry_after(
-    server: BackgroundServer, connector: ZendeskConnector
-) -> None:
+async def test_429_surfaces_at_once_with_retry_after(server: BackgroundServer, connector: ZendeskConnector) -> None:
     control(server, "rate_limit", {"count": 1, "retry_after": 30})
     started = time.monotonic()
     with pytest.raises(RetriableError) as info:
@@ -371,9 +359,7 @@ async def test_check(connector: ZendeskConnector) -> None:
 
 
 def zendesk_signature(secret: str, timestamp: str, body: str) -> str:
-    return base64.b64encode(
-        hmac.new(secret.encode(), (timestamp + body).encode(), hashlib.sha256).digest()
-    ).decode()
+    return base64.b64encode(hmac.new(secret.encode(), (timestamp + body).encode(), hashlib.sha256).digest()).decode()
 
 
 def test_zendesk_webhook_vector() -> None:
@@ -428,9 +414,7 @@ def test_trigger_posts_signed_webhook_on_assignee_change(server: BackgroundServe
     with BackgroundServer(Starlette(routes=[Route("/webhooks/zendesk", hook, methods=["POST"])])) as bridge:
         lines = setup(settings_for(server.url), bridge.url)
         secret = next(line.split("=", 1)[1] for line in lines if "ZENDESK_WEBHOOK_SECRET=" in line)
-        tid = anyio.run(
-            ZendeskConnector(settings_for(server.url), anyio.CapacityLimiter(1)).create_ticket, NEW
-        )
+        tid = anyio.run(ZendeskConnector(settings_for(server.url), anyio.CapacityLimiter(1)).create_ticket, NEW)
         zd.put(f"/tickets/{tid}.json", json={"ticket": {"assignee_id": ALICE}})
         deadline = time.monotonic() + 5
         while len(received) < 2 and time.monotonic() < deadline:  # assignee and (new -> open) status
@@ -442,6 +426,4 @@ def test_trigger_posts_signed_webhook_on_assignee_change(server: BackgroundServe
     ]
     for call in received:
         stamp = call["headers"]["x-zendesk-webhook-signature-timestamp"]
-        assert call["headers"]["x-zendesk-webhook-signature"] == zendesk_signature(
-            secret, stamp, call["body"]
-        )
+        assert call["headers"]["x-zendesk-webhook-signature"] == zendesk_signature(secret, stamp, call["body"])

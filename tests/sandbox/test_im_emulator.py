@@ -40,11 +40,28 @@ class IM:
         self.client = client
         self.admin_sig = sig()
 
-    def call(self, api: str, body: Any = None, *, method: str = "POST", identifier: str = ADMIN,
-             usersig: str | None = None, query: dict[str, Any] | None = None, raw: bytes | None = None) -> Any:
-        params: dict[str, Any] = query if query is not None else {
-            "sdkappid": SDKAPPID, "identifier": identifier, "usersig": usersig or self.admin_sig,
-            "random": 12345, "contenttype": "json"}
+    def call(
+        self,
+        api: str,
+        body: Any = None,
+        *,
+        method: str = "POST",
+        identifier: str = ADMIN,
+        usersig: str | None = None,
+        query: dict[str, Any] | None = None,
+        raw: bytes | None = None,
+    ) -> Any:
+        params: dict[str, Any] = (
+            query
+            if query is not None
+            else {
+                "sdkappid": SDKAPPID,
+                "identifier": identifier,
+                "usersig": usersig or self.admin_sig,
+                "random": 12345,
+                "contenttype": "json",
+            }
+        )
         content = raw if raw is not None else json.dumps({} if body is None else body).encode()
         response = self.client.request(method, f"/v4/{api}", params=params, content=content)
         assert response.status_code == 200, response.text
@@ -65,8 +82,7 @@ class IM:
         for user_id in user_ids:
             self.ok(f"{LOGIN}/account_import", {"UserID": user_id})
 
-    def group(self, group_id: str = "G1", owner: str | None = None, members: tuple[str, ...] = (),
-              **extra: Any) -> str:
+    def group(self, group_id: str = "G1", owner: str | None = None, members: tuple[str, ...] = (), **extra: Any) -> str:
         body: dict[str, Any] = {"Type": "Public", "Name": "Printer on fire", "GroupId": group_id, **extra}
         if owner:
             body["Owner_Account"] = owner
@@ -75,8 +91,12 @@ class IM:
         return str(self.ok(f"{GROUP}/create_group", body)["GroupId"])
 
     def send(self, group_id: str, text: str, rand: int = 1, **extra: Any) -> dict[str, Any]:
-        body = {"GroupId": group_id, "Random": rand,
-                "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}], **extra}
+        body = {
+            "GroupId": group_id,
+            "Random": rand,
+            "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}],
+            **extra,
+        }
         return self.ok(f"{GROUP}/send_group_msg", body)
 
     def state(self) -> dict[str, Any]:
@@ -132,6 +152,7 @@ def receiver() -> Iterator[Receiver]:
 
 # --- accounts ---------------------------------------------------------------------------------------------------
 
+
 def test_account_import_is_idempotent_and_accepts_old_identifier(im: IM, server: BackgroundServer) -> None:
     im.ok(f"{LOGIN}/account_import", {"UserID": "cust-1", "Nick": "Jane", "FaceUrl": "http://x/y.png"})
     im.ok(f"{LOGIN}/account_import", {"UserID": "cust-1"})
@@ -150,26 +171,47 @@ def test_multiaccount_import_reports_fail_accounts(im: IM) -> None:
     assert im.code(f"{LOGIN}/multiaccount_import", {"Accounts": [f"u{i}" for i in range(101)]}) == 70402
     checked = im.ok(f"{LOGIN}/account_check", {"CheckItem": [{"UserID": "a3"}, {"UserID": "ghost"}]})
     assert [(r["UserID"], r["AccountStatus"]) for r in checked["ResultItem"]] == [
-        ("a3", "Imported"), ("ghost", "NotImported")]
+        ("a3", "Imported"),
+        ("ghost", "NotImported"),
+    ]
     assert im.code(f"{LOGIN}/account_check", {"CheckItem": []}) == 70402
 
 
 # --- groups -----------------------------------------------------------------------------------------------------
 
+
 def test_create_group_generates_ids_and_seats_members(im: IM, server: BackgroundServer) -> None:
     im.users("owner", "cust")
-    group_id = str(im.ok(f"{GROUP}/create_group", {"Type": "Public", "Name": "Help", "Owner_Account": "owner",
-                                                  "MemberList": [{"Member_Account": "cust"}],
-                                                  "ApplyJoinOption": "FreeAccess"})["GroupId"])
+    group_id = str(
+        im.ok(
+            f"{GROUP}/create_group",
+            {
+                "Type": "Public",
+                "Name": "Help",
+                "Owner_Account": "owner",
+                "MemberList": [{"Member_Account": "cust"}],
+                "ApplyJoinOption": "FreeAccess",
+            },
+        )["GroupId"]
+    )
     assert group_id.startswith("@TGS#2") and len(group_id) == 15
     group = server.app.state.im.groups[group_id]
     assert group["Members"]["owner"]["Role"] == "Owner" and group["Members"]["cust"]["Role"] == "Member"
     assert (group["ApplyJoinOption"], group["MuteAllMember"], group["Dismissed"]) == ("FreeAccess", "Off", False)
 
 
-@pytest.mark.parametrize(("group_id", "code"), [
-    ("Z" * 48, 0), ("ZENDESK#42", 0), ("Z" * 49, 10015), ("@TGS#mine", 10015), ("bad\x01id", 10015),
-    ("caf\u00e9", 10015), ("", 10015)])
+@pytest.mark.parametrize(
+    ("group_id", "code"),
+    [
+        ("Z" * 48, 0),
+        ("ZENDESK#42", 0),
+        ("Z" * 49, 10015),
+        ("@TGS#mine", 10015),
+        ("bad\x01id", 10015),
+        ("caf\u00e9", 10015),
+        ("", 10015),
+    ],
+)
 def test_custom_group_id_rules(im: IM, group_id: str, code: int) -> None:
     assert im.code(f"{GROUP}/create_group", {"Type": "Public", "Name": "n", "GroupId": group_id}) == code
 
@@ -186,17 +228,20 @@ def test_recreating_a_group_meets_10025_and_a_dismissed_id_is_free_again(im: IM)
     im.group("ZENDESK#7")
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    ({"Type": "Public"}, 10004),
-    ({"Type": "Public", "Name": "x" * 31}, 10004),
-    ({"Type": "Public", "Name": "\u4e2d" * 11}, 10004),  # 33 bytes
-    ({"Type": "Chat", "Name": "n"}, 10004),
-    ({"Type": "Public", "Name": "n", "ApplyJoinOption": "Whatever"}, 10004),
-    ({"Type": "Public", "Name": "n", "Owner_Account": "ghost"}, 10019),
-    ({"Type": "Public", "Name": "n", "MemberList": [{"Member_Account": "ghost"}]}, 10019),
-    ({"Type": "Public", "Name": "n", "MemberList": [{"Member_Account": "owner"}] * 101}, 10005),
-    ({"Type": "AVChatRoom", "Name": "n", "MemberList": [{"Member_Account": "owner"}]}, 10007),
-])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"Type": "Public"}, 10004),
+        ({"Type": "Public", "Name": "x" * 31}, 10004),
+        ({"Type": "Public", "Name": "\u4e2d" * 11}, 10004),  # 33 bytes
+        ({"Type": "Chat", "Name": "n"}, 10004),
+        ({"Type": "Public", "Name": "n", "ApplyJoinOption": "Whatever"}, 10004),
+        ({"Type": "Public", "Name": "n", "Owner_Account": "ghost"}, 10019),
+        ({"Type": "Public", "Name": "n", "MemberList": [{"Member_Account": "ghost"}]}, 10019),
+        ({"Type": "Public", "Name": "n", "MemberList": [{"Member_Account": "owner"}] * 101}, 10005),
+        ({"Type": "AVChatRoom", "Name": "n", "MemberList": [{"Member_Account": "owner"}]}, 10007),
+    ],
+)
 def test_create_group_errors(im: IM, body: dict[str, Any], code: int) -> None:
     im.users("owner")
     assert im.code(f"{GROUP}/create_group", body) == code
@@ -208,23 +253,31 @@ def test_destroy_group_is_final(im: IM, server: BackgroundServer) -> None:
     assert server.app.state.im.groups["G1"]["Dismissed"] is True
     assert im.code(f"{GROUP}/destroy_group", {"GroupId": "G1"}) == 10010
     assert im.code(f"{GROUP}/destroy_group", {"GroupId": "never"}) == 10010
-    assert im.code(f"{GROUP}/add_group_member", {"GroupId": "G1", "MemberList": [{"Member_Account": ADMIN}]}) \
-        == 10010
+    assert im.code(f"{GROUP}/add_group_member", {"GroupId": "G1", "MemberList": [{"Member_Account": ADMIN}]}) == 10010
 
 
 def test_add_group_member_results_and_silence(im: IM, server: BackgroundServer) -> None:
     im.users("cust", "agent", "agent2")
     im.group("G1", members=("cust",))
-    answer = im.ok(f"{GROUP}/add_group_member", {"GroupId": "G1", "Silence": 1, "MemberList": [
-        {"Member_Account": "agent"}, {"Member_Account": "cust"}]})
+    answer = im.ok(
+        f"{GROUP}/add_group_member",
+        {"GroupId": "G1", "Silence": 1, "MemberList": [{"Member_Account": "agent"}, {"Member_Account": "cust"}]},
+    )
     assert answer["MemberList"] == [{"Member_Account": "agent", "Result": 1}, {"Member_Account": "cust", "Result": 2}]
     assert server.app.state.im.groups["G1"]["Tips"] == []
     im.ok(f"{GROUP}/add_group_member", {"GroupId": "G1", "MemberList": [{"Member_Account": "agent2"}]})
     assert server.app.state.im.groups["G1"]["Tips"][0]["Members"] == ["agent2"]
-    assert im.code(f"{GROUP}/add_group_member", {"GroupId": "G1", "MemberList": [
-        {"Member_Account": "ghost"}, {"Member_Account": "agent"}]}) == 10019
-    assert im.code(f"{GROUP}/add_group_member", {"GroupId": "G1", "MemberList": [
-        {"Member_Account": "agent"}] * 301}) == 10005
+    assert (
+        im.code(
+            f"{GROUP}/add_group_member",
+            {"GroupId": "G1", "MemberList": [{"Member_Account": "ghost"}, {"Member_Account": "agent"}]},
+        )
+        == 10019
+    )
+    assert (
+        im.code(f"{GROUP}/add_group_member", {"GroupId": "G1", "MemberList": [{"Member_Account": "agent"}] * 301})
+        == 10005
+    )
     assert im.code(f"{GROUP}/add_group_member", {"GroupId": "G1"}) == 10004
     assert set(server.app.state.im.members("G1")) == {"cust", "agent", "agent2"}
 
@@ -244,13 +297,18 @@ def test_get_group_info_reports_each_group(im: IM) -> None:
     im.group("G1", owner="owner", members=("cust",))
     answer = im.ok(f"{GROUP}/get_group_info", {"GroupIdList": ["G1", "missing"]})
     found, missing = answer["GroupInfo"]
-    assert (found["GroupId"], found["ErrorCode"], found["Type"], found["Name"]) == ("G1", 0, "Public",
-                                                                                    "Printer on fire")
+    assert (found["GroupId"], found["ErrorCode"], found["Type"], found["Name"]) == (
+        "G1",
+        0,
+        "Public",
+        "Printer on fire",
+    )
     assert found["Owner_Account"] == "owner" and found["MemberNum"] == 2 and found["ShutUpAllMember"] == "Off"
     assert {m["Member_Account"]: m["Role"] for m in found["MemberList"]} == {"owner": "Owner", "cust": "Member"}
     assert (missing["GroupId"], missing["ErrorCode"]) == ("missing", 10010)
-    filtered = im.ok(f"{GROUP}/get_group_info", {"GroupIdList": ["G1"], "ResponseFilter": {
-        "GroupBaseInfoFilter": ["Name"]}})["GroupInfo"][0]
+    filtered = im.ok(
+        f"{GROUP}/get_group_info", {"GroupIdList": ["G1"], "ResponseFilter": {"GroupBaseInfoFilter": ["Name"]}}
+    )["GroupInfo"][0]
     assert set(filtered) == {"GroupId", "ErrorCode", "ErrorInfo", "Name"}
     assert im.code(f"{GROUP}/get_group_info", {"GroupIdList": []}) == 10004
 
@@ -284,8 +342,10 @@ def test_mute_all_members_freezes_the_group(im: IM, server: BackgroundServer) ->
 def test_send_group_system_notification(im: IM, server: BackgroundServer) -> None:
     im.group("G1")
     im.ok(f"{GROUP}/send_group_system_notification", {"GroupId": "G1", "Content": "Please wait"})
-    im.ok(f"{GROUP}/send_group_system_notification", {"GroupId": "G1", "Content": "Only you",
-                                                      "ToMembers_Account": ["cust"]})
+    im.ok(
+        f"{GROUP}/send_group_system_notification",
+        {"GroupId": "G1", "Content": "Only you", "ToMembers_Account": ["cust"]},
+    )
     notes = server.app.state.im.notifications["G1"]
     assert [(n["Content"], n["ToMembers_Account"]) for n in notes] == [("Please wait", []), ("Only you", ["cust"])]
     assert im.code(f"{GROUP}/send_group_system_notification", {"GroupId": "G1"}) == 10004
@@ -293,6 +353,7 @@ def test_send_group_system_notification(im: IM, server: BackgroundServer) -> Non
 
 
 # --- messages ---------------------------------------------------------------------------------------------------
+
 
 def test_send_group_msg_and_history(im: IM, server: BackgroundServer) -> None:
     im.users("cust")
@@ -320,9 +381,17 @@ def test_duplicate_random_and_content_is_dropped(im: IM, server: BackgroundServe
     assert server.app.state.im.texts("G1") == ["hello", "other text"]
 
 
-@pytest.mark.parametrize(("extra", "code"), [
-    ({"Random": None}, 10004), ({"Random": -1}, 10004), ({"MsgBody": []}, 10004),
-    ({"From_Account": "ghost"}, 10019), ({"From_Account": "outsider"}, 10007), ({"GroupId": "nope"}, 10010)])
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        ({"Random": None}, 10004),
+        ({"Random": -1}, 10004),
+        ({"MsgBody": []}, 10004),
+        ({"From_Account": "ghost"}, 10019),
+        ({"From_Account": "outsider"}, 10007),
+        ({"GroupId": "nope"}, 10010),
+    ],
+)
 def test_send_group_msg_errors(im: IM, extra: dict[str, Any], code: int) -> None:
     im.users("outsider")
     im.group("G1")
@@ -332,37 +401,51 @@ def test_send_group_msg_errors(im: IM, extra: dict[str, Any], code: int) -> None
 
 def test_group_message_frequency_limit(im: IM) -> None:
     im.group("G1")
-    codes = [im.code(f"{GROUP}/send_group_msg", {"GroupId": "G1", "Random": i, "MsgBody": [
-        {"MsgType": "TIMTextElem", "MsgContent": {"Text": str(i)}}]}) for i in range(45)]
+    codes = [
+        im.code(
+            f"{GROUP}/send_group_msg",
+            {"GroupId": "G1", "Random": i, "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": str(i)}}]},
+        )
+        for i in range(45)
+    ]
     assert codes[:40] == [0] * 40 and 10023 in codes[40:]
 
 
 # --- the access layer -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("usersig", "code"), [
-    (lambda: sig(expire=-10), 70001),
-    (lambda: sig(key="f" * 64), 70009),
-    (lambda: sig(identifier="someone-else"), 70013),
-    (lambda: sig(sdkappid=SDKAPPID + 1), 70014),
-    (lambda: "not-a-usersig", 70003),
-    (lambda: "eJyrVkrOz01VslIyNDJR0lEqLk1KTUsFsmuBAD8*Bm4_", 70003),
-])
+
+@pytest.mark.parametrize(
+    ("usersig", "code"),
+    [
+        (lambda: sig(expire=-10), 70001),
+        (lambda: sig(key="f" * 64), 70009),
+        (lambda: sig(identifier="someone-else"), 70013),
+        (lambda: sig(sdkappid=SDKAPPID + 1), 70014),
+        (lambda: "not-a-usersig", 70003),
+        (lambda: "eJyrVkrOz01VslIyNDJR0lEqLk1KTUsFsmuBAD8*Bm4_", 70003),
+    ],
+)
 def test_usersig_failures(im: IM, usersig: Callable[[], str], code: int) -> None:
     assert im.code(f"{LOGIN}/account_check", {"CheckItem": [{"UserID": "a"}]}, usersig=usersig()) == code
 
 
 def test_identifier_must_be_the_admin(im: IM) -> None:
     im.users("alice")
-    assert im.code(f"{LOGIN}/account_check", {"CheckItem": [{"UserID": "a"}]}, identifier="alice",
-                   usersig=sig("alice")) == 60010
+    assert (
+        im.code(f"{LOGIN}/account_check", {"CheckItem": [{"UserID": "a"}]}, identifier="alice", usersig=sig("alice"))
+        == 60010
+    )
 
 
-@pytest.mark.parametrize(("query", "code"), [
-    ({"SdkAppId": SDKAPPID, "identifier": ADMIN}, 60012),
-    ({"sdkappid": SDKAPPID + 5, "identifier": ADMIN}, 60006),
-    ({"sdkappid": SDKAPPID}, 60004),
-    ({"sdkappid": SDKAPPID, "Identifier": ADMIN}, 60004),
-])
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ({"SdkAppId": SDKAPPID, "identifier": ADMIN}, 60012),
+        ({"sdkappid": SDKAPPID + 5, "identifier": ADMIN}, 60006),
+        ({"sdkappid": SDKAPPID}, 60004),
+        ({"sdkappid": SDKAPPID, "Identifier": ADMIN}, 60004),
+    ],
+)
 def test_query_names_are_case_sensitive(im: IM, query: dict[str, Any], code: int) -> None:
     assert im.code(f"{LOGIN}/account_check", {}, query={**query, "usersig": im.admin_sig}) == code
 
@@ -371,7 +454,7 @@ def test_get_instead_of_post(im: IM) -> None:
     assert im.code(f"{GROUP}/get_group_info", {"GroupIdList": ["G1"]}, method="GET") == 60002
 
 
-@pytest.mark.parametrize("raw", [b"[]", b"\"text\"", b"not json", b"", b"{\"a\":"])
+@pytest.mark.parametrize("raw", [b"[]", b'"text"', b"not json", b"", b'{"a":'])
 def test_body_must_be_a_json_object(im: IM, raw: bytes) -> None:
     assert im.code(f"{GROUP}/get_group_info", raw=raw) == 60003
 
@@ -382,8 +465,10 @@ def test_unknown_command(im: IM) -> None:
 
 
 def test_rate_limit_per_command_in_a_sliding_second() -> None:
-    with BackgroundServer(create_app(SDKAPPID, KEY, rate_limit=5)) as srv, \
-            httpx.Client(base_url=srv.url, timeout=5) as client:
+    with (
+        BackgroundServer(create_app(SDKAPPID, KEY, rate_limit=5)) as srv,
+        httpx.Client(base_url=srv.url, timeout=5) as client,
+    ):
         im = IM(client)
         body = {"CheckItem": [{"UserID": "a"}]}
         codes = [im.code(f"{LOGIN}/account_check", body) for _ in range(6)]
@@ -394,6 +479,7 @@ def test_rate_limit_per_command_in_a_sliding_second() -> None:
 
 
 # --- faults -----------------------------------------------------------------------------------------------------
+
 
 def test_injected_errors_look_like_tencent_internal_errors(im: IM) -> None:
     im.client.post("/_emulator/faults", json={"error_rate": 1.0}).raise_for_status()
@@ -425,6 +511,7 @@ def test_latency(im: IM) -> None:
 
 # --- callbacks --------------------------------------------------------------------------------------------------
 
+
 def test_callbacks_are_delivered_and_signed(receiver: Receiver) -> None:
     receiver.calls.clear()
     app = create_app(SDKAPPID, KEY, callback_url=receiver.server.url + "/im?route=a", callback_token="tok")
@@ -438,13 +525,33 @@ def test_callbacks_are_delivered_and_signed(receiver: Receiver) -> None:
         query, body = call["query"], call["body"]
         assert query["SdkAppid"] == str(SDKAPPID) and query["CallbackCommand"] == "Group.CallbackAfterSendMsg"
         assert (query["contenttype"], query["ClientIP"], query["OptPlatform"], query["route"]) == (
-            "json", "127.0.0.1", "RESTAPI", "a")
+            "json",
+            "127.0.0.1",
+            "RESTAPI",
+            "a",
+        )
         assert query["Sign"] == hashlib.sha256(("tok" + query["RequestTime"]).encode()).hexdigest()
         assert abs(int(query["RequestTime"]) - time.time()) < 5
-        assert set(body) == {"CallbackCommand", "GroupId", "Type", "From_Account", "Operator_Account", "Random",
-                             "MsgSeq", "MsgTime", "OnlineOnlyFlag", "MsgBody", "CloudCustomData", "EventTime"}
+        assert set(body) == {
+            "CallbackCommand",
+            "GroupId",
+            "Type",
+            "From_Account",
+            "Operator_Account",
+            "Random",
+            "MsgSeq",
+            "MsgTime",
+            "OnlineOnlyFlag",
+            "MsgBody",
+            "CloudCustomData",
+            "EventTime",
+        }
         assert (body["GroupId"], body["Type"], body["From_Account"], body["Operator_Account"]) == (
-            "G1", "Public", ADMIN, ADMIN)
+            "G1",
+            "Public",
+            ADMIN,
+            ADMIN,
+        )
         assert (body["Random"], body["MsgSeq"], body["CloudCustomData"]) == (42, sent["MsgSeq"], "cc")
         assert body["MsgBody"][0]["MsgContent"]["Text"] == "from the bridge"
         state = app.state.im
@@ -490,13 +597,16 @@ def test_a_slow_callback_never_delays_the_answer(im: IM, receiver: Receiver) -> 
 
 # --- control routes and the UserSig check itself ----------------------------------------------------------------
 
+
 def test_state_dump_send_and_reset(im: IM, server: BackgroundServer) -> None:
     im.users("cust")
     im.group("G1", members=("cust",))
     reply = im.client.post("/_emulator/send", json={"GroupId": "G1", "From_Account": "cust", "Text": "hi"})
     assert reply.status_code == 200
-    assert im.client.post("/_emulator/send", json={"GroupId": "nope", "From_Account": "cust",
-                                                    "Text": "x"}).status_code == 404
+    assert (
+        im.client.post("/_emulator/send", json={"GroupId": "nope", "From_Account": "cust", "Text": "x"}).status_code
+        == 404
+    )
     state = im.state()
     assert state["groups"]["G1"]["Members"]["cust"]["Role"] == "Member"
     assert state["messages"]["G1"][0]["OptPlatform"] == "Web" and "cust" in state["accounts"]
@@ -512,6 +622,11 @@ def test_usersig_known_answer_vectors() -> None:
     vectors = json.loads(VECTORS.read_text())["usersig"]
     expected = {"identifier mismatch": 70013, "expired": 70001, "malformed": 70003}
     for case in vectors["cases"]:
-        code = verify_usersig(case["userSig"], identifier=case["userId"], sdkappid=vectors["sdkappid"],
-                              key=vectors["key"], now=vectors["now"])
+        code = verify_usersig(
+            case["userSig"],
+            identifier=case["userId"],
+            sdkappid=vectors["sdkappid"],
+            key=vectors["key"],
+            now=vectors["now"],
+        )
         assert code == (0 if case["valid"] else expected[case["why"]]), case

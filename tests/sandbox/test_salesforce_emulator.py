@@ -27,12 +27,8 @@ V = "/services/data/v62.0"
 def _keys() -> tuple[bytes, bytes]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return (
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
 
 
@@ -269,9 +265,7 @@ def test_case_create_defaults_and_read(http: httpx.Client) -> None:
         False,
         state["default_queue_id"],
     )
-    some = http.get(
-        f"{V}/sobjects/Case/{body['id']}", params={"fields": "OwnerId,Status"}, headers=auth
-    ).json()
+    some = http.get(f"{V}/sobjects/Case/{body['id']}", params={"fields": "OwnerId,Status"}, headers=auth).json()
     assert set(some) == {"attributes", "OwnerId", "Status"}
     # Without assignment rules the creator owns the Case.
     mine = http.post(f"{V}/sobjects/Case/", json={}, headers={**auth, "Sforce-Auto-Assign": "FALSE"}).json()
@@ -316,14 +310,9 @@ def test_update_close_and_delete(http: httpx.Client) -> None:
     auth = login(http)
     case_id = http.post(f"{V}/sobjects/Case/", json={"Subject": "x"}, headers=auth).json()["id"]
     agent = sf_state(http)["agent_ids"][1]
-    assert (
-        http.patch(f"{V}/sobjects/Case/{case_id}", json={"OwnerId": agent[:15]}, headers=auth).status_code
-        == 204
-    )
+    assert http.patch(f"{V}/sobjects/Case/{case_id}", json={"OwnerId": agent[:15]}, headers=auth).status_code == 204
     assert http.get(f"{V}/sobjects/Case/{case_id}", headers=auth).json()["OwnerId"] == agent
-    assert (
-        http.patch(f"{V}/sobjects/Case/{case_id}", json={"Status": "Closed"}, headers=auth).status_code == 204
-    )
+    assert http.patch(f"{V}/sobjects/Case/{case_id}", json={"Status": "Closed"}, headers=auth).status_code == 204
     case = http.get(f"{V}/sobjects/Case/{case_id}", headers=auth).json()
     assert case["IsClosed"] is True and case["ClosedDate"]
     assert http.delete(f"{V}/sobjects/Case/{case_id}", headers=auth).status_code == 204
@@ -374,18 +363,14 @@ def test_case_comments(http: httpx.Client) -> None:
         "REQUIRED_FIELD_MISSING",
     )
     assert error(
-        http.post(
-            f"{V}/sobjects/CaseComment/", json={"ParentId": case_id, "CommentBody": "x" * 4001}, headers=auth
-        )
+        http.post(f"{V}/sobjects/CaseComment/", json={"ParentId": case_id, "CommentBody": "x" * 4001}, headers=auth)
     )[:2] == (400, "STRING_TOO_LONG")
 
 
 def test_soql_subset(http: httpx.Client) -> None:
     auth = login(http)
     ids = [
-        http.post(f"{V}/sobjects/Case/", json={"Subject": f"s{i}", "Origin": "Chat"}, headers=auth).json()[
-            "id"
-        ]
+        http.post(f"{V}/sobjects/Case/", json={"Subject": f"s{i}", "Origin": "Chat"}, headers=auth).json()["id"]
         for i in range(3)
     ]
     http.patch(f"{V}/sobjects/Case/{ids[0]}", json={"Status": "Closed"}, headers=auth)

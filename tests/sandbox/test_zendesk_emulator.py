@@ -31,9 +31,7 @@ ALICE, BOB = 10002, 10003
 
 def zendesk_signature(secret: str, timestamp: str, body: str) -> str:
     """Zendesk's rule: base64(HMAC-SHA256(secret, timestamp + raw body))."""
-    return base64.b64encode(
-        hmac.new(secret.encode(), (timestamp + body).encode(), hashlib.sha256).digest()
-    ).decode()
+    return base64.b64encode(hmac.new(secret.encode(), (timestamp + body).encode(), hashlib.sha256).digest()).decode()
 
 
 @pytest.fixture
@@ -114,10 +112,7 @@ def test_me_and_seeded_users(zd: httpx.Client) -> None:
     me = zd.get("/users/me.json").json()["user"]
     assert (me["email"], me["role"]) == (EMAIL, "admin")
     assert zd.get(f"/users/{ALICE}.json").json()["user"]["role"] == "agent"
-    assert (
-        zd.get("/users/search.json", params={"query": "email:bob@example.com"}).json()["users"][0]["id"]
-        == BOB
-    )
+    assert zd.get("/users/search.json", params={"query": "email:bob@example.com"}).json()["users"][0]["id"] == BOB
     assert zd.get("/users/424242.json").json() == {"error": "RecordNotFound", "description": "Not found"}
 
 
@@ -136,9 +131,7 @@ def test_request_creates_end_user_and_ticket(server: BackgroundServer, zd: httpx
         "end-user",
     )
     comments = zd.get(f"/tickets/{created['id']}/comments.json").json()["comments"]
-    assert [(c["body"], c["public"], c["author_id"]) for c in comments] == [
-        ("It smokes", True, requester["id"])
-    ]
+    assert [(c["body"], c["public"], c["author_id"]) for c in comments] == [("It smokes", True, requester["id"])]
     # the same email again is the same end user
     again = new_request(zd, "Second")
     assert again["requester_id"] == requester["id"]
@@ -150,9 +143,7 @@ def test_anonymous_request_needs_a_name_not_an_email(zd: httpx.Client) -> None:
     assert (user["name"], user["email"]) == ("Anonymous customer", None)
     response = zd.post(
         "/requests.json",
-        json={
-            "request": {"subject": "x", "comment": {"body": "y"}, "requester": {"email": "new@example.com"}}
-        },
+        json={"request": {"subject": "x", "comment": {"body": "y"}, "requester": {"email": "new@example.com"}}},
     )
     assert response.status_code == 422 and response.json()["error"] == "RecordInvalid"
 
@@ -199,9 +190,7 @@ def test_update_audit_and_private_comment(zd: httpx.Client) -> None:
     tid = new_request(zd)["id"]
     body = zd.put(
         f"/tickets/{tid}.json",
-        json={
-            "ticket": {"assignee_id": BOB, "comment": {"body": "internal", "public": False, "author_id": BOB}}
-        },
+        json={"ticket": {"assignee_id": BOB, "comment": {"body": "internal", "public": False, "author_id": BOB}}},
     ).json()
     kinds = {(e["type"], e.get("field_name")) for e in body["audit"]["events"]}
     assert {("Comment", None), ("Change", "assignee_id"), ("Change", "status")} <= kinds
@@ -264,9 +253,7 @@ def make_webhook(zd: httpx.Client, endpoint: str, secret: str | None = None) -> 
 def test_webhook_crud_and_signing_secret(zd: httpx.Client) -> None:
     hook = make_webhook(zd, "https://example.com/hook")
     assert "signing_secret" not in hook and len(hook["id"]) == 26
-    assert (
-        zd.get("/webhooks", params={"filter[name_contains]": "hoo"}).json()["webhooks"][0]["id"] == hook["id"]
-    )
+    assert zd.get("/webhooks", params={"filter[name_contains]": "hoo"}).json()["webhooks"][0]["id"] == hook["id"]
     secret = zd.get(f"/webhooks/{hook['id']}/signing_secret").json()["signing_secret"]
     assert secret["algorithm"] == "SHA256" and secret["secret"]
     reset = zd.post(f"/webhooks/{hook['id']}/signing_secret")
@@ -289,10 +276,7 @@ def test_trigger_crud(zd: httpx.Client) -> None:
     assert created.status_code == 201
     tid = created.json()["trigger"]["id"]
     assert zd.get("/triggers.json").json()["triggers"][0]["conditions"]["any"] == []
-    assert (
-        zd.put(f"/triggers/{tid}.json", json={"trigger": {"active": False}}).json()["trigger"]["active"]
-        is False
-    )
+    assert zd.put(f"/triggers/{tid}.json", json={"trigger": {"active": False}}).json()["trigger"]["active"] is False
     assert zd.delete(f"/webhooks/{hook['id']}").status_code == 400  # in use by the trigger
     assert zd.post("/triggers.json", json={"trigger": {"title": "no actions"}}).status_code == 422
     assert zd.delete(f"/triggers/{tid}.json").status_code == 204
