@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 from aiolimiter import AsyncLimiter
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -95,6 +96,13 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    message = "the bridge's database does not answer; nothing was done, try again shortly"
+    body = {"error": {"code": "database_unavailable", "message": message}}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
     body = {"error": {"code": "internal_error", "message": "the bridge failed unexpectedly; the error was logged"}}
@@ -159,7 +167,12 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
     app = Starlette(
         routes=[*ops.routes, *groups.routes, *tickets.routes, *events.routes, *webhooks.routes],
         middleware=middleware,
-        exception_handlers={BridgeError: bridge_error, HTTPException: http_error, Exception: internal_error},
+        exception_handlers={
+            BridgeError: bridge_error,
+            HTTPException: http_error,
+            DBAPIError: database_unavailable,
+            Exception: internal_error,
+        },
         lifespan=lifespan,
     )
     app.state.metrics = metrics

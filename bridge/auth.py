@@ -64,7 +64,7 @@ def verify_signed_call(
         raise SignatureError(f"{TIMESTAMP_HEADER} must be whole unix seconds")
     _check_window(int(timestamp), now, TIMESTAMP_HEADER)
     expected = call_signature(secret, timestamp, method, target, body)
-    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+    if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
         raise SignatureError(
             f'{SIGNATURE_HEADER} does not match: sign "<timestamp>.<METHOD>.<path?query>.<raw body>" '
             "with BRIDGE_CALLOUT_SECRET"

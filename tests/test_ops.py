@@ -37,6 +37,9 @@ def test_readyz_503_when_database_is_gone(bridge_factory: BridgeFactory) -> None
         proxy.cut()
         r = client.http.get("/readyz")
         assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable"
+        r = client.post("/joingroup", {"groupId": "G", "userId": "agent1"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable"
+        assert r.headers["retry-after"] == "5"
         proxy.restore()
         assert client.http.get("/readyz").status_code == 200
     finally:
