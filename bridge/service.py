@@ -108,13 +108,6 @@ class Bridge:
                 f"connector {name!r} is not enabled (enabled: {enabled})", code="unknown_connector"
             ) from None
 
-    def connector_for_group(self, group_id: str) -> tuple[str, Connector, str] | None:
-        for name, connector in self.connectors.items():
-            ticket_id = connector.ticket_id(group_id)
-            if ticket_id is not None:
-                return name, connector, ticket_id
-        return None
-
     # --- membership primitives ----------------------------------------------------------------------------------
 
     async def _join(self, job: Job) -> dict[str, Any]:
@@ -208,14 +201,11 @@ class Bridge:
         await self.db.update_link(group_id, agents=sorted(wanted), state=state)
         return {"joined": joined, "left": left, "state": state}
 
-    async def converge(self, group_id: str, reason: str) -> Outcome:
-        return await self.submit("converge", {"groupId": group_id, "reason": reason}, ordering_key=group_id)
-
     # --- opening a ticket ---------------------------------------------------------------------------------------
 
     async def create_ticket(self, provider: str, body: dict[str, Any], idempotency_key: str | None) -> Outcome:
         """Open the ticket, then its group; a repeated Idempotency-Key returns the first outcome."""
-        connector = self.connector(provider)
+        self.connector(provider)  # an unknown connector is a 404 before anything is stored
         digest = request_hash({"provider": provider, **body})
         key = f"createticket:{idempotency_key}" if idempotency_key else f"createticket:{uuid.uuid4().hex}"
         payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key}
@@ -226,7 +216,6 @@ class Bridge:
             # The caller retries a request that failed: try again (every step is idempotent), do not replay the error.
             await self.queue.retry(job_id=job.id)
             job = await self.queue.get(job.id or 0) or job
-        del connector  # checked above; the job resolves it again when it runs
         return await self.finish_inline(job)
 
     async def _open_ticket(self, job: Job) -> dict[str, Any]:
@@ -302,7 +291,7 @@ class Bridge:
             try:
                 await self.im.create_group(group_id, info["subject"], members=[user_id])
             except GroupExists:
-                # A retried create after a lost answer: ours if it exists and holds our customer.
+                # A retried create after a lost answer meets 10025: the group is ours; make sure the customer is in.
                 if user_id not in await self.im.member_ids(group_id):
                     await self.im.add_members(group_id, [user_id])
             steps.add("group")
