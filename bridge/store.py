@@ -2,7 +2,7 @@
 
 The schema is owned by Alembic migrations in bridge/migrations (`helpdesk-bridge db upgrade`); the models here must
 match them. Unique constraints carry idempotency: one link per ticket and per group, one row per seen signature,
-per inbound event and per job key (which carries the Idempotency-Key of a request).
+per job key (the Idempotency-Key of a request, the id of a webhook delivery or of a chat message).
 """
 
 from __future__ import annotations
@@ -67,13 +67,6 @@ class SeenSignature(SQLModel, table=True):
 
     signature: str = Field(primary_key=True, max_length=128)
     expires_at: float = Field(index=True)
-
-
-class InboundEvent(SQLModel, table=True):
-    """Webhook, callout and callback deliveries already accepted (deduplication for at least 7 days)."""
-
-    key: str = Field(primary_key=True, max_length=300)
-    received_at: float = Field(default_factory=now, index=True)
 
 
 class Job(SQLModel, table=True):
@@ -217,23 +210,13 @@ class Database:
         except IntegrityError:
             return False
 
-    async def remember_event(self, key: str) -> bool:
-        """Record an inbound delivery; False when it was already accepted."""
-        try:
-            async with self.session() as s:
-                s.add(InboundEvent(key=key))
-            return True
-        except IntegrityError:
-            return False
-
     async def purge(self, event_days: float = 8) -> None:
-        """Forget expired signatures, and inbound events and finished jobs past `event_days`."""
+        """Forget expired signatures, and finished jobs (whose keys deduplicate deliveries) past `event_days`."""
         from sqlmodel import delete
 
         async with self.session() as s:
             await s.exec(delete(SeenSignature).where(SeenSignature.expires_at < now()))  # type: ignore[call-overload]
             cutoff = now() - event_days * 86400
-            await s.exec(delete(InboundEvent).where(InboundEvent.received_at < cutoff))  # type: ignore[call-overload]
             # Finished jobs keep their keys (the deduplication of requests and events) for `event_days`.
             await s.exec(
                 delete(Job).where(

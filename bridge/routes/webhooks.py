@@ -76,7 +76,6 @@ async def zendesk_webhook(request: Request) -> JSONResponse:
     # invocation id wins: A -> B -> A within a second must not lose its last change.
     invocation = (request.headers.get(ZENDESK_INVOCATION) or "").strip()[:200]
     key = f"zendesk-invocation:{invocation}" if invocation else f"zendesk-webhook:{(signature or '').strip()}"
-    await bridge.db.remember_event(key)
     connector = bridge.connectors.get("zendesk")
     group_id = connector.group_id(event["ticket_id"]) if connector else f"ZENDESK#{event['ticket_id']}"
     if await bridge.db.link_by_group(group_id) is None:
@@ -132,7 +131,6 @@ async def im_callback(request: Request) -> JSONResponse:
     if not isinstance(msg_body, list) or await bridge.db.link_by_group(group_id) is None:
         return ok(IM_OK)
     key = _message_key(data, group_id)
-    await bridge.db.remember_event(key)
     # Keyed by the message: a redelivered callback finds its job already stored and adds nothing.
     payload = {
         "groupId": group_id,

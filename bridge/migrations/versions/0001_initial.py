@@ -1,4 +1,4 @@
-"""Initial schema: links, seen signatures, inbound events, jobs.
+"""Initial schema: links, seen signatures, jobs.
 
 Revision ID: 0001
 """
@@ -35,11 +35,6 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.Float, nullable=False, index=True),
     )
     op.create_table(
-        "inboundevent",
-        sa.Column("key", sa.String(300), primary_key=True),
-        sa.Column("received_at", sa.Float, nullable=False, index=True),
-    )
-    op.create_table(
         "job",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("kind", sa.String(64), nullable=False),
@@ -60,5 +55,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("job", "inboundevent", "seensignature", "link"):
+    for table in ("job", "seensignature", "link"):
         op.drop_table(table)
