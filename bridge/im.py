@@ -140,6 +140,9 @@ class IMClient:
         async with self._limiters[path]:
             try:
                 response = await self._http.post(path, params=params, json=body)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                # The aiohttp transport reports a refused connection as a connect timeout: say both.
+                raise IMRetriableError(f"IM {command} could not be reached (connection refused or timed out)") from None
             except httpx.TimeoutException:
                 raise IMRetriableError(f"IM {command} timed out") from None
             except httpx.HTTPError as exc:

@@ -1,0 +1,112 @@
+"""The IM client against the emulator: typed errors from HTTP 200 answers, partial results, limits, timeouts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bridge.im import AccountNotFound, GroupExists, GroupNotFound, IMAuthError, IMClient, IMError, IMRetriableError
+from bridge.sandbox.im_emulator import create_app as create_im
+from bridge.sandbox.server import BackgroundServer
+from tests.conftest import IM_KEY, SDKAPPID, set_faults
+
+
+@pytest.fixture
+async def im(im_server: BackgroundServer):  # type: ignore[no-untyped-def]
+    client = IMClient(im_server.url, SDKAPPID, IM_KEY)
+    yield client
+    await client.close()
+
+
+async def test_group_life(im: IMClient) -> None:
+    await im.import_account("c1")
+    await im.import_account("c1")  # idempotent
+    await im.create_group("G-life", "A subject that is far longer than thirty bytes", members=["c1"])
+    with pytest.raises(GroupExists):
+        await im.create_group("G-life", "again", members=["c1"])
+    info = await im.get_group("G-life")
+    assert info is not None and len(info["Name"].encode()) <= 30
+    await im.import_account("a1")
+    assert await im.add_members("G-life", ["a1"]) == {"a1": 1}
+    assert await im.add_members("G-life", ["a1"]) == {"a1": 2}, "already a member"
+    assert sorted(await im.member_ids("G-life")) == ["a1", "c1"]
+    await im.delete_members("G-life", ["a1", "never-a-member"])
+    await im.mute_all("G-life", True)
+    await im.system_notification("G-life", "hello")
+    sent = await im.send_text("G-life", "hi", random_=42)
+    assert sent["ActionStatus"] == "OK"
+    await im.destroy_group("G-life")
+    assert await im.get_group("G-life") is None
+    with pytest.raises(GroupNotFound):
+        await im.destroy_group("G-life")
+
+
+async def test_unknown_account_is_typed(im: IMClient) -> None:
+    await im.import_account("c2")
+    await im.create_group("G-acc", "x", members=["c2"])
+    with pytest.raises(AccountNotFound):
+        await im.add_members("G-acc", ["nobody-imported-me"])
+
+
+async def test_wrong_key_is_an_auth_error(im_server: BackgroundServer) -> None:
+    client = IMClient(im_server.url, SDKAPPID, "not-the-key")
+    try:
+        with pytest.raises(IMAuthError) as info:
+            await client.import_account("x")
+        assert info.value.upstream_code == 70009 and "not-the-key" not in str(info.value)
+    finally:
+        await client.close()
+
+
+async def test_injected_internal_error_and_outage_are_retriable(im: IMClient, im_server: BackgroundServer) -> None:
+    set_faults(im_server, error_rate=1.0)
+    with pytest.raises(IMRetriableError) as info:
+        await im.import_account("x")
+    assert info.value.upstream_code == 70500
+    set_faults(im_server, outage=True, status=503)
+    with pytest.raises(IMRetriableError):
+        await im.get_group("anything")
+    set_faults(im_server, outage=True, status=400)
+    with pytest.raises(IMError):
+        await im.get_group("anything")
+    set_faults(im_server)
+
+
+async def test_timeout_is_retriable(im_server: BackgroundServer) -> None:
+    client = IMClient(im_server.url, SDKAPPID, IM_KEY, timeout=0.2)
+    set_faults(im_server, latency=0.5)
+    try:
+        with pytest.raises(IMRetriableError, match="timed out"):
+            await client.import_account("slow")
+    finally:
+        set_faults(im_server)
+        await client.close()
+
+
+async def test_unreachable_is_retriable() -> None:
+    client = IMClient("http://127.0.0.1:9", SDKAPPID, IM_KEY, timeout=2)
+    try:
+        with pytest.raises(IMRetriableError, match="could not be reached"):
+            await client.import_account("x")
+    finally:
+        await client.close()
+
+
+async def test_own_rate_limit_waits_instead_of_failing() -> None:
+    # The emulator allows 20 calls/s per command; the client keeps to 10/s and never meets the limit error.
+    with BackgroundServer(create_im(SDKAPPID, IM_KEY, rate_limit=20)) as server:
+        client = IMClient(server.url, SDKAPPID, IM_KEY, rate_limit=10)
+        try:
+            start = time.monotonic()
+            for n in range(25):
+                await client.import_account(f"u{n}")
+            elapsed = time.monotonic() - start
+        finally:
+            await client.close()
+    assert elapsed >= 1.0, "25 calls at 10/s take more than a second"
+
+
+async def test_admin_usersig_is_reused(im: IMClient) -> None:
+    first = im._admin_sig()
+    assert im._admin_sig() is first
