@@ -121,14 +121,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
             )
         await anyio.to_thread.run_sync(prepare_database, settings.bridge_database_url)
         db = Database(settings.bridge_database_url)
-        im = IMClient(
-            settings.im_api_base,
-            settings.im_sdkappid,
-            settings.im_secret_key.get_secret_value(),
-            admin=settings.im_admin_userid,
-            timeout=settings.im_timeout,
-            rate_limit=settings.im_rate_limit,
-        )
+        im = IMClient.from_settings(settings)
         connectors = build_connectors(settings, anyio.CapacityLimiter(settings.bridge_helpdesk_threads))
         for connector in connectors.values():
             await connector.start()

@@ -139,13 +139,7 @@ async def _check(settings: Settings) -> int:
     from bridge.im import IMClient
 
     failures = 0
-    im = IMClient(
-        settings.im_api_base,
-        settings.im_sdkappid,
-        settings.im_secret_key.get_secret_value(),
-        admin=settings.im_admin_userid,
-        timeout=settings.im_timeout,
-    )
+    im = IMClient.from_settings(settings)
     try:
         await im.call("im_open_login_svc", "account_check", {"CheckItem": [{"UserID": settings.im_admin_userid}]})
         print(f"im: ok ({settings.im_api_base}, SDKAppID {settings.im_sdkappid}, admin {settings.im_admin_userid})")

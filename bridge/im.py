@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiolimiter import AsyncLimiter
@@ -18,6 +18,9 @@ from httpx_aiohttp import AiohttpTransport
 
 from bridge.auth import gen_usersig
 from bridge.errors import PermanentError, RetriableError
+
+if TYPE_CHECKING:
+    from bridge.config import Settings
 
 ADMIN_SIG_SECONDS = 7 * 86400
 ADMIN_SIG_RENEW_BEFORE = 3600
@@ -115,6 +118,17 @@ class IMClient:
             timeout=httpx.Timeout(timeout),
             transport=transport or AiohttpTransport(limits=limits),
             limits=limits,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IMClient:
+        return cls(
+            settings.im_api_base,
+            settings.im_sdkappid,
+            settings.im_secret_key.get_secret_value(),
+            admin=settings.im_admin_userid,
+            timeout=settings.im_timeout,
+            rate_limit=settings.im_rate_limit,
         )
 
     async def close(self) -> None:
