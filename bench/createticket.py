@@ -120,6 +120,18 @@ class Emulator:
     def calls(self) -> int:
         return len(get_json(self.url + "/_emulator/state")["requests"])
 
+    def tickets(self) -> int:
+        state = get_json(self.url + "/_emulator/state")
+        return len(state["tickets"] if self.kind == "zendesk" else state["cases"])
+
+    def settled_tickets(self, timeout: float = 30.0) -> int:
+        """Tickets once the count stops moving (queued jobs, 202 and 409 answers included, finish meanwhile)."""
+        deadline, last = time.monotonic() + timeout, -1
+        while (count := self.tickets()) != last and time.monotonic() < deadline:
+            last = count
+            time.sleep(2)
+        return count
+
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
@@ -198,6 +210,7 @@ def run_one(args: argparse.Namespace, helpdesk: str, threads: int, im: Emulator,
         result = asyncio.run(fire(bridge.url, [f"user-{i}" for i in range(args.requests)], args.concurrency))
         cpu = {k: sum(map(cpu_seconds, v)) - cpu_before[k] for k, v in pids.items()}
         hd_calls, im_calls = hd.calls() - hd_before, im.calls() - im_before
+        tickets = hd.settled_tickets() - WARMUP
     finally:
         bridge.stop()
     qs = statistics.quantiles(result.durations, n=100) if len(result.durations) > 1 else [0.0] * 99
@@ -217,14 +230,16 @@ def run_one(args: argparse.Namespace, helpdesk: str, threads: int, im: Emulator,
         f"{hd_calls / args.requests:.2f}",
         f"{hd_calls / result.seconds:.0f}",
         f"{im_calls / args.requests:.2f}",
+        str(tickets),
         " ".join(f"{cpu[k] / result.seconds:.0%}" for k in ("bridge", "emulators", "client")),
     ]
     if result.errors:
         print(f"\n{helpdesk}, {threads} threads: first non-201 answers:", file=sys.stderr)
         for error in result.errors:
             print("  " + error, file=sys.stderr)
-        tail = (folder / "bridge.log").read_text(errors="replace").splitlines()[-40:]
-        print(f"bridge log ({folder / 'bridge.log'}), last {len(tail)} lines:", file=sys.stderr)
+        lines = (folder / "bridge.log").read_text(errors="replace").splitlines()
+        tail = [line for line in lines if not line.startswith("INFO:     127.0.0.1:")][-40:]  # no access lines
+        print(f"bridge log ({folder / 'bridge.log'}), last {len(tail)} lines but access lines:", file=sys.stderr)
         print("\n".join("  " + line for line in tail), file=sys.stderr)
     return row
 
@@ -244,6 +259,7 @@ HEADER = [
     "hd calls/req",
     "hd calls/s",
     "IM calls/req",
+    "tickets",
     "CPU bridge/emul/client",
 ]
 
@@ -276,7 +292,12 @@ def main() -> None:
         f"emulators: {'child processes' if args.emulators == 'process' else 'threads of this process'}; "
         f"injected latency: helpdesk {args.helpdesk_latency * 1000:g} ms, IM {args.im_latency * 1000:g} ms per call; "
         f"ZENDESK_RATE_LIMIT=0 and SALESFORCE_RATE_LIMIT=0 (no per-minute limiter of our own), IM_RATE_LIMIT "
-        f"default (200/s per command); bridge on SQLite; {os.cpu_count()} CPUs; {WARMUP} warm-up requests per row"
+        f"default (200/s per command); bridge on SQLite; {WARMUP} warm-up requests per row; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
+    )
+    print(
+        "hd/IM calls: calls the emulators served during the run; tickets: tickets the helpdesk holds for the run's "
+        "requests once the job queue settles (more than 201 + 202 answers: tickets opened for callers told otherwise)"
     )
     print("CPU: process CPU time / wall time during the run (100% = one core)\n")
     print_row(HEADER)

@@ -175,6 +175,7 @@ class ZendeskAdminSettings(BaseSettings):
     zendesk_email: str
     zendesk_api_token: SecretStr
     zendesk_webhook_secret: SecretStr | None = None
+    bridge_helpdesk_threads: int = 4  # the connection pool of the setup's few sequential calls
 
     @field_validator("zendesk_url")
     @classmethod

@@ -52,8 +52,15 @@ def crash_point(point: str, kind: str) -> None:
 
 
 class JobQueue:
-    def __init__(self, db: Database, retry_scale: float = 1.0, lease_seconds: float = LEASE_SECONDS):
+    def __init__(
+        self,
+        db: Database,
+        retry_scale: float = 1.0,
+        lease_seconds: float = LEASE_SECONDS,
+        clock: Callable[[], float] = now,
+    ):
         self.db = db
+        self.clock = clock  # wall-clock seconds; a test's state machine drives its own
         self.retry_scale = retry_scale
         self.lease_seconds = lease_seconds
         self.handlers: dict[str, Handler] = {}
@@ -77,7 +84,7 @@ class JobQueue:
             key=key,
             ordering_key=ordering_key,
             payload_json=json.dumps(payload),
-            next_attempt_at=now() + delay,
+            next_attempt_at=self.clock() + delay,
         )
         try:
             async with self.db.session() as s:
@@ -109,7 +116,7 @@ class JobQueue:
         """Put dead (or failed) jobs back to pending, attempts reset; returns how many."""
         async with self.db.session() as s:
             stmt = update(Job).values(
-                status="pending", attempts=0, next_attempt_at=now(), lease_until=None, updated_at=now()
+                status="pending", attempts=0, next_attempt_at=self.clock(), lease_until=None, updated_at=self.clock()
             )
             if all_dead:
                 stmt = stmt.where(col(Job.status) == "dead")
@@ -118,6 +125,16 @@ class JobQueue:
             result = await s.exec(stmt)  # type: ignore[call-overload]
         self.wakeup.set()
         return int(result.rowcount or 0)
+
+    async def hand_over(self, job: Job) -> None:
+        """The request that stored `job` stops waiting for it: the worker may take it as soon as it is due."""
+        async with self.db.session() as s:
+            await s.exec(  # type: ignore[call-overload]
+                update(Job)
+                .where(col(Job.id) == job.id, col(Job.status) == "pending", col(Job.attempts) == 0)
+                .values(next_attempt_at=self.clock())
+            )
+        self.wakeup.set()
 
     async def behind_a_retry(self, job: Job) -> bool:
         """True when an earlier job of the same group already failed and waits for its retry: `job` will wait too."""
@@ -140,28 +157,34 @@ class JobQueue:
         async with self.db.session() as s:
             counts = dict((await s.exec(select(Job.status, func.count()).group_by(Job.status))).all())
             oldest = (await s.exec(select(func.min(Job.created_at)).where(Job.status == "pending"))).first()
-        return {"counts": counts, "oldest_pending_age": (now() - oldest) if oldest else 0.0}
+        return {"counts": counts, "oldest_pending_age": (self.clock() - oldest) if oldest else 0.0}
 
     # --- claim and run ------------------------------------------------------------------------------------------
 
-    def _claimable(self, moment: float) -> Any:
+    def _claimable(self, moment: float, own: bool = False) -> Any:
+        """Due and not behind an open job of its group. `own`: the request that enqueued a job may run it at
+        once, before the grace that keeps the worker away from it has passed (never a retry before its time)."""
         earlier = aliased(Job)
         blocked = exists().where(
             earlier.ordering_key == Job.ordering_key,
             earlier.id < Job.id,
             col(earlier.status).in_(OPEN_STATUSES),
         )
+        on_time = col(Job.next_attempt_at) <= moment
+        if own:
+            on_time = or_(on_time, col(Job.attempts) == 0)
         due = or_(
-            and_(col(Job.status) == "pending", col(Job.next_attempt_at) <= moment),
+            and_(col(Job.status) == "pending", on_time),
             and_(col(Job.status) == "running", col(Job.lease_until) < moment),
         )
         return and_(due, or_(col(Job.ordering_key).is_(None), ~blocked))
 
     async def claim(self, limit: int = 10, job_id: int | None = None) -> list[Job]:
-        """Take up to `limit` due jobs (or just `job_id`, if it is due and not behind another of its group)."""
-        moment = now()
+        """Take up to `limit` due jobs, or just `job_id` (the caller's own) if it is not behind another of its group."""
+        moment = self.clock()
+        own = job_id is not None
         async with self.db.session() as s:
-            query = select(Job.id).where(self._claimable(moment)).order_by(col(Job.id)).limit(limit)
+            query = select(Job.id).where(self._claimable(moment, own)).order_by(col(Job.id)).limit(limit)
             if job_id is not None:
                 query = query.where(Job.id == job_id)
             if not self.db.is_sqlite:
@@ -172,7 +195,7 @@ class JobQueue:
                 token = uuid.uuid4().hex
                 result = await s.exec(  # type: ignore[call-overload]
                     update(Job)
-                    .where(col(Job.id) == candidate, self._claimable(moment))
+                    .where(col(Job.id) == candidate, self._claimable(moment, own))
                     .values(
                         status="running",
                         lease_until=moment + self.lease_seconds,
@@ -183,10 +206,10 @@ class JobQueue:
                 )
                 if result.rowcount == 1:
                     claimed.append(candidate)
-            jobs = [await s.get(Job, job) for job in claimed]
-            for job in jobs:
-                await s.refresh(job)
-        return [job for job in jobs if job is not None]
+            if not claimed:
+                return []
+            query = select(Job).where(col(Job.id).in_(claimed)).order_by(col(Job.id))
+            return list((await s.exec(query.execution_options(populate_existing=True))).all())
 
     async def checkpoint(self, job: Job, **progress: Any) -> None:
         """Merge `progress` into the job's payload, so a later attempt skips the steps already done."""
@@ -194,7 +217,7 @@ class JobQueue:
         job.payload_json = json.dumps(payload)
         async with self.db.session() as s:
             await s.exec(  # type: ignore[call-overload]
-                update(Job).where(col(Job.id) == job.id).values(payload_json=job.payload_json, updated_at=now())
+                update(Job).where(col(Job.id) == job.id).values(payload_json=job.payload_json, updated_at=self.clock())
             )
 
     async def run(self, job: Job, permanent_status: str = "dead") -> Job:
@@ -242,10 +265,10 @@ class JobQueue:
                 .where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token)
                 .values(
                     status="pending",
-                    next_attempt_at=now() + delay,
+                    next_attempt_at=self.clock() + delay,
                     lease_until=None,
                     last_error=error,
-                    updated_at=now(),
+                    updated_at=self.clock(),
                 )
             )
 
@@ -261,7 +284,7 @@ class JobQueue:
                     lease_until=None,
                     last_error=error,
                     result_json=json.dumps(result) if result is not None else None,
-                    updated_at=now(),
+                    updated_at=self.clock(),
                 )
             )
         self.wakeup.set()

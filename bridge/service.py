@@ -27,7 +27,9 @@ WAITING_NOTICE = "Your ticket is waiting for the next available agent."
 SOLVED_NOTICE = "This ticket has been marked as solved. Reply here if you still need help."
 CLOSED_NOTICE = "This ticket is closed. Thank you for contacting us."
 REOPENED_NOTICE = "This ticket has been reopened."
-INLINE_WAIT_SECONDS = 3.0
+INLINE_WAIT_SECONDS = 3.0  # how long a request waits for earlier work of its group before answering 202
+# A request runs the job it stored itself; the worker leaves it alone this long (and takes it if the request died).
+INLINE_GRACE_SECONDS = 15.0
 
 
 @dataclass
@@ -73,7 +75,9 @@ class Bridge:
         """Store a job, then run it now when nothing earlier in its group is waiting.
 
         Raises the job's error when it failed permanently; returns queued=True when it will finish later."""
-        job, _ = await self.queue.enqueue(kind, payload, key or f"{kind}:{uuid.uuid4().hex}", ordering_key)
+        job, _ = await self.queue.enqueue(
+            kind, payload, key or f"{kind}:{uuid.uuid4().hex}", ordering_key, delay=INLINE_GRACE_SECONDS
+        )
         return await self.finish_inline(job)
 
     async def finish_inline(self, job: Job) -> Outcome:
@@ -84,7 +88,7 @@ class Bridge:
                 if claimed:
                     job = await self.queue.run(claimed[0], permanent_status="failed")
                 elif await self.queue.behind_a_retry(job):
-                    return Outcome(job, queued=True)  # the group waits for IM to come back: answer now
+                    return await self._queued(job)  # the group waits for IM to come back: answer now
                 else:
                     job = await self.queue.get(job.id or 0) or job
             if job.status == "done":
@@ -94,8 +98,12 @@ class Bridge:
             if job.attempts > 0 and job.status == "pending":
                 return Outcome(job, queued=True)  # it failed retriably: the worker takes it from here
             if asyncio.get_running_loop().time() > deadline:
-                return Outcome(job, queued=True)
+                return await self._queued(job)
             await asyncio.sleep(0.05)
+
+    async def _queued(self, job: Job) -> Outcome:
+        await self.queue.hand_over(job)
+        return Outcome(job, queued=True)
 
     # --- connectors ---------------------------------------------------------------------------------------------
 
@@ -209,7 +217,7 @@ class Bridge:
         digest = request_hash({"provider": provider, **body})
         key = f"createticket:{idempotency_key}" if idempotency_key else f"createticket:{uuid.uuid4().hex}"
         payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key}
-        job, created = await self.queue.enqueue("createticket", payload, key, ordering_key=None)
+        job, created = await self.queue.enqueue("createticket", payload, key, delay=INLINE_GRACE_SECONDS)
         if not created and job.payload.get("hash") != digest:
             raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")
         if not created and job.status in ("failed", "dead"):
@@ -296,15 +304,10 @@ class Bridge:
                     await self.im.add_members(group_id, [user_id])
             steps.add("group")
             await self.queue.checkpoint(job, done=sorted(steps))
-        if "greeting" not in steps and "greeting-sending" not in steps:
-            # At most once: a crash during the send leaves "greeting-sending" and the retry skips it, because IM
-            # offers no way to see whether a system notification went out. A failure IM reports is retried.
-            await self.queue.checkpoint(job, done=sorted(steps | {"greeting-sending"}))
-            try:
-                await self.im.system_notification(group_id, self.settings.bridge_greeting)
-            except BridgeError:
-                await self.queue.checkpoint(job, done=sorted(steps))
-                raise
+        if "greeting" not in steps:
+            # At least once: IM offers no way to see whether a system notification went out, and a customer who
+            # never sees the greeting is worse off than one who sees it twice after a crash in this short window.
+            await self.im.system_notification(group_id, self.settings.bridge_greeting)
             steps.add("greeting")
             await self.queue.checkpoint(job, done=sorted(steps))
 

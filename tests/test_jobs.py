@@ -174,10 +174,11 @@ class QueueMachine(RuleBasedStateMachine):
         self.reruns: list[str] = []
         self.in_flight: list[Job] = []
         self.db = Database(self.url)
+        self.time = 1_000_000.0  # the machine's own clock: leases run out when it says so, not when the OS does
         self.queue = self._new_queue()
 
     def _new_queue(self) -> JobQueue:
-        queue = JobQueue(self.db, retry_scale=0.0, lease_seconds=0.02)
+        queue = JobQueue(self.db, retry_scale=0.0, lease_seconds=60, clock=lambda: self.time)
 
         async def create(job: Job) -> dict[str, Any]:
             if job.key in self.finished:
@@ -222,7 +223,7 @@ class QueueMachine(RuleBasedStateMachine):
     def restart(self) -> None:
         """Everything claimed by the old process is lost with it; a new process takes over after the leases."""
         self.in_flight.clear()
-        self.run(asyncio.sleep(0.03))
+        self.time += 61
         self.queue = self._new_queue()
 
     @rule(failing=st.booleans())
@@ -242,11 +243,11 @@ class QueueMachine(RuleBasedStateMachine):
         # No job lost: with the upstream back, a final restart and drain finishes every accepted request.
         self.upstream.failing = False
         self.in_flight.clear()
-        self.run(asyncio.sleep(0.03))
+        self.time += 61
         self.queue = self._new_queue()
         for _ in range(30):
             self.run(drain(self.queue))
-            self.run(asyncio.sleep(0.005))
+            self.time += 1
         jobs = {job.key: job for job in self.run(self.queue.list(limit=1000))}
         assert set(jobs) == self.accepted
         assert all(job.status == "done" for job in jobs.values()), [j.public() for j in jobs.values()]

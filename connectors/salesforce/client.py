@@ -25,6 +25,7 @@ from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from bridge.config import Settings
 from bridge.errors import BridgeError, PermanentError
+from connectors.pooling import size_pool
 from connectors.salesforce.errors import UPSTREAM, first_error, translate
 from connectors.salesforce.transport import RoutingSession, login_domain
 
@@ -87,6 +88,7 @@ class SalesforceClient:
         self.settings = settings
         self.plan = plan_login(settings)
         self.session = RoutingSession(settings.salesforce_login_url, self.plan.domain)
+        size_pool(self.session, settings.bridge_helpdesk_threads)
         self.version = settings.salesforce_api_version.lstrip("v")
         self.instance: str | None = None
         self.logins = 0

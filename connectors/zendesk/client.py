@@ -9,6 +9,7 @@ from zenpy import Zenpy
 
 from bridge.config import Settings
 from bridge.errors import PermanentError
+from connectors.pooling import size_pool
 from connectors.zendesk.session import BaseUrlSession
 
 TIMEOUT = 30.0
@@ -36,6 +37,7 @@ def build_client(settings: Settings, timeout: float = TIMEOUT) -> tuple[Zenpy, B
             upstream="zendesk",
         )
     session = BaseUrlSession(settings.zendesk_url)
+    size_pool(session, settings.bridge_helpdesk_threads)
     subdomain, domain = zenpy_host(settings.zendesk_url)
     client = Zenpy(
         subdomain=subdomain,

@@ -150,3 +150,23 @@ async def test_outage_is_retriable(connector: Connector, harness: Harness) -> No
 
 async def test_check_describes_the_upstream(connector: Connector) -> None:
     assert isinstance(await connector.check(), str)
+
+
+async def test_concurrent_calls_keep_their_connections(
+    harness: Harness, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As many threads as the bridge runs helpdesk calls in, all talking at once: none should find the pool full.
+    settings = make_settings(
+        f"sqlite:///{tmp_path}/c.db", "http://127.0.0.1:9", bridge_helpdesk_threads=32, **harness.settings
+    )
+    connector = load_connector_classes()[harness.name](settings, anyio.CapacityLimiter(32))
+    await connector.start()
+    try:
+        ticket_id = await connector.create_ticket(NewTicket(user_id="conf-7", subject="Busy"))
+        caplog.set_level("WARNING", logger="urllib3.connectionpool")
+        async with anyio.create_task_group() as tasks:
+            for _ in range(64):
+                tasks.start_soon(connector.get_ticket, ticket_id)
+    finally:
+        await connector.close()
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
