@@ -8,6 +8,7 @@ Target: 0 lost and 0 duplicated at 30% injected failures with one kill.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import tempfile
 import threading
 import time
@@ -19,10 +20,12 @@ from typing import Any
 import httpx
 
 from bridge import auth
+from bridge.jobs import JobQueue
 from bridge.sandbox.im_emulator import create_app as create_im
 from bridge.sandbox.process import BridgeProcess
 from bridge.sandbox.server import BackgroundServer
 from bridge.sandbox.zendesk_emulator import create_app as create_zd
+from bridge.store import Database
 
 SDKAPPID, IM_KEY = 1400000000, "bench-im-key"
 ZD_EMAIL, ZD_TOKEN = "admin@example.com", "bench-zendesk-token"
@@ -36,6 +39,7 @@ def main() -> None:
     parser.add_argument("--database", default=None, help="database URL (default: SQLite in a temporary folder)")
     parser.add_argument("--no-kill", action="store_true", help="do not kill the bridge in the middle")
     parser.add_argument("--deadline", type=float, default=240.0, help="seconds to wait for every request to finish")
+    parser.add_argument("--retry-scale", default="0.001", help="BRIDGE_JOB_RETRY_SCALE: compresses the 3-day schedule")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="bench-reliability-"))
@@ -53,7 +57,7 @@ def main() -> None:
         "ZENDESK_API_TOKEN": ZD_TOKEN,
         "BRIDGE_DATABASE_URL": args.database or f"sqlite:///{folder}/bridge.db",
         "BRIDGE_JOB_LEASE_SECONDS": "3",
-        "BRIDGE_JOB_RETRY_SCALE": "0.01",
+        "BRIDGE_JOB_RETRY_SCALE": args.retry_scale,
     }
     bridge = BridgeProcess(env, folder / "bridge.log").start()
     outcome: dict[int, int] = {}
@@ -111,6 +115,9 @@ def main() -> None:
     bridge.stop()
     im.stop()
     zd.stop()
+    retrying = asyncio.run(_open_requests(env["BRIDGE_DATABASE_URL"]))
+    incomplete = {n for n in outcome if not _complete(n, by_subject, state)}
+    still_retrying = {n for n in incomplete if f"createticket:bench-{n}" in retrying}
 
     duplicated_tickets = sum(c - 1 for c in by_subject.values() if c > 1)
     groups = {gid: g for gid, g in state["groups"].items() if gid.startswith("ZENDESK#")}
@@ -126,12 +133,24 @@ def main() -> None:
         f"{accepted:.1f} s)"
     )
     print(f"completed   {done}   (ticket, group with the customer, one greeting)")
-    print(f"lost        {len(outcome) - done + (args.requests - len(outcome))}")
+    print(f"retrying    {len(still_retrying)}   (not finished by the deadline, still on the retry schedule)")
+    print(f"lost        {len(incomplete - still_retrying) + (args.requests - len(outcome))}")
     print(
         f"duplicated  {duplicated}   (extra tickets {duplicated_tickets}, groups {len(groups)} for "
         f"{len(by_subject)} tickets, groups with more than one greeting {sum(1 for c in greetings if c > 1)})"
     )
     print(f"bridge log: {folder / 'bridge.log'}")
+
+
+async def _open_requests(database_url: str) -> set[str]:
+    """Keys of the createticket jobs still pending or running: work the queue has not given up on."""
+    db = Database(database_url)
+    try:
+        queue = JobQueue(db)
+        jobs = await queue.list(status="pending", limit=100000) + await queue.list(status="running", limit=100000)
+        return {job.key for job in jobs if job.kind == "createticket"}
+    finally:
+        await db.close()
 
 
 def _complete(n: int, by_subject: Counter[str], state: dict[str, Any]) -> bool:
