@@ -55,7 +55,8 @@ def sandbox() -> Iterator[tuple[str, str]]:
 
 
 def bash(prelude: str, script: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # No helpdesk-bridge on PATH, as after `.venv/bin/pip install .` without activating the venv.
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     result = subprocess.run(
         ["bash", "-c", prelude + "\n" + script], capture_output=True, text=True, timeout=60, env=env
     )

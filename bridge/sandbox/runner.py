@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
+import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any
@@ -138,11 +140,12 @@ Helpdesk Bridge sandbox: the bridge and emulators of Tencent IM, Salesforce and 
 Paste these into a bash shell (they define the variables and a `signed` helper for signed calls):
 
 export BRIDGE={bridge} IM={sandbox.im.url} SF={sandbox.salesforce.url} ZD={sandbox.zendesk.url}
+export HB="{shlex.quote(sys.executable)} -m bridge.cli"  # helpdesk-bridge, wherever it is installed
 export BRIDGE_CALLOUT_SECRET={s.bridge_callout_secret.get_secret_value() if s.bridge_callout_secret else ""}
 export USERSIG='{usersig}'
 export SF_TOKEN={salesforce_token(sandbox)} ZD_AUTH={ZD_EMAIL}/token:{sandbox.secrets["zd_token"]}
 signed() {{ curl -s -X "${{3:-POST}}" "$BRIDGE$1" -H 'Content-Type: application/json' \\
-  -H @<(printf %s "$2" | helpdesk-bridge sign --method "${{3:-POST}}" --target "$1") ${{2:+-d "$2"}}; echo; }}
+  -H @<(printf %s "$2" | $HB sign --method "${{3:-POST}}" --target "$1") ${{2:+-d "$2"}}; echo; }}
 
 1. A customer opens a Zendesk ticket from the app (authenticated by their UserSig):
      curl -s -X POST $BRIDGE/zendesk/createticket -H "Authorization: UserSig $USERSIG" \\
@@ -173,7 +176,7 @@ signed() {{ curl -s -X "${{3:-POST}}" "$BRIDGE$1" -H 'Content-Type: application/
 
 5. The seed's primitives, signed, and the job queue:
      signed /joingroup '{{"groupId":"'$CASE'","userId":"agent2"}}'
-     BRIDGE_DATABASE_URL={s.bridge_database_url} helpdesk-bridge jobs list
+     BRIDGE_DATABASE_URL={s.bridge_database_url} $HB jobs list
 
 Press Ctrl-C to stop; everything lives in memory and in {sandbox.folder.name}, which is removed at exit.
 """
