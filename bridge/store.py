@@ -7,6 +7,8 @@ per job key (the Idempotency-Key of a request, the id of a webhook delivery or o
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -143,10 +145,14 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        # SQLite has one writer: sessions of this process take turns here instead of meeting "database is locked"
+        # and SQLite's sleeping busy handler (which backs off up to 100 ms a try). Units of work are short and never
+        # wait on an upstream, so a turn is brief.
+        self._turn = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session:
+        async with self._turn or contextlib.nullcontext(), self._sessions() as session:
             try:
                 yield session
                 await session.commit()
