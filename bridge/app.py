@@ -19,11 +19,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from bridge import migrations
 from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.im import IMClient
 from bridge.metrics import Metrics, MetricsMiddleware
+from bridge.migrations import prepare_database
 from bridge.routes import events, groups, ops, tickets, webhooks
 from bridge.service import Bridge
 from bridge.store import Database
@@ -33,22 +33,6 @@ log = logging.getLogger("bridge")
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 401: "unauthenticated"}
 PURGE_EVERY = 600.0
-
-
-class SchemaError(Exception):
-    """The database schema is older than this version of the bridge."""
-
-
-def prepare_database(url: str) -> None:
-    """Create the schema on an empty database; refuse to start on an outdated one."""
-    current = migrations.current_revision(url)
-    if current is None:
-        migrations.upgrade(url)
-    elif current != migrations.head_revision(url):
-        raise SchemaError(
-            f"the database schema is at {current}, this bridge needs "
-            f"{migrations.head_revision(url)}: run `helpdesk-bridge db upgrade`"
-        )
 
 
 class RateLimited:

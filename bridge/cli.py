@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge import auth
 from bridge.config import PLACEHOLDER_SECRETS, ConfigError, Settings, base_url, load_settings
+from bridge.migrations import SchemaError, prepare_database
 from connectors.base import ConnectorLoadError, load_connector_classes
 
 
@@ -48,6 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     load_connector_classes()  # a broken plugin stops the start here, with its name, not in the middle of startup
+    prepare_database(settings.bridge_database_url)  # likewise an outdated schema
     configure_logging()
     uvicorn.run(
         create_app(settings), host=settings.bridge_host, port=settings.bridge_port, log_level="info", proxy_headers=True
@@ -272,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, ConnectorLoadError) as exc:
+    except (ConfigError, ConnectorLoadError, SchemaError) as exc:
         print(f"helpdesk-bridge: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -93,3 +93,15 @@ def test_db_upgrade_and_jobs(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args", [["jobs"], ["db"], ["nonsense"]])
 def test_usage_errors(tmp_path: Path, args: list[str]) -> None:
     assert run(args, {}, tmp_path).returncode == 2
+
+
+def test_serve_refuses_an_outdated_schema(tmp_path: Path) -> None:
+    import sqlite3
+
+    env = {"IM_SDKAPPID": str(SDKAPPID), "IM_SECRET_KEY": IM_KEY, "BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path}/b.db"}
+    assert run(["db", "upgrade"], env, tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "b.db") as conn:  # as left by an older bridge
+        conn.execute("UPDATE alembic_version SET version_num = '0000'")
+    result = run(["serve"], env, tmp_path)
+    assert result.returncode == 2
+    assert b"run `helpdesk-bridge db upgrade`" in result.stderr and b"Traceback" not in result.stderr

@@ -1,5 +1,5 @@
-"""Schema migrations (Alembic). `upgrade(url)` brings a database to the newest schema; `is_empty(url)` tells serve
-whether to do it by itself."""
+"""Schema migrations (Alembic). `upgrade(url)` brings a database to the newest schema; `prepare_database(url)`, run at
+every start, creates the schema on an empty database and refuses an outdated one."""
 
 from __future__ import annotations
 
@@ -36,3 +36,19 @@ def current_revision(url: str) -> str | None:
 
 def head_revision(url: str) -> str | None:
     return ScriptDirectory.from_config(config(url)).get_current_head()
+
+
+class SchemaError(Exception):
+    """The database schema is older than this version of the bridge."""
+
+
+def prepare_database(url: str) -> None:
+    """Create the schema on an empty database; refuse to start on an outdated one."""
+    current = current_revision(url)
+    if current is None:
+        upgrade(url)
+    elif current != head_revision(url):
+        raise SchemaError(
+            f"the database schema is at {current}, this bridge needs "
+            f"{head_revision(url)}: run `helpdesk-bridge db upgrade`"
+        )
