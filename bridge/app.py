@@ -40,7 +40,7 @@ class RateLimited:
 
     def __init__(self, inner: Connector, per_minute: int):
         self._inner = inner
-        self._limiter = AsyncLimiter(per_minute, 60)
+        self._limiter = AsyncLimiter(1, 60 / per_minute)  # evenly spaced: a full bucket would allow twice the budget
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)

@@ -111,7 +111,9 @@ class IMClient:
         self._sig = ""
         self._sig_renew_at = 0.0
         self._rate_limit = rate_limit
-        self._limiters: dict[str, AsyncLimiter] = defaultdict(lambda: AsyncLimiter(self._rate_limit, 1))
+        # One call every 1/rate seconds, never a burst: a bucket of `rate` would allow twice the rate in one second,
+        # which IM (counting calls per second) refuses.
+        self._limiters: dict[str, AsyncLimiter] = defaultdict(lambda: AsyncLimiter(1, 1 / self._rate_limit))
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
