@@ -314,3 +314,16 @@ def sf_admin(sf_server: BackgroundServer) -> Iterator[SalesforceAdmin]:
     admin = SalesforceAdmin(sf_server)
     yield admin
     admin.http.close()
+
+
+def rsa_key_pair() -> tuple[bytes, bytes]:
+    """A fresh RSA key pair (private PKCS8, public SPKI, PEM), for JWT-bearer logins."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public

@@ -10,8 +10,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bridge.config import Settings
 from bridge.errors import NotFound, PermanentError, RetriableError
@@ -20,6 +18,7 @@ from bridge.sandbox.server import BackgroundServer, free_port
 from connectors.base import Author, Comment, Connector, NewTicket, TicketStatus
 from connectors.salesforce import SalesforceConnector
 from connectors.salesforce.transport import RoutingSession, login_domain
+from tests.conftest import rsa_key_pair
 
 USERNAME = "integration@example.com"
 PASSWORD = "Pa55word-for-tests"
@@ -30,18 +29,9 @@ VECTORS_FILE = Path("/work/shared/vectors/vectors.json")
 VECTORS = json.loads(VECTORS_FILE.read_text())["salesforce_ids"] if VECTORS_FILE.exists() else []
 
 
-def _pem_pair() -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return private, public
-
-
 @pytest.fixture(scope="module")
 def keys() -> tuple[bytes, bytes]:
-    return _pem_pair()
+    return rsa_key_pair()
 
 
 @pytest.fixture(scope="module")
@@ -100,16 +90,18 @@ def faults(server: BackgroundServer, **values: Any) -> None:
     control(server, "faults", values)
 
 
+def admin_token(server: BackgroundServer) -> str:
+    """A session of the org's admin (client credentials), separate from the connector's."""
+    answer = httpx.post(
+        server.url + "/services/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": CONSUMER_KEY, "client_secret": CONSUMER_SECRET},
+    )
+    return str(answer.json()["access_token"])
+
+
 def admin_patch(server: BackgroundServer, case_id: str, body: dict[str, Any]) -> None:
     """What an agent or Omni-Channel does in Salesforce: a real REST PATCH with its own session."""
-    token = httpx.post(
-        server.url + "/services/oauth2/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": CONSUMER_KEY,
-            "client_secret": CONSUMER_SECRET,
-        },
-    ).json()["access_token"]
+    token = admin_token(server)
     response = httpx.patch(
         f"{server.url}/services/data/v62.0/sobjects/Case/{case_id}",
         json=body,
@@ -119,14 +111,7 @@ def admin_patch(server: BackgroundServer, case_id: str, body: dict[str, Any]) ->
 
 
 def admin_delete(server: BackgroundServer, case_id: str) -> None:
-    token = httpx.post(
-        server.url + "/services/oauth2/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": CONSUMER_KEY,
-            "client_secret": CONSUMER_SECRET,
-        },
-    ).json()["access_token"]
+    token = admin_token(server)
     response = httpx.delete(
         f"{server.url}/services/data/v62.0/sobjects/Case/{case_id}",
         headers={"Authorization": f"Bearer {token}"},
@@ -275,7 +260,7 @@ async def test_jwt_bearer_login(emulator: BackgroundServer, keys: tuple[bytes, b
 
 async def test_jwt_with_the_wrong_key_is_permanent(emulator: BackgroundServer, tmp_path: Path) -> None:
     key_file = tmp_path / "other.key"
-    key_file.write_bytes(_pem_pair()[0])
+    key_file.write_bytes(rsa_key_pair()[0])
     sf = connector_for(
         emulator.url,
         salesforce_password="unused",

@@ -12,29 +12,20 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bridge.ids import is_salesforce_id
 from bridge.sandbox.salesforce_emulator import create_app, make_id
 from bridge.sandbox.server import BackgroundServer
+from tests.conftest import rsa_key_pair
 
 USERNAME, PASSWORD, TOKEN = "agent@example.com", "Emu-Passw0rd", "Emu-T0ken"
 KEY, SECRET = "3MVG9-emulator-key", "emulator-consumer-secret"
 V = "/services/data/v62.0"
 
 
-def _keys() -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return (
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
-    )
-
-
 @pytest.fixture(scope="module")
 def keys() -> tuple[bytes, bytes]:
-    return _keys()
+    return rsa_key_pair()
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +214,7 @@ def test_jwt_signed_by_another_key_is_refused(http: httpx.Client) -> None:
         "/services/oauth2/token",
         data={
             "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-            "assertion": _assertion(_keys()[0]),
+            "assertion": _assertion(rsa_key_pair()[0]),
         },
     )
     assert response.json() == {"error": "invalid_grant", "error_description": "invalid assertion"}
