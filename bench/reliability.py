@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import tempfile
 import threading
 import time
@@ -113,6 +114,7 @@ def main() -> None:
             break
         time.sleep(1)
     bridge.stop()
+    (folder / "im-state.json").write_text(json.dumps(state, indent=1))
     im.stop()
     zd.stop()
     retrying = asyncio.run(_open_requests(env["BRIDGE_DATABASE_URL"]))

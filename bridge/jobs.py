@@ -5,7 +5,9 @@
 - Jobs with the same `ordering_key` (a group ID) run one at a time, in the order they were enqueued.
 - Claiming: on PostgreSQL `FOR UPDATE SKIP LOCKED` picks candidates so several bridge processes never take the same
   job; everywhere a compare-and-set on (status, lease) makes the claim, so a job whose worker died is taken again
-  once its lease has run out.
+  once its lease has run out. A running job renews its lease, so a slow one is never taken while it runs; every
+  write of a runner (checkpoint, outcome) is fenced by its lease token, so a runner that lost its lease anyway
+  (a stalled process) stops at its next checkpoint instead of repeating steps the new runner does.
 - Outcomes: done; RetriableError -> pending again at the next step of RETRY_SCHEDULE (or the upstream's
   Retry-After); PermanentError or an exhausted schedule -> dead, listed by `helpdesk-bridge jobs list`.
 """
@@ -37,6 +39,11 @@ JITTER = 0.2
 LEASE_SECONDS = 60.0
 
 Handler = Callable[[Job], Awaitable[dict[str, Any] | None]]
+
+
+class LeaseLost(Exception):
+    """The job's lease ran out and another worker took it: this runner must stop and record nothing."""
+
 
 OPEN_STATUSES = ("pending", "running")
 
@@ -212,13 +219,39 @@ class JobQueue:
             return list((await s.exec(query.execution_options(populate_existing=True))).all())
 
     async def checkpoint(self, job: Job, **progress: Any) -> None:
-        """Merge `progress` into the job's payload, so a later attempt skips the steps already done."""
-        payload = {**job.payload, **progress}
-        job.payload_json = json.dumps(payload)
+        """Merge `progress` into the job's payload, so a later attempt skips the steps already done.
+
+        Raises LeaseLost when another runner holds the job now: its progress must not be overwritten."""
+        payload_json = json.dumps({**job.payload, **progress})
+        if not await self._write_leased(job, payload_json=payload_json, updated_at=self.clock()):
+            raise LeaseLost(f"job {job.id} was taken by another runner")
+        job.payload_json = payload_json
+
+    async def _write_leased(self, job: Job, **values: Any) -> bool:
+        """Update the job while `job`'s lease token is still the stored one; False when it is not."""
         async with self.db.session() as s:
-            await s.exec(  # type: ignore[call-overload]
-                update(Job).where(col(Job.id) == job.id).values(payload_json=job.payload_json, updated_at=self.clock())
+            result = await s.exec(  # type: ignore[call-overload]
+                update(Job).where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token).values(**values)
             )
+        return bool(result.rowcount == 1)
+
+    async def _run_leased(self, job: Job, handler: Handler) -> dict[str, Any] | None:
+        """Run the handler, renewing the job's lease every third of it; stop it if the lease is lost."""
+        task = asyncio.ensure_future(handler(job))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.lease_seconds / 3)
+                if done:
+                    return task.result()
+                try:
+                    renewed = await self._write_leased(job, lease_until=self.clock() + self.lease_seconds)
+                except Exception:  # the database is unreachable: the lease may run out, fencing keeps writes safe
+                    log.warning("renewing the lease of job %s failed", job.id, exc_info=True)
+                    continue
+                if not renewed:
+                    raise LeaseLost(f"job {job.id} was taken by another runner")
+        finally:
+            task.cancel()  # a no-op once it is done; stops it when this runner lost the job or is cancelled
 
     async def run(self, job: Job, permanent_status: str = "dead") -> Job:
         """Run one claimed job and record its outcome; returns the job as stored afterwards.
@@ -229,7 +262,9 @@ class JobQueue:
         try:
             if handler is None:
                 raise PermanentError(f"no handler for job kind {job.kind!r}", upstream="bridge")
-            result = await handler(job)
+            result = await self._run_leased(job, handler)
+        except LeaseLost as exc:
+            log.warning("%s; this runner stops", exc)
         except RetriableError as exc:
             await self._retry_later(job, str(exc), exc.retry_after)
         except BridgeError as exc:  # PermanentError and bad input: retrying cannot help
@@ -259,34 +294,22 @@ class JobQueue:
         if delay is None:
             await self._finish(job, "dead", error=error)
             return
-        async with self.db.session() as s:
-            await s.exec(  # type: ignore[call-overload]
-                update(Job)
-                .where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token)
-                .values(
-                    status="pending",
-                    next_attempt_at=self.clock() + delay,
-                    lease_until=None,
-                    last_error=error,
-                    updated_at=self.clock(),
-                )
-            )
+        moment = self.clock()
+        await self._write_leased(
+            job, status="pending", next_attempt_at=moment + delay, lease_until=None, last_error=error, updated_at=moment
+        )
 
     async def _finish(
         self, job: Job, status: str, error: str | None = None, result: dict[str, Any] | None = None
     ) -> None:
-        async with self.db.session() as s:
-            await s.exec(  # type: ignore[call-overload]
-                update(Job)
-                .where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token)
-                .values(
-                    status=status,
-                    lease_until=None,
-                    last_error=error,
-                    result_json=json.dumps(result) if result is not None else None,
-                    updated_at=self.clock(),
-                )
-            )
+        await self._write_leased(
+            job,
+            status=status,
+            lease_until=None,
+            last_error=error,
+            result_json=json.dumps(result) if result is not None else None,
+            updated_at=self.clock(),
+        )
         self.wakeup.set()
 
     async def cancel(self, job: Job, error: str) -> None:

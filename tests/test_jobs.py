@@ -130,6 +130,52 @@ async def test_expired_lease_is_taken_again(db: Database) -> None:
     assert (await queue.get(first.id or 0)).status == "running"  # type: ignore[union-attr]
 
 
+async def test_a_slow_job_keeps_its_lease_while_it_runs(db: Database) -> None:
+    """A job running longer than its lease is renewed, not taken by a second worker (which would repeat it)."""
+    queue, other = JobQueue(db, lease_seconds=0.3), JobQueue(db, lease_seconds=0.3)
+    runs = Counter[str]()
+
+    async def slow(job: Job) -> dict[str, Any]:
+        runs[job.key] += 1
+        await asyncio.sleep(1.2)  # four leases
+        return {}
+
+    queue.handler("slow")(slow)
+    other.handler("slow")(slow)
+    await queue.enqueue("slow", {}, key="slow")
+    (job,) = await queue.claim(1)
+    running = asyncio.create_task(queue.run(job))
+    stolen: list[Job] = []
+    while not running.done():
+        stolen += await other.claim(1)
+        await asyncio.sleep(0.05)
+    assert stolen == [] and runs["slow"] == 1
+    assert running.result().status == "done" and running.result().attempts == 1
+
+
+async def test_a_runner_that_lost_its_lease_stops_at_its_next_checkpoint(db: Database) -> None:
+    """A stalled runner whose job was taken meanwhile writes nothing and does not go on to the next step."""
+    queue = JobQueue(db, lease_seconds=0.05)
+    sent = Counter[str]()
+
+    async def steps(job: Job) -> dict[str, Any]:
+        if "first" not in job.payload.get("done", []):
+            await queue.checkpoint(job, done=["first"])
+        sent["notification"] += 1  # the step that must happen once
+        await queue.checkpoint(job, done=["first", "notification"])
+        return {}
+
+    queue.handler("steps")(steps)
+    await queue.enqueue("steps", {}, key="steps")
+    (stalled,) = await queue.claim(1)
+    await asyncio.sleep(0.1)  # the lease runs out while its runner is stalled
+    (taken,) = await queue.claim(1)
+    assert (await queue.run(taken)).status == "done"
+    after_stall = await queue.run(stalled)  # the stalled runner wakes up
+    assert sent["notification"] == 1
+    assert after_stall.status == "done" and after_stall.payload["done"] == ["first", "notification"]
+
+
 async def test_concurrent_claimers_never_share_a_job(db: Database) -> None:
     queues = [JobQueue(Database(db.url)) for _ in range(4)]
     for n in range(60):
