@@ -46,12 +46,14 @@ from bridge.sandbox.zendesk_emulator import create_app as create_zd
 SDKAPPID, IM_KEY = 1400000003, "bench-im-key-0123456789abcdef"
 ZD_EMAIL, ZD_TOKEN = "admin@example.com", "bench-zendesk-token-0123456789"
 SF_USER, SF_PASSWORD, SF_TOKEN = "agent@example.com", "bench-sf-password-0123", "bench-sf-token-0123"
+IM_LIMIT_CODES = (60007, 60011, 60018, 60019)
 WARMUP = 10  # requests before each measured run: logins, connection pools, first queries
 
 
-def make_app(kind: str) -> Any:
+def make_app(kind: str, im_limit: int = 0) -> Any:
     if kind == "im":
-        return create_im(SDKAPPID, IM_KEY, rate_limit=1_000_000)  # never answers 60007 here
+        # IM's per-API limit (60007 beyond it) only with --im-limit; otherwise never in the way.
+        return create_im(SDKAPPID, IM_KEY, rate_limit=im_limit or 1_000_000)
     if kind == "zendesk":
         return create_zd(email=ZD_EMAIL, api_token=ZD_TOKEN)
     return create_sf(username=SF_USER, password=SF_PASSWORD, security_token=SF_TOKEN)
@@ -85,6 +87,7 @@ def cpu_seconds(pid: int) -> float:
 class Emulator:
     kind: str  # im, zendesk, salesforce
     mode: str  # process, thread
+    im_limit: int = 0
     port: int = field(default_factory=free_port)
     child: subprocess.Popen[bytes] | None = None
     server: BackgroundServer | None = None
@@ -99,9 +102,17 @@ class Emulator:
 
     def start(self) -> Emulator:
         if self.mode == "thread":
-            self.server = BackgroundServer(make_app(self.kind), port=self.port).start()
+            self.server = BackgroundServer(make_app(self.kind, self.im_limit), port=self.port).start()
             return self
-        args = [sys.executable, __file__, "--serve-emulator", self.kind, str(self.port)]
+        args = [
+            sys.executable,
+            __file__,
+            "--serve-emulator",
+            self.kind,
+            str(self.port),
+            "--im-limit",
+            str(self.im_limit),
+        ]
         self.child = subprocess.Popen(args)
         deadline = time.monotonic() + 20
         while True:
@@ -113,12 +124,17 @@ class Emulator:
                     raise RuntimeError(f"the {self.kind} emulator did not start") from None
                 time.sleep(0.05)
 
-    def reset(self, latency: float) -> None:
+    def reset(self, latency: float, per_minute: int = 0) -> None:
         post_json(self.url + "/_emulator/reset")
         post_json(self.url + "/_emulator/faults", {"latency": latency})
+        if per_minute and self.kind == "zendesk":
+            post_json(self.url + "/_emulator/rate_limit", {"per_minute": per_minute})
 
-    def calls(self) -> int:
-        return len(get_json(self.url + "/_emulator/state")["requests"])
+    def calls(self) -> tuple[int, int]:
+        """Calls served so far, and how many of them were refused for a rate limit (IM 60007, helpdesk 429)."""
+        requests = get_json(self.url + "/_emulator/state")["requests"]
+        limited = sum(1 for r in requests if r.get("ErrorCode") in IM_LIMIT_CODES or r.get("status") == 429)
+        return len(requests), limited
 
     def tickets(self) -> int:
         state = get_json(self.url + "/_emulator/state")
@@ -178,7 +194,7 @@ async def fire(url: str, users: list[str], concurrency: int) -> Result:
 
 def run_one(args: argparse.Namespace, helpdesk: str, threads: int, im: Emulator, hd: Emulator) -> list[str]:
     im.reset(args.im_latency)
-    hd.reset(args.helpdesk_latency)
+    hd.reset(args.helpdesk_latency, args.zendesk_limit)
     folder = Path(tempfile.mkdtemp(prefix="bench-createticket-"))
     env = {
         "IM_SDKAPPID": str(SDKAPPID),
@@ -186,7 +202,7 @@ def run_one(args: argparse.Namespace, helpdesk: str, threads: int, im: Emulator,
         "IM_API_BASE": im.url,
         "BRIDGE_DATABASE_URL": f"sqlite:///{folder}/bridge.db",
         "BRIDGE_HELPDESK_THREADS": str(threads),
-        "ZENDESK_RATE_LIMIT": "0",
+        "ZENDESK_RATE_LIMIT": str(args.zendesk_limit),
         "SALESFORCE_RATE_LIMIT": "0",
     }
     if helpdesk == "zendesk":
@@ -202,14 +218,16 @@ def run_one(args: argparse.Namespace, helpdesk: str, threads: int, im: Emulator,
     assert bridge.process is not None
     try:
         asyncio.run(fire(bridge.url, [f"warm-{i}" for i in range(WARMUP)], WARMUP))
-        hd_before, im_before = hd.calls(), im.calls()
+        (hd_before, hd_limited_before), (im_before, im_limited_before) = hd.calls(), im.calls()
         # In thread mode the emulators' CPU is counted in the client's (this process).
         pids = {"bridge": [bridge.process.pid], "emulators": [im.pid, hd.pid], "client": [os.getpid()]}
         pids["emulators"] = [p for p in pids["emulators"] if p != os.getpid()]
         cpu_before = {k: sum(map(cpu_seconds, v)) for k, v in pids.items()}
         result = asyncio.run(fire(bridge.url, [f"user-{i}" for i in range(args.requests)], args.concurrency))
         cpu = {k: sum(map(cpu_seconds, v)) - cpu_before[k] for k, v in pids.items()}
-        hd_calls, im_calls = hd.calls() - hd_before, im.calls() - im_before
+        (hd_calls, hd_limited), (im_calls, im_limited) = hd.calls(), im.calls()
+        hd_calls, im_calls = hd_calls - hd_before, im_calls - im_before
+        limited = hd_limited - hd_limited_before + im_limited - im_limited_before
         tickets = hd.settled_tickets() - WARMUP
     finally:
         bridge.stop()
@@ -230,6 +248,7 @@ def run_one(args: argparse.Namespace, helpdesk: str, threads: int, im: Emulator,
         f"{hd_calls / args.requests:.2f}",
         f"{hd_calls / result.seconds:.0f}",
         f"{im_calls / args.requests:.2f}",
+        str(limited),
         str(tickets),
         " ".join(f"{cpu[k] / result.seconds:.0%}" for k in ("bridge", "emulators", "client")),
     ]
@@ -259,6 +278,7 @@ HEADER = [
     "hd calls/req",
     "hd calls/s",
     "IM calls/req",
+    "limited",
     "tickets",
     "CPU bridge/emul/client",
 ]
@@ -278,30 +298,44 @@ def main() -> None:
     parser.add_argument("--im-latency", type=float, default=0.02, help="seconds added to every IM call")
     parser.add_argument("--helpdesk", default="zendesk,salesforce")
     parser.add_argument("--emulators", choices=["process", "thread"], default="process")
+    parser.add_argument(
+        "--im-limit", type=int, default=0, help="calls/s per API the IM emulator allows (200 is IM's own; 0: no limit)"
+    )
+    parser.add_argument(
+        "--zendesk-limit",
+        type=int,
+        default=0,
+        help="Zendesk's per-minute budget, enforced by the emulator and given to the bridge as ZENDESK_RATE_LIMIT",
+    )
     parser.add_argument("--serve-emulator", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_emulator:
         import uvicorn
 
         kind, port = args.serve_emulator
-        uvicorn.run(make_app(kind), host="127.0.0.1", port=int(port), log_level="warning", access_log=False)
+        uvicorn.run(
+            make_app(kind, args.im_limit), host="127.0.0.1", port=int(port), log_level="warning", access_log=False
+        )
         return
 
     helpdesks = [h.strip() for h in args.helpdesk.split(",") if h.strip()]
     print(
         f"emulators: {'child processes' if args.emulators == 'process' else 'threads of this process'}; "
         f"injected latency: helpdesk {args.helpdesk_latency * 1000:g} ms, IM {args.im_latency * 1000:g} ms per call; "
-        f"ZENDESK_RATE_LIMIT=0 and SALESFORCE_RATE_LIMIT=0 (no per-minute limiter of our own), IM_RATE_LIMIT "
-        f"default (200/s per command); bridge on SQLite; {WARMUP} warm-up requests per row; "
+        f"ZENDESK_RATE_LIMIT={args.zendesk_limit} and SALESFORCE_RATE_LIMIT=0 (0: no per-minute limiter of our own), "
+        f"IM_RATE_LIMIT default (200/s per command); upstream limits enforced by the emulators: IM "
+        f"{args.im_limit or 'none'}/s per API, Zendesk {args.zendesk_limit or 'none'}/min; bridge on SQLite; "
+        f"{WARMUP} warm-up requests per row; "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
     )
     print(
         "hd/IM calls: calls the emulators served during the run; tickets: tickets the helpdesk holds for the run's "
-        "requests once the job queue settles (more than 201 + 202 answers: tickets opened for callers told otherwise)"
+        "requests once the job queue settles (more than 201 + 202 answers: tickets opened for callers told otherwise); "
+        "limited: calls the emulators refused for a rate limit (IM 60007, helpdesk 429)"
     )
     print("CPU: process CPU time / wall time during the run (100% = one core)\n")
     print_row(HEADER)
-    im = Emulator("im", args.emulators).start()
+    im = Emulator("im", args.emulators, args.im_limit).start()
     try:
         for helpdesk in helpdesks:
             hd = Emulator(helpdesk, args.emulators).start()

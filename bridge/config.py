@@ -70,9 +70,15 @@ class Settings(BaseSettings):
     bridge_port: int = Field(8000, gt=0, lt=65536, validation_alias=AliasChoices("bridge_port", "port"))
     bridge_insecure_no_auth: bool = False
     bridge_sandbox: bool = False
-    bridge_helpdesk_threads: int = Field(200, gt=0, description="worker threads for the blocking helpdesk clients")
+    bridge_helpdesk_threads: int = Field(
+        200,
+        gt=0,
+        description="worker threads for the blocking helpdesk clients; also createticket requests worked on at once",
+    )
     bridge_job_retry_scale: float = Field(1.0, gt=0, description="multiplies the retry schedule (tests shrink it)")
-    bridge_job_lease_seconds: float = Field(60.0, gt=0, description="a claimed job is taken again after this")
+    bridge_job_lease_seconds: float = Field(
+        60.0, gt=0, description="a running job renews its lease; one not renewed this long is taken again"
+    )
     bridge_create_patience_seconds: float = Field(
         20.0, ge=0, description="how long /createticket waits out helpdesk rate limits and blips before a 502"
     )

@@ -56,6 +56,9 @@ class Bridge:
         self.queue = JobQueue(
             db, retry_scale=settings.bridge_job_retry_scale, lease_seconds=settings.bridge_job_lease_seconds
         )
+        # Requests opening tickets at once; more wait their turn here. Without it a burst advances every request a
+        # step at a time (the database and the CPU serve them all in turn) and all of them answer late, together.
+        self.create_slots = asyncio.Semaphore(settings.bridge_helpdesk_threads)
         for kind, handler in {
             "join": self._join,
             "leave": self._leave,
@@ -214,6 +217,10 @@ class Bridge:
     async def create_ticket(self, provider: str, body: dict[str, Any], idempotency_key: str | None) -> Outcome:
         """Open the ticket, then its group; a repeated Idempotency-Key returns the first outcome."""
         self.connector(provider)  # an unknown connector is a 404 before anything is stored
+        async with self.create_slots:
+            return await self._create_ticket(provider, body, idempotency_key)
+
+    async def _create_ticket(self, provider: str, body: dict[str, Any], idempotency_key: str | None) -> Outcome:
         digest = request_hash({"provider": provider, **body})
         key = f"createticket:{idempotency_key}" if idempotency_key else f"createticket:{uuid.uuid4().hex}"
         payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key}

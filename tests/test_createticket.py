@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 
@@ -195,6 +197,31 @@ def test_helpdesk_rate_limit_is_waited_out(bridge_factory: BridgeFactory, zd_ser
     )
     assert r.status_code == 201, r.text
     assert len(emulator_state(zd_server)["tickets"]) == 1
+
+
+@pytest.mark.parametrize("own_limit", [180, 0])
+def test_own_helpdesk_budget_keeps_a_burst_under_zendesks_limit(
+    bridge_factory: BridgeFactory, zd_server, im_server, own_limit: int
+) -> None:
+    """ZENDESK_RATE_LIMIT spaces helpdesk calls, so a burst waits in the bridge instead of meeting 429s (which the
+    bridge would wait out too, but each one costs the account's budget). Zendesk here allows 5 calls a second."""
+    client = bridge_factory(
+        **helpdesk_settings(zd_url=zd_server.url), zendesk_rate_limit=own_limit, bridge_create_patience_seconds=10
+    )
+    httpx.post(zd_server.url + "/_emulator/rate_limit", json={"per_minute": 5, "window": 1}).raise_for_status()
+
+    def create(n: int) -> int:
+        user = f"burst{n}"
+        headers = {"Authorization": f"UserSig {client.usersig(user)}"}
+        body = {"userId": user, "caseInfo": {"subject": f"Burst {n}"}}
+        return client.http.post("/zendesk/createticket", json=body, headers=headers).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(create, range(8)))
+    assert statuses == [201] * 8
+    refused = [r for r in emulator_state(zd_server)["requests"] if r.get("status") == 429]
+    assert (len(refused) == 0) == (own_limit > 0), f"{len(refused)} calls refused with ZENDESK_RATE_LIMIT={own_limit}"
+    assert len(emulator_state(zd_server)["tickets"]) == 8
 
 
 def test_salesforce_blip_is_waited_out(bridge_factory: BridgeFactory, sf_server, im_server) -> None:

@@ -7,7 +7,10 @@ endpoint, signed the way Zendesk signs (base64 HMAC-SHA256 over timestamp + body
 with a 10 s timeout.
 
 State lives in plain dicts at `app.state.zd`. Control routes under `/_emulator/` (no auth): `GET state`,
-`POST reset`, `POST rate_limit {"count": n, "retry_after": s}` and the shared fault routes.
+`POST reset`, `POST rate_limit` and the shared fault routes. `rate_limit` takes `{"count": n, "retry_after": s}` (the
+next n calls answer 429) or `{"per_minute": n}` (the account budget Zendesk enforces: more than n calls in a sliding
+minute answer 429 with the seconds until a call leaves the window; `"window"` shortens the minute for tests). Every
+API answer carries `X-Rate-Limit` and `X-Rate-Limit-Remaining` while a budget is set.
 
 Deliberate fidelity points (each one a trap for a client that guesses):
 - ticket responses carry `requester_id`, never a `requester` object;
@@ -26,9 +29,11 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
 import time
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,11 +65,25 @@ _ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 class ApiError(Exception):
     """Rendered as Zendesk's error body."""
 
-    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None, text: str = ""):
         super().__init__(body)
         self.status = status
         self.body = body
         self.headers = headers or {}
+        self.text = text  # a plain-text body instead of JSON, as some of Zendesk's edge answers are
+
+    def response(self) -> Response:
+        if self.text:
+            return Response(self.text, status_code=self.status, headers=self.headers, media_type="text/plain")
+        return JSONResponse(self.body, status_code=self.status, headers=self.headers)
+
+
+def _too_many(retry_after: Any, per_minute: int = 0) -> ApiError:
+    """Zendesk's 429: a plain-text body, Retry-After in whole seconds."""
+    headers = {"Retry-After": str(retry_after)}
+    if per_minute:
+        headers.update({"X-Rate-Limit": str(per_minute), "X-Rate-Limit-Remaining": "0"})
+    return ApiError(429, {}, headers=headers, text="Number of allowed API requests per minute exceeded")
 
 
 def not_found() -> ApiError:
@@ -107,7 +126,7 @@ def new_state(email: str, subdomain: str) -> dict[str, Any]:
         "idempotency": {},
         "deliveries": [],
         "requests": [],
-        "rate_limit": {"count": 0, "retry_after": 1},
+        "rate_limit": {"count": 0, "retry_after": 1, "per_minute": 0, "window": 60.0},
         "next_id": {"user": 10001, "ticket": 1, "comment": 50001, "audit": 70001, "trigger": 360001},
     }
     for name, mail, role in (
@@ -167,6 +186,7 @@ class ZendeskEmulator:
         self.state = new_state(email, subdomain)
         self.faults = Faults()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.calls: deque[float] = deque()  # when the calls of the current rate-limit window came
 
     # ---------------------------------------------------------------- plumbing
     def reset(self) -> None:
@@ -174,6 +194,7 @@ class ZendeskEmulator:
         self.state.clear()
         self.state.update(fresh)
         self.faults.update({})
+        self.calls.clear()
 
     def _authenticate(self, request: Request) -> dict[str, Any]:
         header = request.headers.get("authorization", "")
@@ -194,16 +215,21 @@ class ZendeskEmulator:
         limit = self.state["rate_limit"]
         if limit["count"] > 0:
             limit["count"] -= 1
-            retry_after = str(limit.get("retry_after", 1))
-            return ApiError(
-                429,
-                {
-                    "error": "APIRateLimitExceeded",
-                    "description": "Number of allowed API requests per minute exceeded",
-                },
-                headers={"Retry-After": retry_after},
-            )
+            return _too_many(limit.get("retry_after", 1))
+        if limit["per_minute"]:
+            moment, window = time.monotonic(), limit["window"]
+            while self.calls and self.calls[0] <= moment - window:
+                self.calls.popleft()
+            if len(self.calls) >= limit["per_minute"]:
+                return _too_many(max(1, math.ceil(self.calls[0] + window - moment)), limit["per_minute"])
+            self.calls.append(moment)
         return None
+
+    def _budget_headers(self) -> dict[str, str]:
+        per_minute = self.state["rate_limit"]["per_minute"]
+        if not per_minute:
+            return {}
+        return {"X-Rate-Limit": str(per_minute), "X-Rate-Limit-Remaining": str(max(0, per_minute - len(self.calls)))}
 
     def endpoint(self, handler: Any) -> Any:
         """Wrap an API handler: rate limit, authenticate, log, render ApiError."""
@@ -225,7 +251,8 @@ class ZendeskEmulator:
                 entry["user_id"] = actor["id"]
                 response: Response = await handler(request, actor)
             except ApiError as exc:
-                response = JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+                response = exc.response()
+            response.headers.update(self._budget_headers())
             entry["status"] = response.status_code
             return response
 
@@ -1007,9 +1034,12 @@ class ZendeskEmulator:
     async def control_rate_limit(self, request: Request) -> Response:
         data = json.loads(await request.body() or b"{}")
         self.state["rate_limit"] = {
-            "count": int(data.get("count", 1)),
+            "count": int(data.get("count", 0 if "per_minute" in data else 1)),
             "retry_after": data.get("retry_after", 1),
+            "per_minute": int(data.get("per_minute", 0)),
+            "window": float(data.get("window", 60.0)),
         }
+        self.calls.clear()
         return JSONResponse(self.state["rate_limit"])
 
     async def fault_error(self, request: Request, faults: Faults) -> Response:

@@ -372,6 +372,18 @@ def test_rate_limit_then_recovery(server: BackgroundServer, zd: httpx.Client) ->
     assert zd.get("/users/me.json").status_code == 200
 
 
+def test_per_minute_budget(server: BackgroundServer, zd: httpx.Client) -> None:
+    httpx.post(server.url + "/_emulator/rate_limit", json={"per_minute": 3, "window": 1}).raise_for_status()
+    remaining = [zd.get("/users/me.json").headers["x-rate-limit-remaining"] for _ in range(3)]
+    assert remaining == ["2", "1", "0"]
+    limited = zd.get("/users/me.json")
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "1"
+    assert limited.headers["x-rate-limit"] == "3" and limited.headers["content-type"].startswith("text/plain")
+    assert limited.text == "Number of allowed API requests per minute exceeded"
+    time.sleep(1.05)  # the window moves on
+    assert zd.get("/users/me.json").status_code == 200
+
+
 def test_injected_faults(server: BackgroundServer, zd: httpx.Client) -> None:
     httpx.post(server.url + "/_emulator/faults", json={"error_rate": 1.0, "status": 500, "count": 1})
     failed = zd.get("/users/me.json")
