@@ -310,7 +310,8 @@ class Bridge:
                 if user_id not in await self.im.member_ids(group_id):
                     await self.im.add_members(group_id, [user_id])
             steps.add("group")
-            await self.queue.checkpoint(job, done=sorted(steps))
+        # Also a check that this runner still holds the job: one that lost it stops here instead of greeting again.
+        await self.queue.checkpoint(job, done=sorted(steps))
         if "greeting" not in steps:
             # At least once: IM offers no way to see whether a system notification went out, and a customer who
             # never sees the greeting is worse off than one who sees it twice after a crash in this short window.

@@ -197,6 +197,7 @@ class Upstream:
     def __init__(self) -> None:
         self.keys_by_request: dict[str, set[str]] = {}
         self.tickets: set[str] = set()
+        self.notifications = Counter[str]()  # a step the upstream cannot deduplicate (IM's greeting)
         self.failing = False
 
     def create(self, request: str, idempotency_key: str) -> None:
@@ -205,9 +206,14 @@ class Upstream:
         self.keys_by_request.setdefault(request, set()).add(idempotency_key)
         self.tickets.add(idempotency_key)
 
+    def notify(self, request: str) -> None:
+        if self.failing:
+            raise RetriableError("upstream down", upstream="im")
+        self.notifications[request] += 1
+
 
 class QueueMachine(RuleBasedStateMachine):
-    """Requests are delivered and redelivered; workers claim, run, crash; the bridge restarts."""
+    """Requests are delivered and redelivered; workers claim, run, stall, crash; the bridge restarts."""
 
     url: str = ""
 
@@ -230,6 +236,10 @@ class QueueMachine(RuleBasedStateMachine):
             if job.key in self.finished:
                 self.reruns.append(job.key)  # recorded, not raised: the queue would treat a raise as a retry
             self.upstream.create(job.payload["request"], job.key)
+            if "notified" not in job.payload.get("done", []):
+                await queue.checkpoint(job, done=["created"])  # a runner that lost the job stops here
+                self.upstream.notify(job.payload["request"])
+                await queue.checkpoint(job, done=["created", "notified"])
             return {}
 
         queue.handler("create")(create)
@@ -265,6 +275,13 @@ class QueueMachine(RuleBasedStateMachine):
         except RetriableError:
             pass
 
+    @precondition(lambda self: self.in_flight)
+    @rule()
+    def stall(self) -> None:
+        """The process stops renewing leases for longer than a lease (a long pause) but lives on: its claimed jobs
+        can be taken by another runner, and it resumes them later."""
+        self.time += 61
+
     @rule()
     def restart(self) -> None:
         """Everything claimed by the old process is lost with it; a new process takes over after the leases."""
@@ -279,6 +296,10 @@ class QueueMachine(RuleBasedStateMachine):
     @invariant()
     def finished_jobs_never_run_again(self) -> None:
         assert self.reruns == []
+
+    @invariant()
+    def never_notified_twice(self) -> None:
+        assert all(count == 1 for count in self.upstream.notifications.values()), self.upstream.notifications
 
     @invariant()
     def at_most_one_create_per_request(self) -> None:
@@ -298,6 +319,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert set(jobs) == self.accepted
         assert all(job.status == "done" for job in jobs.values()), [j.public() for j in jobs.values()]
         assert set(self.upstream.keys_by_request) == self.accepted
+        assert set(self.upstream.notifications) == self.accepted
         self.run(self.db.close())
         self.loop.close()
 
