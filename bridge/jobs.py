@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import os
@@ -173,8 +174,8 @@ class JobQueue:
         once, before the grace that keeps the worker away from it has passed (never a retry before its time)."""
         earlier = aliased(Job)
         blocked = exists().where(
-            earlier.ordering_key == Job.ordering_key,
-            earlier.id < Job.id,
+            col(earlier.ordering_key) == col(Job.ordering_key),
+            col(earlier.id) < col(Job.id),
             col(earlier.status).in_(OPEN_STATUSES),
         )
         on_time = col(Job.next_attempt_at) <= moment
@@ -186,18 +187,18 @@ class JobQueue:
         )
         return and_(due, or_(col(Job.ordering_key).is_(None), ~blocked))
 
-    async def claim(self, limit: int = 10, job_id: int | None = None) -> list[Job]:
+    async def claim(self, limit: int = 10, job_id: int | None = None) -> builtins.list[Job]:
         """Take up to `limit` due jobs, or just `job_id` (the caller's own) if it is not behind another of its group."""
         moment = self.clock()
         own = job_id is not None
         async with self.db.session() as s:
             query = select(Job.id).where(self._claimable(moment, own)).order_by(col(Job.id)).limit(limit)
             if job_id is not None:
-                query = query.where(Job.id == job_id)
+                query = query.where(col(Job.id) == job_id)
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True, of=Job)  # type: ignore[arg-type]
-            candidates = list((await s.exec(query)).all())
-            claimed: list[Job] = []
+            candidates = [found for found in (await s.exec(query)).all() if found is not None]
+            claimed: builtins.list[int] = []
             for candidate in candidates:
                 token = uuid.uuid4().hex
                 result = await s.exec(  # type: ignore[call-overload]
@@ -215,8 +216,8 @@ class JobQueue:
                     claimed.append(candidate)
             if not claimed:
                 return []
-            query = select(Job).where(col(Job.id).in_(claimed)).order_by(col(Job.id))
-            return list((await s.exec(query.execution_options(populate_existing=True))).all())
+            jobs = select(Job).where(col(Job.id).in_(claimed)).order_by(col(Job.id))
+            return list((await s.exec(jobs.execution_options(populate_existing=True))).all())
 
     async def checkpoint(self, job: Job, **progress: Any) -> None:
         """Merge `progress` into the job's payload, so a later attempt skips the steps already done.
@@ -318,6 +319,13 @@ class JobQueue:
 
     # --- the worker -----------------------------------------------------------------------------------------------
 
+    def _ran(self, running: set[asyncio.Task[Job]]) -> Callable[[asyncio.Task[Job]], None]:
+        def done(task: asyncio.Task[Job]) -> None:
+            running.discard(task)
+            self.wakeup.set()  # a slot is free, and the group's next job may be due
+
+        return done
+
     async def work(self, concurrency: int = 20, idle: float = 0.5) -> None:
         """Run due jobs until cancelled."""
         running: set[asyncio.Task[Job]] = set()
@@ -333,7 +341,7 @@ class JobQueue:
             for job in jobs:
                 task = asyncio.create_task(self.run(job))
                 running.add(task)
-                task.add_done_callback(lambda t: (running.discard(t), self.wakeup.set()))
+                task.add_done_callback(self._ran(running))
             if not jobs:
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), idle)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.routing import Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from bridge.service import Bridge
@@ -56,7 +56,7 @@ class MetricsMiddleware:
         status = 500
         start = time.perf_counter()
 
-        async def send_wrapper(message: dict) -> None:  # type: ignore[type-arg]
+        async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from bridge import __version__
 from bridge.models import AssignmentBody, CreateTicketBody, GroupBody, MemberBody, SalesforceEvents, UserSigBody
 
-SIGNED = [{"signedCall": []}]
-SIGNED_OR_USER = [{"signedCall": []}, {"userSig": []}]
+SIGNED: list[dict[str, list[str]]] = [{"signedCall": []}]
+SIGNED_OR_USER: list[dict[str, list[str]]] = [{"signedCall": []}, {"userSig": []}]
 
 # (method, path, summary, request model, security, success status)
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[dict[str, list[str]]] | None, str]] = [

@@ -221,7 +221,7 @@ class Database:
         from sqlmodel import delete
 
         async with self.session() as s:
-            await s.exec(delete(SeenSignature).where(SeenSignature.expires_at < now()))  # type: ignore[call-overload]
+            await s.exec(delete(SeenSignature).where(col(SeenSignature.expires_at) < now()))  # type: ignore[call-overload]
             cutoff = now() - event_days * 86400
             # Finished jobs keep their keys (the deduplication of requests and events) for `event_days`.
             await s.exec(

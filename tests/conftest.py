@@ -23,11 +23,8 @@ from bridge.sandbox.im_emulator import create_app as create_im
 from bridge.sandbox.server import BackgroundServer
 from bridge.store import sync_url
 
-VECTORS = (
-    json.loads((Path(__file__).resolve().parents[2] / "shared" / "vectors" / "vectors.json").read_text())
-    if (Path(__file__).resolve().parents[2] / "shared" / "vectors" / "vectors.json").exists()
-    else None
-)
+VECTORS_FILE = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "vectors.json"
+VECTORS: Any = json.loads(VECTORS_FILE.read_text()) if VECTORS_FILE.exists() else None
 SDKAPPID = 1400000001
 IM_KEY = "im-test-key-" + "0" * 52
 CALLOUT_SECRET = "callout-secret-for-tests"
@@ -167,7 +164,7 @@ def im_call(
     server: BackgroundServer, command: str, body: dict[str, Any], service: str = "group_open_http_svc"
 ) -> dict[str, Any]:
     """One REST call to the IM emulator as the admin, the way Tencent's documentation shows it."""
-    params = {
+    params: dict[str, str | int] = {
         "sdkappid": SDKAPPID,
         "identifier": "administrator",
         "contenttype": "json",

@@ -28,6 +28,7 @@ def test_health_ready_metrics(bridge: BridgeClient, im_server) -> None:
 
 @pytest.mark.skipif(not PG_URL, reason="needs BRIDGE_TEST_DATABASE_URL")
 def test_readyz_503_when_database_is_gone(bridge_factory: BridgeFactory) -> None:
+    assert PG_URL
     url = make_url(PG_URL)
     reset_postgres(PG_URL)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)

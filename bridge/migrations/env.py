@@ -11,6 +11,7 @@ MIGRATION_LOCK = 7_244_351_001
 
 def run() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "bridge.migrations sets sqlalchemy.url before running Alembic"
     engine = create_engine(url)
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":

@@ -72,6 +72,8 @@ class RoutingSession(requests.Session):
         return url
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if isinstance(method, bytes):
+            method = method.decode()
         if isinstance(url, bytes):
             url = url.decode()
         kwargs.setdefault("timeout", self.timeout)
