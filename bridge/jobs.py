@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, update
+from sqlalchemy import Executable, and_, exists, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select
@@ -192,49 +192,59 @@ class JobQueue:
         moment = self.clock()
         own = job_id is not None
         async with self.db.session() as s:
-            query = select(Job.id).where(self._claimable(moment, own)).order_by(col(Job.id)).limit(limit)
             if job_id is not None:
-                query = query.where(col(Job.id) == job_id)
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True, of=Job)  # type: ignore[arg-type]
-            candidates = [found for found in (await s.exec(query)).all() if found is not None]
-            claimed: builtins.list[int] = []
+                candidates = [job_id]  # the compare-and-set below is the whole check
+            else:
+                query = select(Job.id).where(self._claimable(moment)).order_by(col(Job.id)).limit(limit)
+                if not self.db.is_sqlite:
+                    query = query.with_for_update(skip_locked=True, of=Job)  # type: ignore[arg-type]
+                candidates = [found for found in (await s.exec(query)).all() if found is not None]
+            claimed: builtins.list[Job] = []
             for candidate in candidates:
-                token = uuid.uuid4().hex
                 result = await s.exec(  # type: ignore[call-overload]
                     update(Job)
                     .where(col(Job.id) == candidate, self._claimable(moment, own))
                     .values(
                         status="running",
                         lease_until=moment + self.lease_seconds,
-                        lease_token=token,
+                        lease_token=uuid.uuid4().hex,
                         attempts=Job.attempts + 1,
                         updated_at=moment,
                     )
+                    .returning(Job)
                 )
-                if result.rowcount == 1:
-                    claimed.append(candidate)
-            if not claimed:
-                return []
-            jobs = select(Job).where(col(Job.id).in_(claimed)).order_by(col(Job.id))
-            return list((await s.exec(jobs.execution_options(populate_existing=True))).all())
+                claimed += result.scalars().all()
+            return claimed
 
-    async def checkpoint(self, job: Job, **progress: Any) -> None:
-        """Merge `progress` into the job's payload, so a later attempt skips the steps already done.
+    async def checkpoint(self, job: Job, *also: Executable, **progress: Any) -> None:
+        """Merge `progress` into the job's payload, so a later attempt skips the steps already done; `also` are
+        statements recording the same step elsewhere (a link), committed with it or not at all.
 
         Raises LeaseLost when another runner holds the job now: its progress must not be overwritten."""
         payload_json = json.dumps({**job.payload, **progress})
-        if not await self._write_leased(job, payload_json=payload_json, updated_at=self.clock()):
-            raise LeaseLost(f"job {job.id} was taken by another runner")
+        async with self.db.session() as s:
+            for statement in also:
+                await s.exec(statement)  # type: ignore[call-overload]
+            result = await s.exec(  # type: ignore[call-overload]
+                update(Job)
+                .where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token)
+                .values(payload_json=payload_json, updated_at=self.clock())
+            )
+            if result.rowcount != 1:
+                raise LeaseLost(f"job {job.id} was taken by another runner")  # rolls back `also` too
         job.payload_json = payload_json
 
     async def _write_leased(self, job: Job, **values: Any) -> bool:
-        """Update the job while `job`'s lease token is still the stored one; False when it is not."""
+        """Update the job (and `job` with it) while its lease token is still the stored one; False when it is not."""
         async with self.db.session() as s:
             result = await s.exec(  # type: ignore[call-overload]
                 update(Job).where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token).values(**values)
             )
-        return bool(result.rowcount == 1)
+        if result.rowcount != 1:
+            return False
+        for name, value in values.items():
+            setattr(job, name, value)
+        return True
 
     async def _run_leased(self, job: Job, handler: Handler) -> dict[str, Any] | None:
         """Run the handler, renewing the job's lease every third of it; stop it if the lease is lost."""
@@ -260,6 +270,7 @@ class JobQueue:
         `permanent_status` is "failed" when the job runs inline and its caller is told of a permanent failure."""
         handler = self.handlers.get(job.kind)
         crash_point("claimed", job.kind)
+        recorded = False
         try:
             if handler is None:
                 raise PermanentError(f"no handler for job kind {job.kind!r}", upstream="bridge")
@@ -267,18 +278,19 @@ class JobQueue:
         except LeaseLost as exc:
             log.warning("%s; this runner stops", exc)
         except RetriableError as exc:
-            await self._retry_later(job, str(exc), exc.retry_after)
+            recorded = await self._retry_later(job, str(exc), exc.retry_after)
         except BridgeError as exc:  # PermanentError and bad input: retrying cannot help
-            await self._finish(job, permanent_status, error=str(exc), result=exc.body())
+            recorded = await self._finish(job, permanent_status, error=str(exc), result=exc.body())
         except Exception as exc:  # an unexpected bug: keep the job, retry it on the schedule, log once
             log.exception("job %s (%s) raised", job.id, job.kind)
-            await self._retry_later(job, f"{type(exc).__name__}: {exc}", None)
+            recorded = await self._retry_later(job, f"{type(exc).__name__}: {exc}", None)
         else:
             crash_point("ran", job.kind)
-            await self._finish(job, "done", result=result or {})
+            recorded = await self._finish(job, "done", result=result or {})
             crash_point("finished", job.kind)
-        stored = await self.get(job.id or 0)
-        return stored or job
+        if recorded:
+            return job  # as just written
+        return await self.get(job.id or 0) or job  # another runner has it: as it stands
 
     def delay_for(self, attempts: int, retry_after: float | None) -> float | None:
         """Seconds until the next attempt after `attempts` failures; None when the schedule is exhausted."""
@@ -290,20 +302,19 @@ class JobQueue:
             delay = max(delay, retry_after * min(self.retry_scale, 1.0))
         return delay
 
-    async def _retry_later(self, job: Job, error: str, retry_after: float | None) -> None:
+    async def _retry_later(self, job: Job, error: str, retry_after: float | None) -> bool:
         delay = self.delay_for(job.attempts, retry_after)
         if delay is None:
-            await self._finish(job, "dead", error=error)
-            return
+            return await self._finish(job, "dead", error=error)
         moment = self.clock()
-        await self._write_leased(
+        return await self._write_leased(
             job, status="pending", next_attempt_at=moment + delay, lease_until=None, last_error=error, updated_at=moment
         )
 
     async def _finish(
         self, job: Job, status: str, error: str | None = None, result: dict[str, Any] | None = None
-    ) -> None:
-        await self._write_leased(
+    ) -> bool:
+        recorded = await self._write_leased(
             job,
             status=status,
             lease_until=None,
@@ -312,6 +323,7 @@ class JobQueue:
             updated_at=self.clock(),
         )
         self.wakeup.set()
+        return recorded
 
     async def cancel(self, job: Job, error: str) -> None:
         """Give up a claimed job whose caller was told it failed: failed, not dead, never run again."""

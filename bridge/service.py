@@ -16,7 +16,7 @@ from typing import Any
 from bridge import transcript
 from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError
-from bridge.im import GroupExists, GroupNotFound, IMClient
+from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient
 from bridge.jobs import JobQueue, crash_point
 from bridge.store import Database, Job, Link
 from connectors.base import Connector, NewTicket, TicketStatus
@@ -209,7 +209,8 @@ class Bridge:
                 await self.im.system_notification(group_id, SOLVED_NOTICE)
         if not wanted and current and state == "open":
             await self.im.system_notification(group_id, WAITING_NOTICE)
-        await self.db.update_link(group_id, agents=sorted(wanted), state=state)
+        if (sorted(wanted), state) != (link.agents, link.state):
+            await self.db.update_link(group_id, agents=sorted(wanted), state=state)
         return {"joined": joined, "left": left, "state": state}
 
     # --- opening a ticket ---------------------------------------------------------------------------------------
@@ -250,17 +251,15 @@ class Bridge:
             ticket_id = await self._create_with_patience(connector, ticket, first_attempt=job.attempts <= 1)
             crash_point("ticket_created", job.kind)
             group_id = connector.group_id(ticket_id)
-            await self.db.save_link(
-                Link(
-                    provider=provider,
-                    ticket_id=ticket_id,
-                    group_id=group_id,
-                    requester_id=request["userId"],
-                    subject=info["subject"],
-                    state="pending",
-                )
+            link = Link(
+                provider=provider,
+                ticket_id=ticket_id,
+                group_id=group_id,
+                requester_id=request["userId"],
+                subject=info["subject"],
+                state="pending",
             )
-            await self.queue.checkpoint(job, ticketId=ticket_id, groupId=group_id)
+            await self.queue.checkpoint(job, self.db.insert_link(link), ticketId=ticket_id, groupId=group_id)
             payload = job.payload
         ticket_id, group_id, user_id = payload["ticketId"], payload["groupId"], request["userId"]
         ids = {"provider": provider, "ticketId": ticket_id, "groupId": group_id}
@@ -269,7 +268,6 @@ class Bridge:
         except RetriableError as exc:
             exc.details.update(ids)
             raise
-        await self.db.update_link(group_id, state="open")
         # An owner given while the group was being opened (assignment rules, triggers) is applied now; if that
         # fails, a queued convergence does it later rather than failing a ticket that is otherwise open.
         try:
@@ -300,24 +298,28 @@ class Bridge:
                 delay = min(delay * 2, 5.0)
 
     async def _open_group(self, job: Job, group_id: str, user_id: str, info: dict[str, Any]) -> None:
+        """Group, greeting, then the link marked open, each recorded once done so a retry skips it."""
         steps = set(job.payload.get("done", []))
         if "group" not in steps:
             await self.im.import_account(user_id, nick=info.get("name"))
             try:
                 await self.im.create_group(group_id, info["subject"], members=[user_id])
-            except GroupExists:
-                # A retried create after a lost answer meets 10025: the group is ours; make sure the customer is in.
+            except (GroupExists, GroupIdTaken):
+                # A retried create after a lost answer meets 10025 (10021 when IM does not count the admin as the
+                # owner of a group created without one): the ID is this ticket's own, so the group is ours; make
+                # sure the customer is in.
                 if user_id not in await self.im.member_ids(group_id):
                     await self.im.add_members(group_id, [user_id])
             steps.add("group")
-        # Also a check that this runner still holds the job: one that lost it stops here instead of greeting again.
-        await self.queue.checkpoint(job, done=sorted(steps))
         if "greeting" not in steps:
-            # At least once: IM offers no way to see whether a system notification went out, and a customer who
-            # never sees the greeting is worse off than one who sees it twice after a crash in this short window.
+            # Recorded first, which also checks this runner still holds the job: one that lost it stops here
+            # rather than greet again. At least once: IM offers no way to see whether a system notification went
+            # out, and a customer who never sees the greeting is worse off than one who sees it twice after a crash
+            # in the moment between IM's answer and the record below.
+            await self.queue.checkpoint(job, done=sorted(steps))
             await self.im.system_notification(group_id, self.settings.bridge_greeting)
             steps.add("greeting")
-            await self.queue.checkpoint(job, done=sorted(steps))
+        await self.queue.checkpoint(job, self.db.change_link(group_id, state="open"), done=sorted(steps))
 
 
 def _is_user(owner_id: str) -> bool:

@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Column, Text, UniqueConstraint, event, text
+from sqlalchemy import Column, Executable, Text, UniqueConstraint, event, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -181,29 +183,25 @@ class Database:
         async with self.session() as s:
             return (await s.exec(select(Link).where(Link.provider == provider, Link.ticket_id == ticket_id))).first()
 
-    async def save_link(self, link: Link) -> Link:
-        """Insert the link, or return the one already stored for the same group."""
-        try:
-            async with self.session() as s:
-                s.add(link)
-            return link
-        except IntegrityError:
-            existing = await self.link_by_group(link.group_id)
-            if existing is None:
-                raise
-            return existing
+    def insert_link(self, link: Link) -> Executable:
+        """The statement storing `link`, doing nothing when its ticket or group already has one."""
+        insert = sqlite_insert if self.is_sqlite else postgresql_insert
+        values = link.model_dump(exclude={"id"})
+        return insert(Link).values(**values).on_conflict_do_nothing()
+
+    @staticmethod
+    def change_link(group_id: str, *, agents: list[str] | None = None, state: str | None = None) -> Executable:
+        """The statement setting a link's agents and/or state."""
+        values: dict[str, Any] = {"updated_at": now()}
+        if agents is not None:
+            values["agents_json"] = json.dumps(sorted(set(agents)))
+        if state is not None:
+            values["state"] = state
+        return update(Link).where(col(Link.group_id) == group_id).values(**values)
 
     async def update_link(self, group_id: str, *, agents: list[str] | None = None, state: str | None = None) -> None:
         async with self.session() as s:
-            link = (await s.exec(select(Link).where(Link.group_id == group_id))).first()
-            if link is None:
-                return
-            if agents is not None:
-                link.agents = agents
-            if state is not None:
-                link.state = state
-            link.updated_at = now()
-            s.add(link)
+            await s.exec(self.change_link(group_id, agents=agents, state=state))  # type: ignore[call-overload]
 
     # --- replay and deduplication -------------------------------------------------------------------------------
 

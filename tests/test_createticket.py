@@ -11,6 +11,7 @@ from tests.conftest import (
     BridgeClient,
     BridgeFactory,
     helpdesk_settings,
+    im_call,
     im_state,
     members_of,
     set_faults,
@@ -177,6 +178,25 @@ def test_im_down_answers_202_then_finishes(helpdesk_bridge: BridgeClient, im_ser
     while helpdesk_bridge.get(f"/links/{group_id.replace('#', '%23')}").json()["state"] != "open":
         assert time.time() < deadline
         time.sleep(0.1)
+
+
+def test_retried_group_create_meeting_10021_finishes_the_group(
+    helpdesk_bridge: BridgeClient, im_server, zd_server
+) -> None:
+    """The first create went through but its answer was lost; IM answers the retry 10021 (the admin is not the owner
+    of a group created without one). The group is this ticket's own: the customer is checked in, greeted once."""
+    ticket_id = emulator_state(zd_server)["next_id"]["ticket"]
+    group_id = f"ZENDESK#{ticket_id}"
+    im_call(im_server, "account_import", {"UserID": "user11"}, service="im_open_login_svc")
+    im_call(im_server, "create_group", {"Type": "Public", "GroupId": group_id, "Name": "Lost answer"})
+    set_faults(im_server, error_rate=1.0, code=10021, count=1, paths=["/v4/group_open_http_svc/create_group"])
+    r = helpdesk_bridge.post("/zendesk/createticket", {"userId": "user11", "caseInfo": {"subject": "Lost answer"}})
+    assert r.status_code == 201, r.text
+    assert r.json()["groupId"] == group_id
+    assert members_of(im_server, group_id) == {"user11"}
+    assert [n["Content"] for n in im_state(im_server)["notifications"][group_id]] == [
+        "We're assigning an agent to your subject, please wait..."
+    ]
 
 
 def test_long_subject_is_cut_for_the_group_name(helpdesk_bridge: BridgeClient, im_server) -> None:

@@ -74,6 +74,26 @@ async def test_injected_internal_error_and_outage_are_retriable(im: IMClient, im
     set_faults(im_server)
 
 
+@pytest.mark.parametrize(
+    ("code", "retriable"),
+    [(10002, True), (10006, True), (60007, True), (60008, True), (70500, True), (80002, False), (10024, False)],
+)
+async def test_error_codes_retried_only_where_tencent_says_so(
+    im: IMClient, im_server: BackgroundServer, code: int, retriable: bool
+) -> None:
+    """10006 (group service frequency limit) and 60008 (service timeout) are worth a retry; 80002 (body over 8 KB)
+    and 10024 (already handled) never succeed on a retry."""
+    await im.create_group("G-codes", "Codes", members=[])
+    set_faults(im_server, error_rate=1.0, code=code, paths=["/v4/group_open_http_svc/send_group_system_notification"])
+    try:
+        with pytest.raises((IMError, IMRetriableError)) as info:
+            await im.system_notification("G-codes", "hello")
+    finally:
+        set_faults(im_server)
+    assert info.value.upstream_code == code
+    assert isinstance(info.value, IMRetriableError) == retriable
+
+
 async def test_timeout_is_retriable(im_server: BackgroundServer) -> None:
     client = IMClient(im_server.url, SDKAPPID, IM_KEY, timeout=0.2)
     set_faults(im_server, latency=0.5)

@@ -1,11 +1,11 @@
 """Fault injection shared by the emulators: error rate, latency, outage, set over HTTP by tests.
 
 `POST /_emulator/faults` with `{"error_rate": 0.3, "latency": 0.05, "outage": false, "status": 503,
-"paths": ["/v4/group_open_http_svc/"], "count": 2}` replaces the faults in force (every field optional; `{}`
-clears all). `paths` limits the faults
-to request paths that start with one of the prefixes; `count` limits how many injected errors are served before the
-faults clear themselves. Each emulator decides what an injected error looks like (IM: HTTP 200 with an ErrorCode;
-helpdesks: an HTTP 5xx), through the `error` callback.
+"paths": ["/v4/group_open_http_svc/"], "count": 2, "code": 10006}` replaces the faults in force (every field
+optional; `{}` clears all). `paths` limits the faults to request paths that start with one of the prefixes; `count`
+limits how many injected errors are served before the faults clear themselves; `code` is the error code an emulator
+with codes answers (IM: its `ErrorCode`). Each emulator decides what an injected error looks like (IM: HTTP 200 with
+an ErrorCode; helpdesks: an HTTP 5xx), through the `error` callback.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class Faults:
     status: int = 503
     paths: list[str] = field(default_factory=list)
     count: int | None = None
+    code: int | None = None  # the error code an emulator with codes (IM) answers; its internal error by default
     injected: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
@@ -43,6 +44,7 @@ class Faults:
         self.status = int(data.get("status", 503))
         self.paths = list(data.get("paths", []))
         self.count = data.get("count")
+        self.code = data.get("code")
         self.injected = 0
         if "seed" in data:
             self.rng.seed(data["seed"])
@@ -66,6 +68,7 @@ class Faults:
             "status": self.status,
             "paths": self.paths,
             "count": self.count,
+            "code": self.code,
             "injected": self.injected,
         }
 

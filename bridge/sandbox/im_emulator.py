@@ -52,6 +52,7 @@ ERRORS: dict[int, str] = {
     # 60007 is what the common error table documents for "REST API call frequency exceeds the limit"; 60011 is the
     # whole-SDKAppID limit, 60018/60019 are generic "too frequent"; 20003 is not a rate limit at all.
     60007: "REST API call frequency exceeds the limit, please reduce the request rate",
+    60008: "service timeout or request format error, please check and try again",
     60009: "request resource error, please check the request URL",
     60010: "the request requires app administrator permissions",
     60012: "the REST API requires an SDKAppID, please check the SDKAppID in the request URL",
@@ -66,14 +67,19 @@ ERRORS: dict[int, str] = {
     10003: "invalid command word in the request",
     10004: "invalid parameter, please check the request according to the error description",
     10005: "too many accounts in the request body",
+    10006: "operation frequency limit, please reduce the call frequency",
     10007: "insufficient permissions for this operation",
     10010: "the group does not exist or has been dismissed",
     10014: "the group is full",
     10015: "invalid group ID, please check that the group ID is correct",
     10017: "cannot send the message because the sender is muted",
     10019: "the requested UserID does not exist",
+    10021: "the group ID has already been used, please choose another group ID",
     10023: "message frequency limit exceeded, please lengthen the interval between messages",
+    10024: "this invitation or application has already been handled",
     10025: "the group ID has already been used, and the operator is its owner",
+    10037: "the number of groups a single user can create and join exceeds the limit",
+    80002: "the message body is too long: at most 8 KB",
 }
 GROUP_SVC, LOGIN_SVC = "group_open_http_svc", "im_open_login_svc"
 INTERNAL_ERROR = {GROUP_SVC: 10002, LOGIN_SVC: 70500}
@@ -789,7 +795,7 @@ class Emulator:
             )
         parts = request.url.path.split("/")
         service = parts[2] if len(parts) > 2 else ""
-        code = INTERNAL_ERROR.get(service, 10002)
+        code = faults.code or INTERNAL_ERROR.get(service, 10002)
         self.state.requests.append(
             {
                 "Time": time.time(),
@@ -802,7 +808,7 @@ class Emulator:
                 "Injected": True,
             }
         )
-        return answer(code=code, info=ERRORS[code])
+        return answer(code=code, info=ERRORS.get(code, "injected error"))
 
     async def control_state(self, request: Request) -> Response:
         return JSONResponse(self.state.dump())
