@@ -23,6 +23,7 @@ from TLSSigAPIv2 import TLSSigAPIv2
 from bridge.errors import SignatureError
 
 WINDOW_SECONDS = 300
+MAX_USERSIG_JSON = 4096  # bytes a UserSig may inflate to; real ones are a few hundred
 TIMESTAMP_HEADER = "X-Bridge-Timestamp"
 SIGNATURE_HEADER = "X-Bridge-Signature"
 
@@ -32,8 +33,16 @@ def _now(now: float | None) -> float:
 
 
 def _check_window(timestamp: float, now: float | None, what: str) -> None:
-    if abs(_now(now) - timestamp) > WINDOW_SECONDS:
+    # Whole seconds on both sides: a timestamp exactly WINDOW_SECONDS old is still inside.
+    if abs(int(_now(now)) - int(timestamp)) > WINDOW_SECONDS:
         raise SignatureError(f"{what} is more than {WINDOW_SECONDS} s away from the bridge's clock; sign it again")
+
+
+def _unix_seconds(value: str, what: str) -> int:
+    """Whole unix seconds from a header or query value; ASCII digits only, and no longer than any real clock."""
+    if not (value.isascii() and value.isdigit() and len(value) <= 12):
+        raise SignatureError(f"{what} must be whole unix seconds")
+    return int(value)
 
 
 # --- signed calls -------------------------------------------------------------------------------------------------
@@ -60,9 +69,7 @@ def verify_signed_call(
 ) -> None:
     if not timestamp or not signature:
         raise SignatureError(f"this call must be signed: send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}")
-    if not timestamp.isdigit():
-        raise SignatureError(f"{TIMESTAMP_HEADER} must be whole unix seconds")
-    _check_window(int(timestamp), now, TIMESTAMP_HEADER)
+    _check_window(_unix_seconds(timestamp, TIMESTAMP_HEADER), now, TIMESTAMP_HEADER)
     expected = call_signature(secret, timestamp, method, target, body)
     if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
         raise SignatureError(
@@ -92,13 +99,17 @@ def decode_usersig(usersig: str) -> dict[str, object]:
     """The JSON inside a UserSig; SignatureError when it is not one."""
     try:
         raw = usersig.strip().replace("*", "+").replace("-", "/").replace("_", "=")
-        fields = json.loads(zlib.decompress(base64.b64decode(raw, validate=True)))
+        inflate = zlib.decompressobj()
+        content = inflate.decompress(base64.b64decode(raw, validate=True), MAX_USERSIG_JSON)
+        if inflate.unconsumed_tail:  # a real UserSig inflates to a few hundred bytes: refuse a zip bomb
+            raise ValueError("too large")
+        fields = json.loads(content)
         if not isinstance(fields, dict):
             raise ValueError("not an object")
         int(fields["TLS.time"]), int(fields["TLS.expire"]), int(fields["TLS.sdkappid"])
         str(fields["TLS.identifier"]), str(fields["TLS.sig"])
         return fields
-    except (ValueError, TypeError, KeyError, zlib.error, UnicodeError):
+    except (ValueError, TypeError, KeyError, zlib.error, UnicodeError, RecursionError):
         raise SignatureError("the UserSig is malformed") from None
 
 
@@ -152,8 +163,6 @@ def im_callback_sign(token: str, request_time: str) -> str:
 def verify_im_callback(token: str, sign: str | None, request_time: str | None, now: float | None = None) -> None:
     if not sign or not request_time:
         raise SignatureError("IM callbacks must carry Sign and RequestTime (callback authentication is on)")
-    if not request_time.isdigit():
-        raise SignatureError("RequestTime must be unix seconds")
-    _check_window(int(request_time), now, "RequestTime")
+    _check_window(_unix_seconds(request_time, "RequestTime"), now, "RequestTime")
     if not hmac.compare_digest(im_callback_sign(token, request_time), sign.strip().lower()):
         raise SignatureError("Sign does not match IM_CALLBACK_TOKEN")

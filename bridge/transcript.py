@@ -34,7 +34,7 @@ def _custom(content: dict[str, Any]) -> str:
     data = _text(content.get("Data"))
     try:
         decoded = json.loads(data) if data.startswith("{") else None
-    except ValueError:
+    except (ValueError, RecursionError):
         decoded = None
     if isinstance(decoded, dict) and isinstance(decoded.get("text"), str):
         return str(decoded["text"])  # TUIKit-style custom messages carry their words in "text"

@@ -49,7 +49,7 @@ def parse_json(body: bytes) -> Any:
         raise BadRequest("the body must be a JSON object", code="invalid_json")
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
         raise BadRequest("the body is not valid UTF-8 JSON", code="invalid_json") from None
 
 
@@ -57,7 +57,7 @@ def peek_json(body: bytes) -> dict[str, Any]:
     """The body as a JSON object when it is one, else {}: for reading who claims to call before authenticating."""
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

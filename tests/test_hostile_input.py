@@ -1,0 +1,78 @@
+"""Input built to break parsers, over HTTP: every answer is a 4xx with the JSON error body, never a 500."""
+
+from __future__ import annotations
+
+import base64
+import zlib
+
+import pytest
+
+from bridge import auth
+from tests.conftest import BridgeClient
+from tests.test_im_callbacks import TOKEN, callback, cb_bridge, message  # noqa: F401  (cb_bridge is a fixture)
+
+DEEP = b"[" * 30_000 + b"]" * 30_000  # 60 KB: under the size limit, far deeper than Python's recursion limit
+HUGE_NUMBER = "9" * 400
+
+
+def assert_json_error(r, status: int) -> None:  # type: ignore[no-untyped-def]
+    assert r.status_code == status, r.text
+    assert set(r.json()["error"]) >= {"code", "message"}
+
+
+@pytest.mark.parametrize("path", ["/createticket", "/joingroup", "/salesforce/events", "/usersig"])
+def test_deeply_nested_json_is_400(bridge: BridgeClient, path: str) -> None:
+    assert_json_error(bridge.post(path, DEEP), 400)
+    assert bridge.http.get("/healthz").status_code == 200  # and the connection is still good
+
+
+def test_deeply_nested_json_without_auth_is_refused_cleanly(bridge: BridgeClient) -> None:
+    r = bridge.http.post("/createticket", content=DEEP, headers={"Content-Type": "application/json"})
+    assert r.status_code in (400, 401) and "error" in r.json()
+
+
+@pytest.mark.parametrize("timestamp", [HUGE_NUMBER, "9" * 5000, "１２３", "²"])
+def test_absurd_signed_call_timestamps_are_401(bridge: BridgeClient, timestamp: str) -> None:
+    headers = {"X-Bridge-Timestamp": timestamp.encode()}  # bytes: httpx sends non-ASCII values only so
+    r = bridge.post("/joingroup", {"groupId": "G", "userId": "a"}, headers=headers)  # type: ignore[dict-item]
+    assert_json_error(r, 401)
+
+
+def test_usersig_that_inflates_without_end_is_401(bridge: BridgeClient) -> None:
+    bomb = base64.b64encode(zlib.compress(b"{" + b" " * 5_000_000 + b"}")).decode()
+    body = {"userId": "user1", "caseInfo": {"subject": "Zip"}}
+    r = bridge.http.post("/createticket", json=body, headers={"Authorization": f"UserSig {bomb}"})
+    assert_json_error(r, 401)
+    assert "malformed" in r.json()["error"]["message"]
+
+
+def test_deeply_nested_usersig_is_401(bridge: BridgeClient) -> None:
+    nested = base64.b64encode(zlib.compress(b"[" * 2000 + b"]" * 2000)).decode()
+    r = bridge.http.post(
+        "/createticket",
+        json={"userId": "u", "caseInfo": {"subject": "s"}},
+        headers={"Authorization": f"UserSig {nested}"},
+    )
+    assert_json_error(r, 401)
+
+
+def test_absurd_callback_request_time_is_refused(cb_bridge: BridgeClient) -> None:  # noqa: F811
+    query = {"RequestTime": HUGE_NUMBER, "Sign": auth.im_callback_sign(TOKEN, HUGE_NUMBER)}
+    r = callback(cb_bridge, message("G1", "user1"), params=query)
+    assert_json_error(r, 401)
+
+
+def test_deeply_nested_callback_is_400(cb_bridge: BridgeClient) -> None:  # noqa: F811
+    assert_json_error(callback(cb_bridge, None, raw=DEEP), 400)
+
+
+def test_signature_exactly_at_the_window_edge_is_accepted() -> None:
+    body, now = b"{}", 1_764_158_400.9  # a fractional clock must not push a 300 s old call outside
+    headers = auth.signed_call_headers("s", "POST", "/joingroup", body, now=now - 300)
+    auth.verify_signed_call(
+        "s", headers[auth.TIMESTAMP_HEADER], headers[auth.SIGNATURE_HEADER], "POST", "/joingroup", body, now=now
+    )
+    with pytest.raises(auth.SignatureError):
+        auth.verify_signed_call(
+            "s", headers[auth.TIMESTAMP_HEADER], headers[auth.SIGNATURE_HEADER], "POST", "/joingroup", body, now=now + 1
+        )
