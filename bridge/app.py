@@ -13,11 +13,12 @@ import anyio
 from aiolimiter import AsyncLimiter
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from bridge.config import Settings
 from bridge.errors import BridgeError
@@ -52,6 +53,19 @@ class RateLimited:
                 return await attr(*args, **kwargs)
 
         return limited
+
+
+class JSONCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling, with a refused preflight in the bridge's JSON error shape instead of plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        reason = bytes(response.body).decode()  # "Disallowed CORS origin, headers"
+        message = f"{reason}: this origin, method or header is not allowed (BRIDGE_ALLOWED_ORIGINS)"
+        cors_headers = {k: v for k, v in response.headers.items() if k.lower().startswith(("access-control", "vary"))}
+        return JSONResponse({"error": {"code": "cors_refused", "message": message}}, 400, headers=cors_headers)
 
 
 def build_connectors(settings: Settings, limiter: anyio.CapacityLimiter) -> dict[str, Connector]:
@@ -129,7 +143,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
     if settings.bridge_allowed_origins:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                JSONCORSMiddleware,
                 allow_origins=settings.bridge_allowed_origins,
                 allow_methods=["GET", "POST"],
                 allow_headers=[

@@ -58,6 +58,8 @@ def test_salesforce_case_group(helpdesk_bridge: BridgeClient, im_server, sf_serv
     assert r.status_code == 201, r.text
     case_id = r.json()["ticketId"]
     assert len(case_id) == 18 and case_id.startswith("500") and r.json()["groupId"] == case_id
+    for short in (f"/links/{case_id[:15]}", f"/links?provider=salesforce&ticketId={case_id[:15]}"):
+        assert helpdesk_bridge.get(short).json()["groupId"] == case_id  # the 15-character form finds it too
     case = sf_admin.case(case_id)
     assert (case["Subject"], case["Description"], case["SuppliedName"], case["SuppliedEmail"], case["Origin"]) == (
         "Printer on fire",

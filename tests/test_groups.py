@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bridge import ids
 from tests.conftest import BridgeClient, im_call, im_state, make_group, members_of, set_faults
 
 AGENT15, AGENT18 = "0055g00000XyZab", "0055g00000XyZabAAF"
@@ -158,3 +159,9 @@ def test_usersig_endpoint(bridge: BridgeClient) -> None:
     assert body["userId"] == "cust-7" and body["sdkAppId"] == SDKAPPID
     assert auth.verify_usersig(SDKAPPID, IM_KEY, "cust-7", body["userSig"]) == pytest.approx(body["expiresAt"], abs=2)
     assert bridge.post("/usersig", {"userId": "cust-7", "expireSeconds": 0}).status_code == 400
+
+
+def test_salesforce_events_need_salesforce_configured(bridge: BridgeClient) -> None:
+    event = {"type": "deleted", "caseId": ids.to_18("5005g0000000006")}
+    r = bridge.post("/salesforce/events", {"events": [event]})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_connector", r.text

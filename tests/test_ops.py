@@ -90,6 +90,8 @@ def test_cors(bridge_factory: BridgeFactory) -> None:
         "/createticket", headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"}
     )
     assert "access-control-allow-origin" not in denied.headers
+    assert denied.status_code == 400 and denied.json()["error"]["code"] == "cors_refused"
+    assert "origin" in denied.json()["error"]["message"]
 
 
 def test_no_secret_in_error_bodies(bridge: BridgeClient) -> None:

@@ -21,6 +21,7 @@ async def salesforce_events(request: Request) -> JSONResponse:
     await check_signed(request, body)
     data = validate(SalesforceEvents, parse_json(body))
     bridge = bridge_of(request)
+    bridge.connector("salesforce")  # 404 when Salesforce is not configured: nothing could apply these events
     for event in data.events:
         kind = "delete_group" if event.type == "deleted" else "converge"
         await bridge.queue.enqueue(

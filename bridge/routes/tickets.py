@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bridge import ids
 from bridge.errors import BadRequest, Conflict, NotFound
 from bridge.models import CreateTicketBody
 from bridge.routes import (
@@ -65,7 +66,7 @@ async def create_ticket(request: Request) -> JSONResponse:
 
 async def link_by_group(request: Request) -> JSONResponse:
     await check_signed(request, await raw_body(request))
-    group_id = request.path_params["group_id"]
+    group_id = ids.normalize(request.path_params["group_id"])  # a 15-character Case Id finds its group too
     link = await bridge_of(request).db.link_by_group(group_id)
     if link is None:
         raise NotFound(f"no link for group {group_id!r}", code="link_not_found")
@@ -78,7 +79,7 @@ async def link_by_ticket(request: Request) -> JSONResponse:
     ticket_id = request.query_params.get("ticketId")
     if not provider or not ticket_id:
         raise BadRequest("give both provider and ticketId query parameters", code="invalid_request")
-    link = await bridge_of(request).db.link_by_ticket(provider, ticket_id)
+    link = await bridge_of(request).db.link_by_ticket(provider, ids.normalize(ticket_id))
     if link is None:
         raise NotFound(f"no link for {provider} ticket {ticket_id!r}", code="link_not_found")
     return ok(link.public())
