@@ -151,6 +151,7 @@ class SalesforceConnector:
                 "read the Case", lambda sf: _sobject(sf, "Case").get(case_id, params={"fields": CASE_FIELDS})
             )
         except NotFound:
+            await self._confirm_deleted(case_id)
             return TicketState(ticket_id=case_id, agent_id=None, status=TicketStatus.DELETED)
         raw_status = str(case.get("Status") or "")
         if case.get("IsDeleted"):
@@ -161,6 +162,26 @@ class SalesforceConnector:
             status = TicketStatus.OPEN
         owner = case.get("OwnerId") or ""
         return TicketState(ticket_id=case_id, agent_id=self.agent_id(owner), status=status, raw_status=raw_status)
+
+    async def _confirm_deleted(self, case_id: str) -> None:
+        """A 404 is also what a wrong SALESFORCE_API_VERSION gets, and a deleted Case dismisses its group: only the
+        recycle bin (queryAll shows IsDeleted), or no trace of the Id at all, counts as deleted."""
+        soql = f"SELECT Id, IsDeleted FROM Case WHERE Id = '{case_id}'"  # case_id is a checked 18-character Id
+        try:
+            found = await self._run(
+                "look for the Case in the recycle bin", lambda sf: sf.query_all(soql, include_deleted=True)
+            )
+        except NotFound:
+            raise PermanentError(
+                "Salesforce answers 404 to its own API: check SALESFORCE_API_VERSION and SALESFORCE_LOGIN_URL",
+                upstream=UPSTREAM,
+            ) from None
+        records = found.get("records") or []
+        if records and not records[0].get("IsDeleted"):
+            raise PermanentError(
+                f"Salesforce answered 404 for Case {case_id}, which exists: can the integration user see it?",
+                upstream=UPSTREAM,
+            )
 
     async def add_comment(self, comment: Comment) -> str:
         case_id = canonical_id(comment.ticket_id, "500")

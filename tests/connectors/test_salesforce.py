@@ -18,7 +18,7 @@ from bridge.sandbox.server import BackgroundServer, free_port
 from connectors.base import Author, Comment, Connector, NewTicket, TicketStatus
 from connectors.salesforce import SalesforceConnector
 from connectors.salesforce.transport import RoutingSession, login_domain
-from tests.conftest import rsa_key_pair
+from tests.conftest import rsa_key_pair, set_faults
 
 USERNAME = "integration@example.com"
 PASSWORD = "Pa55word-for-tests"
@@ -362,6 +362,21 @@ async def test_deleted_and_unknown_cases_are_deleted(emulator: BackgroundServer)
     assert (await sf.get_ticket("ZENDESK#1")).status is TicketStatus.DELETED
     with pytest.raises(NotFound):
         await sf.add_comment(Comment(case_id, "too late", Author.AGENT, "005", key="k"))
+    await sf.close()
+
+
+async def test_a_404_for_a_case_that_exists_is_not_a_deletion(emulator: BackgroundServer) -> None:
+    """A wrong API version or a Case the user cannot see also answers 404: the recycle bin decides."""
+    sf = connector_for(emulator.url)
+    case_id = await sf.create_ticket(TICKET)
+    set_faults(emulator, error_rate=1.0, status=404, count=1, paths=["/services/data/"])  # the read, not the query
+    with pytest.raises(PermanentError, match="which exists"):
+        await sf.get_ticket(case_id)
+    set_faults(emulator, error_rate=1.0, status=404, paths=["/services/data/"])
+    with pytest.raises(PermanentError, match="SALESFORCE_API_VERSION"):
+        await sf.get_ticket(case_id)
+    set_faults(emulator)
+    assert (await sf.get_ticket(case_id)).status is TicketStatus.OPEN
     await sf.close()
 
 
