@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,10 +15,20 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from bridge import auth
-from bridge.config import PLACEHOLDER_SECRETS, ConfigError, Settings, base_url, load_settings
-from bridge.migrations import SchemaError, prepare_database
+from bridge.config import (
+    PLACEHOLDER_SECRETS,
+    ConfigError,
+    Settings,
+    base_url,
+    config_error,
+    database_url,
+    load_settings,
+)
+from bridge.migrations import SchemaError, current_revision, head_revision, prepare_database
 from connectors.base import ConnectorLoadError, load_connector_classes
 
 
@@ -34,6 +45,31 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
     bridge_database_url: str = Settings.model_fields["bridge_database_url"].default
 
+    @field_validator("bridge_database_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return database_url(value)
+
+
+def _database_url() -> str:
+    try:
+        return DatabaseSettings().bridge_database_url
+    except ValidationError as exc:
+        raise config_error(exc) from None
+
+
+def _reach_database(url: str) -> str | None:
+    """The schema revision; a database that does not answer stops the command with one line, not a traceback."""
+    try:
+        return current_revision(url)
+    except OperationalError as exc:  # refused, unknown host, wrong credentials, a SQLite file that cannot be opened
+        parsed = make_url(url)
+        reason = str(exc.orig or exc).splitlines()[0]
+        if parsed.password:  # drivers are not known to echo it; make sure
+            reason = reason.replace(parsed.password, "***")
+        where = parsed.render_as_string(hide_password=True)
+        raise ConfigError(f"BRIDGE_DATABASE_URL ({where}): the database cannot be reached: {reason}") from None
+
 
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -49,7 +85,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     load_connector_classes()  # a broken plugin stops the start here, with its name, not in the middle of startup
-    prepare_database(settings.bridge_database_url)  # likewise an outdated schema
+    _reach_database(settings.bridge_database_url)  # likewise a database that does not answer
+    prepare_database(settings.bridge_database_url)  # and an outdated schema
     configure_logging()
     uvicorn.run(
         create_app(settings), host=settings.bridge_host, port=settings.bridge_port, log_level="info", proxy_headers=True
@@ -64,8 +101,18 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_usersig(args: argparse.Namespace) -> int:
+    from bridge.models import UserSigBody
+    from bridge.routes import describe
+
+    try:
+        user_id = UserSigBody(userId=args.userid).userId  # POST /usersig's rule and Id normalisation
+    except ValidationError as exc:
+        print(f"helpdesk-bridge: {describe(exc)}", file=sys.stderr)
+        return 2
+    if user_id != args.userid:
+        print(f"helpdesk-bridge: signed for {user_id}, the form the bridge uses for {args.userid}", file=sys.stderr)
     settings = load_settings()
-    print(auth.gen_usersig(settings.im_sdkappid, settings.im_secret_key.get_secret_value(), args.userid, args.expire))
+    print(auth.gen_usersig(settings.im_sdkappid, settings.im_secret_key.get_secret_value(), user_id, args.expire))
     return 0
 
 
@@ -74,7 +121,11 @@ def cmd_sign(args: argparse.Namespace) -> int:
         secret = SigningSettings().bridge_callout_secret.get_secret_value()  # type: ignore[call-arg]
     except Exception:
         raise ConfigError("BRIDGE_CALLOUT_SECRET is required to sign calls") from None
-    body = Path(args.file).read_bytes() if args.file and args.file != "-" else sys.stdin.buffer.read()
+    try:
+        body = Path(args.file).read_bytes() if args.file and args.file != "-" else sys.stdin.buffer.read()
+    except OSError as exc:
+        print(f"helpdesk-bridge: cannot read {args.file}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return 2
     for name, value in auth.signed_call_headers(secret, args.method, args.target, body).items():
         print(f"{name}: {value}")
     return 0
@@ -83,7 +134,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from bridge import migrations
 
-    url = DatabaseSettings().bridge_database_url
+    url = _database_url()
+    _reach_database(url)
     migrations.upgrade(url)
     print(f"database schema at {migrations.current_revision(url)}")
     return 0
@@ -131,7 +183,14 @@ async def _jobs(args: argparse.Namespace, database_url: str) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    return asyncio.run(_jobs(args, DatabaseSettings().bridge_database_url))
+    url = _database_url()
+    current, head = _reach_database(url), head_revision(url)
+    if current != head:  # say so, rather than fail on a missing table or column
+        raise SchemaError(
+            f"the database schema is {'missing' if current is None else f'at {current}'}, this bridge needs {head}: "
+            "run `helpdesk-bridge db upgrade`"
+        )
+    return asyncio.run(_jobs(args, url))
 
 
 async def _check(settings: Settings) -> int:
@@ -189,12 +248,7 @@ def _zendesk_settings() -> Settings:
     try:
         values = ZendeskAdminSettings()  # type: ignore[call-arg]
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc']).upper()} "
-            f"{'is required' if e['type'] == 'missing' else e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ]
-        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+        raise config_error(exc) from None
     secret = values.zendesk_webhook_secret
     if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
         raise ConfigError("ZENDESK_WEBHOOK_SECRET is a placeholder value; set a real secret")
@@ -273,7 +327,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away (`| head`) shows up here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # Python's recipe: stdout to devnull so the flush at exit cannot fail again, then stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ConfigError, ConnectorLoadError, SchemaError) as exc:
         print(f"helpdesk-bridge: {exc}", file=sys.stderr)
         return 2

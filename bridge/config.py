@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_GREETING = "We're assigning an agent to your subject, please wait..."
 # Values people paste from examples; refused as secrets outside the sandbox.
@@ -23,7 +26,19 @@ def base_url(name: str, value: str | None) -> str | None:
     value = value.strip().rstrip("/")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        # Not echoed whole: a URL can carry a password.
+        raise ValueError(f"must be an http:// or https:// URL with a host (this one's scheme: {parts.scheme!r})")
+    return value
+
+
+def database_url(value: str) -> str:
+    # Never echo the value: it may carry the database password.
+    try:
+        backend = make_url(value).get_backend_name()
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ValueError("is not a database URL: use sqlite:///PATH or postgresql+psycopg://...") from None
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"names the {backend!r} backend: use sqlite:///PATH or postgresql+psycopg://...")
     return value
 
 
@@ -101,14 +116,23 @@ class Settings(BaseSettings):
     @classmethod
     def _admin(cls, value: str) -> str:
         if not value or len(value.encode()) > 32:
-            raise ValueError("IM_ADMIN_USERID must be 1 to 32 bytes")
+            raise ValueError("must be 1 to 32 bytes")
         return value
 
     @field_validator("bridge_database_url")
     @classmethod
     def _database(cls, value: str) -> str:
-        if not value.startswith(("sqlite", "postgresql")):
-            raise ValueError("BRIDGE_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL")
+        return database_url(value)
+
+    @field_validator("salesforce_private_key_file")
+    @classmethod
+    def _key_file(cls, value: str | None) -> str | None:
+        # Read now so a wrong path stops the start, not the first Salesforce login; the content is not shown.
+        if value is not None:
+            try:
+                Path(value).read_bytes()
+            except OSError as exc:
+                raise ValueError(f"cannot be read: {value}: {exc.strerror or type(exc).__name__}") from None
         return value
 
     @model_validator(mode="after")
@@ -170,11 +194,16 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]).upper()
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "missing":
-                message = "is required"
-            problems.append(f"{name} {message}" if name else message)
-        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+        raise config_error(exc) from None
+
+
+def config_error(exc: ValidationError) -> ConfigError:
+    """One ConfigError naming each variable that failed validation."""
+    problems = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]).upper()
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            message = "is required"
+        problems.append(f"{name} {message}" if name else message)
+    return ConfigError("invalid configuration: " + "; ".join(problems))

@@ -11,21 +11,33 @@ from pathlib import Path
 import pytest
 
 from bridge import auth
+from bridge.ids import normalize
 from bridge.jobs import JobQueue
 from bridge.store import Database
 from tests.conftest import IM_KEY, SDKAPPID
 
 
-def run(args: list[str], env: dict[str, str], cwd: Path, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+def run(
+    args: list[str], env: dict[str, str], cwd: Path, stdin: bytes = b"", stdout: int = subprocess.PIPE
+) -> subprocess.CompletedProcess[bytes]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("IM_", "BRIDGE_", "ZENDESK_", "SALESFORCE_"))}
     return subprocess.run(
         [sys.executable, "-m", "bridge.cli", *args],
         cwd=cwd,
         env={**base, **env},
         input=stdin,
-        capture_output=True,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
         timeout=60,
     )
+
+
+def one_line_error(result: subprocess.CompletedProcess[bytes]) -> str:
+    """The command failed with status 2 and one line on stderr, not a traceback."""
+    error = result.stderr.decode()
+    assert result.returncode == 2, error
+    assert error.startswith("helpdesk-bridge: ") and error.count("\n") == 1, error
+    return error
 
 
 def test_sign_prints_verifiable_headers(tmp_path: Path) -> None:
@@ -58,10 +70,24 @@ def test_sign_without_secret_names_it(tmp_path: Path) -> None:
     assert result.returncode == 2 and b"BRIDGE_CALLOUT_SECRET" in result.stderr
 
 
+def test_sign_a_missing_file_names_it(tmp_path: Path) -> None:
+    result = run(["sign", "nonexist.json"], {"BRIDGE_CALLOUT_SECRET": "s3cret-x"}, tmp_path)
+    assert "nonexist.json" in one_line_error(result) and not result.stdout
+
+
 def test_usersig(tmp_path: Path) -> None:
     result = run(["usersig", "cust-9"], {"IM_SDKAPPID": str(SDKAPPID), "IM_SECRET_KEY": IM_KEY}, tmp_path)
     assert result.returncode == 0, result.stderr
     auth.verify_usersig(SDKAPPID, IM_KEY, "cust-9", result.stdout.decode().strip())
+
+
+def test_usersig_follows_the_api_on_user_ids(tmp_path: Path) -> None:
+    env = {"IM_SDKAPPID": str(SDKAPPID), "IM_SECRET_KEY": IM_KEY}
+    refused = run(["usersig", "bad id!"], env, tmp_path)
+    assert "userId" in one_line_error(refused) and not refused.stdout
+    short = run(["usersig", "005000000000001"], env, tmp_path)  # a 15-character Salesforce user Id
+    assert short.returncode == 0, short.stderr
+    auth.verify_usersig(SDKAPPID, IM_KEY, normalize("005000000000001"), short.stdout.decode().strip())
 
 
 def test_db_upgrade_and_jobs(tmp_path: Path) -> None:
@@ -105,3 +131,32 @@ def test_serve_refuses_an_outdated_schema(tmp_path: Path) -> None:
     result = run(["serve"], env, tmp_path)
     assert result.returncode == 2
     assert b"run `helpdesk-bridge db upgrade`" in result.stderr and b"Traceback" not in result.stderr
+
+
+UNREACHABLE = "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/test"  # nothing listens on port 1
+
+
+@pytest.mark.parametrize("args", [["serve"], ["db", "upgrade"], ["jobs", "list"], ["jobs", "retry", "1"]])
+def test_an_unreachable_database_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    for url in (UNREACHABLE, f"sqlite:///{tmp_path}/no-such-folder/b.db"):
+        env = {"IM_SDKAPPID": str(SDKAPPID), "IM_SECRET_KEY": IM_KEY, "BRIDGE_DATABASE_URL": url}
+        error = one_line_error(run(args, env, tmp_path))
+        assert "BRIDGE_DATABASE_URL" in error and "cannot be reached" in error and "hunter2" not in error
+
+
+@pytest.mark.parametrize("args", [["jobs", "list"], ["jobs", "retry", "--all-dead"]])
+def test_jobs_without_the_schema_asks_for_an_upgrade(tmp_path: Path, args: list[str]) -> None:
+    env = {"BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path}/empty.db"}
+    assert "run `helpdesk-bridge db upgrade`" in one_line_error(run(args, env, tmp_path))
+
+
+def test_a_reader_that_goes_away_ends_quietly(tmp_path: Path) -> None:
+    env = {"BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path}/b.db"}
+    assert run(["db", "upgrade"], env, tmp_path).returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `| head -1` leaves it once head has its line
+    try:
+        result = run(["jobs", "list"], env, tmp_path, stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1 and result.stderr == b""

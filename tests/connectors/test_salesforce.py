@@ -271,13 +271,17 @@ async def test_jwt_with_the_wrong_key_is_permanent(emulator: BackgroundServer, t
     with pytest.raises(PermanentError, match="invalid_grant") as caught:
         await sf.check()
     assert "SALESFORCE_PRIVATE_KEY_FILE" in caught.value.message
+    # Settings refuse a key file that is missing at start; one removed later (a rotation gone wrong) is reported.
+    vanishing = tmp_path / "vanishing.pem"
+    vanishing.write_bytes(key_file.read_bytes())
     missing = connector_for(
         emulator.url,
         salesforce_password="unused",
         salesforce_security_token=None,
         salesforce_consumer_key=CONSUMER_KEY,
-        salesforce_private_key_file=str(tmp_path / "nope"),
+        salesforce_private_key_file=str(vanishing),
     )
+    vanishing.unlink()
     with pytest.raises(PermanentError, match="cannot be read"):
         await missing.check()
 
