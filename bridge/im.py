@@ -30,6 +30,7 @@ DELETE_MEMBER_BATCH = 100
 
 # Member results of add_group_member.
 MEMBER_FAILED, MEMBER_ADDED, MEMBER_ALREADY, MEMBER_PENDING = 0, 1, 2, 3
+ALREADY_MEMBER = 10013  # "the invited user is already a member", documented as a whole-call error too
 
 
 class IMError(PermanentError):
@@ -236,7 +237,12 @@ class IMClient:
             body: dict[str, Any] = {"GroupId": group_id, "MemberList": [{"Member_Account": u} for u in batch]}
             if silence:
                 body["Silence"] = 1
-            answer = await self.call("group_open_http_svc", "add_group_member", body)
+            try:
+                answer = await self.call("group_open_http_svc", "add_group_member", body)
+            except IMError as exc:
+                if exc.upstream_code != ALREADY_MEMBER or len(batch) != 1:
+                    raise
+                answer = {"MemberList": [{"Member_Account": batch[0], "Result": MEMBER_ALREADY}]}
             for member in answer.get("MemberList") or []:
                 results[member["Member_Account"]] = int(member.get("Result", MEMBER_FAILED))
         # Only 1 and 2 leave the account in the group; 0 failed, 3 waits for an approval that never comes for the

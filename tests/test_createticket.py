@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from bridge import ids
 from tests.conftest import (
     BridgeClient,
     BridgeFactory,
@@ -86,6 +87,21 @@ def test_end_user_usersig_auth(helpdesk_bridge: BridgeClient) -> None:
         "/zendesk/createticket", content=b"{oops", headers={"Authorization": "UserSig nope"}
     )
     assert garbage.status_code == 401
+
+
+def test_usersig_of_either_form_of_a_salesforce_user_id(helpdesk_bridge: BridgeClient, im_server) -> None:
+    """The IM account of a 15-character Salesforce Id is its 18-character form: a UserSig for either is accepted."""
+    short = "0055g00000XyZab"
+    full = ids.to_18(short)
+    for n, signed_for in enumerate((short, full)):
+        body = {"userId": short, "caseInfo": {"subject": f"Either {n}"}}
+        headers = {"Authorization": f"UserSig {helpdesk_bridge.usersig(signed_for)}"}
+        r = helpdesk_bridge.http.post("/zendesk/createticket", json=body, headers=headers)
+        assert r.status_code == 201, r.text
+        assert members_of(im_server, r.json()["groupId"]) == {full}
+    other = {"Authorization": f"UserSig {helpdesk_bridge.usersig(ids.to_18('0055g00000XyZac'))}"}
+    body = {"userId": short, "caseInfo": {"subject": "Not mine"}}
+    assert helpdesk_bridge.http.post("/zendesk/createticket", json=body, headers=other).status_code == 401
 
 
 def test_default_connector(bridge_factory: BridgeFactory, zd_server, sf_server) -> None:

@@ -28,6 +28,14 @@ def test_join_imports_account_and_adds(bridge: BridgeClient, im_server) -> None:
     assert members_of(im_server, "G-join") == {"cust1", AGENT18}
 
 
+def test_already_a_member_as_an_error_code_is_success(bridge: BridgeClient, im_server) -> None:
+    """IM documents 10013 ("already a member") as a whole-call error as well as a per-member Result of 2."""
+    make_group(im_server, "G-10013", "cust1")
+    set_faults(im_server, error_rate=1.0, code=10013, count=1, paths=["/v4/group_open_http_svc/add_group_member"])
+    r = bridge.post("/joingroup", {"groupId": "G-10013", "userId": AGENT18})
+    assert r.status_code == 200, r.text
+
+
 def test_leave_and_leave_again(bridge: BridgeClient, im_server) -> None:
     make_group(im_server, "G-leave", "cust1", AGENT18)
     assert bridge.post("/leavegroup", {"groupId": "G-leave", "userId": AGENT15}).status_code == 200

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from bridge import auth
+from bridge import auth, ids
 from bridge.errors import BadRequest, PayloadTooLarge, SignatureError
 from bridge.service import Bridge
 
@@ -128,6 +128,8 @@ async def check_signed_or_user(request: Request, body: bytes, user_id: str | Non
         return
     if not user_id:
         raise SignatureError("a UserSig authenticates the userId named in the body; userId is missing")
+    if auth.decode_usersig(usersig)["TLS.identifier"] == ids.normalize(user_id):
+        user_id = ids.normalize(user_id)  # a 15-character Salesforce Id is its 18-character IM account's user
     auth.verify_usersig(settings.im_sdkappid, settings.im_secret_key.get_secret_value(), user_id, usersig)
 
 
