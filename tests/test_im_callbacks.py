@@ -373,9 +373,9 @@ def test_other_commands_unlinked_groups_and_bad_bodies(cb_bridge: BridgeClient) 
     assert callback(cb_bridge, {k: v for k, v in message(group, "cust1").items() if k != "MsgBody"}).json() == IM_OK
     assert callback(cb_bridge, {"CallbackCommand": AFTER_SEND}).json() == IM_OK
     assert jobs(cb_bridge, "sync_message") == []
-    for raw in (b"not json", b"[]", b"\xff"):
+    for raw in (b"not json", b"[]", b"\xff"):  # authenticated, nothing to do: OK, as the contract says "always"
         r = callback(cb_bridge, None, raw=raw)
-        assert r.status_code == 400 and set(r.json()["error"]) == {"code", "message"}, raw
+        assert (r.status_code, r.json()) == (200, IM_OK), raw
 
 
 def test_without_a_token_no_sign_is_needed(

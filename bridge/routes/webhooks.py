@@ -7,6 +7,7 @@ run by the worker. A duplicate delivery is answered 2xx and queues nothing.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from typing import Any
 
@@ -17,6 +18,8 @@ from starlette.routing import Route
 from bridge import auth
 from bridge.errors import BadRequest, SignatureError
 from bridge.routes import IM_OK, bridge_of, ok, parse_json, raw_body
+
+log = logging.getLogger(__name__)
 
 ZENDESK_SIGNATURE = "X-Zendesk-Webhook-Signature"
 ZENDESK_TIMESTAMP = "X-Zendesk-Webhook-Signature-Timestamp"
@@ -114,9 +117,15 @@ async def im_callback(request: Request) -> JSONResponse:
         )
     if query.get("SdkAppid") != str(settings.im_sdkappid):
         raise SignatureError("SdkAppid is missing or is not this bridge's IM_SDKAPPID", code="wrong_sdkappid")
-    data = parse_json(body)
+    try:
+        data = parse_json(body)
+    except BadRequest:
+        data = None
     if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object", code="invalid_json")
+        # The contract: callbacks always get OK. An authenticated one with a body that is not a JSON object carries
+        # nothing to do; say so in the log, not to IM.
+        log.warning("IM callback with a body that is not a JSON object: ignored")
+        return ok(IM_OK)
     command = data.get("CallbackCommand") or query.get("CallbackCommand")
     if command != AFTER_SEND_MSG:
         return ok(IM_OK)
