@@ -3,7 +3,7 @@
 #   1. every .cls and .trigger parses with the Apex grammar of @apexdevtools/apex-parser (fails on a syntax error,
 #      printing file:line:column);
 #   2. every metadata XML file is well-formed;
-#   3. the Apex signature test still holds the known-answer vectors of shared/vectors/vectors.json;
+#   3. the Apex signature test still holds the known-answer vectors of tests/vectors/vectors.json;
 #   4. PMD's Apex rules through the Salesforce Code Analyzer v4 (npm @salesforce/sfdx-scanner, its bundled PMD 7,
 #      Java 17): fails only on high-severity (normalized severity 1) findings; the others are listed.
 # Apex itself cannot be compiled or run here: that needs an org (see apex/README.md, "Verify").
@@ -50,13 +50,9 @@ print(f"xml: {len(files)} files checked, {bad} malformed")
 sys.exit(1 if bad else 0)
 PY
 
-echo "== apex-check: signature vectors shared with the Python tests"
-vectors=""
-for candidate in "$repo/../shared/vectors/vectors.json" "/work/shared/vectors/vectors.json"; do
-    if [ -f "$candidate" ]; then vectors="$candidate"; break; fi
-done
-if [ -n "$vectors" ]; then
-    node - "$vectors" "$apex/force-app/main/default/classes/HelpdeskBridgeSignerTest.cls" <<'JS'
+echo "== apex-check: signature vectors of tests/vectors (the Python tests reproduce them too)"
+vectors="$repo/tests/vectors/vectors.json"
+node - "$vectors" "$apex/force-app/main/default/classes/HelpdeskBridgeSignerTest.cls" <<'JS'
 const fs = require("fs");
 const [vectorsPath, testPath] = process.argv.slice(2);
 const v = JSON.parse(fs.readFileSync(vectorsPath, "utf8")).signed_call;
@@ -76,9 +72,6 @@ for (const [name, text] of missing) console.log(`${testPath}: vector ${name} ${t
 console.log(`vectors: ${Object.keys(wanted).length - missing.length}/${Object.keys(wanted).length} signed_call values present`);
 process.exit(missing.length ? 1 : 0);
 JS
-else
-    echo "vectors: shared/vectors/vectors.json not found next to the repo; skipped"
-fi
 
 if [ "${APEX_CHECK_PMD:-1}" = "0" ]; then
     echo "== apex-check: PMD skipped (APEX_CHECK_PMD=0)"

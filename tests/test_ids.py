@@ -12,7 +12,6 @@ from tests.conftest import VECTORS
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
-@pytest.mark.skipif(VECTORS is None, reason="no shared vectors")
 def test_vectors() -> None:
     for case in VECTORS["salesforce_ids"]:
         assert ids.to_18(case["id15"]) == case["id18"]

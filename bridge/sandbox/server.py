@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; other systems start higher
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port free now, below the ephemeral range: the kernel gives ephemeral ports to outgoing connections, so one
+    of those can take a server's port while it restarts ("address already in use" for a killed-and-restarted bridge).
+    """
+    low = _ephemeral_low()
+    for _ in range(50):
+        port = random.randrange(10000, low) if low > 11000 else 0
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise OSError(f"no free port on {host} below {low}")
 
 
 @dataclass

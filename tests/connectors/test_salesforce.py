@@ -18,15 +18,14 @@ from bridge.sandbox.server import BackgroundServer, free_port
 from connectors.base import Author, Comment, Connector, NewTicket, TicketStatus
 from connectors.salesforce import SalesforceConnector
 from connectors.salesforce.transport import RoutingSession, login_domain
-from tests.conftest import rsa_key_pair, set_faults
+from tests.conftest import VECTORS, rsa_key_pair, set_faults
 
 USERNAME = "integration@example.com"
 PASSWORD = "Pa55word-for-tests"
 TOKEN = "SecTok3nForTests"
 CONSUMER_KEY = "3MVG9-consumer-key"
 CONSUMER_SECRET = "consumer-secret-for-tests"
-VECTORS_FILE = Path("/work/shared/vectors/vectors.json")
-VECTORS = json.loads(VECTORS_FILE.read_text())["salesforce_ids"] if VECTORS_FILE.exists() else []
+SALESFORCE_IDS = VECTORS["salesforce_ids"]
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +131,7 @@ def test_satisfies_the_protocol() -> None:
     assert isinstance(connector_for("https://login.salesforce.com"), Connector)
 
 
-@pytest.mark.parametrize("vector", VECTORS, ids=lambda v: v["id15"])
+@pytest.mark.parametrize("vector", SALESFORCE_IDS, ids=lambda v: v["id15"])
 def test_id_helpers_follow_the_vectors(vector: dict[str, str]) -> None:
     sf = connector_for("https://login.salesforce.com")
     id15, id18 = vector["id15"], vector["id18"]

@@ -9,7 +9,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -30,11 +29,11 @@ from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.client import zenpy_host
 from connectors.zendesk.session import BaseUrlSession, parse_retry_after
 from connectors.zendesk.setup import setup, teardown
+from tests.conftest import VECTORS
 
 EMAIL = "admin@example.com"
 TOKEN = "connector-test-token-1234"
 ALICE, BOB = 10002, 10003
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "vectors.json"
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
@@ -363,7 +362,7 @@ def zendesk_signature(secret: str, timestamp: str, body: str) -> str:
 
 
 def test_zendesk_webhook_vector() -> None:
-    vector = json.loads(VECTORS.read_text())["zendesk_webhook"]
+    vector = VECTORS["zendesk_webhook"]
     assert (
         zendesk_signature(vector["secret"], vector["X-Zendesk-Webhook-Signature-Timestamp"], vector["body"])
         == vector["X-Zendesk-Webhook-Signature"]

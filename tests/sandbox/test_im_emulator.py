@@ -6,7 +6,6 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,13 +19,13 @@ from TLSSigAPIv2 import TLSSigAPIv2
 from bridge.sandbox.im_emulator import create_app
 from bridge.sandbox.im_usersig import verify_usersig
 from bridge.sandbox.server import BackgroundServer
+from tests.conftest import VECTORS
 
 SDKAPPID = 1400000001
 KEY = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 ADMIN = "administrator"
 GROUP = "group_open_http_svc"
 LOGIN = "im_open_login_svc"
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "vectors.json"
 
 
 def sig(identifier: str = ADMIN, expire: int = 3600, sdkappid: int = SDKAPPID, key: str = KEY) -> str:
@@ -617,9 +616,8 @@ def test_state_dump_send_and_reset(im: IM, server: BackgroundServer) -> None:
     assert server.app.state.im is before and before.groups == {} and list(before.accounts) == [ADMIN]
 
 
-@pytest.mark.skipif(not VECTORS.exists(), reason="shared vectors not present")
 def test_usersig_known_answer_vectors() -> None:
-    vectors = json.loads(VECTORS.read_text())["usersig"]
+    vectors = VECTORS["usersig"]
     expected = {"identifier mismatch": 70013, "expired": 70001, "malformed": 70003}
     for case in vectors["cases"]:
         code = verify_usersig(

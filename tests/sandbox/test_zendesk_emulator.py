@@ -9,7 +9,6 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,11 +20,11 @@ from starlette.routing import Route
 
 from bridge.sandbox.server import BackgroundServer
 from bridge.sandbox.zendesk_emulator import create_app
+from tests.conftest import VECTORS
 
 EMAIL = "admin@example.com"
 TOKEN = "emulator-test-token"
 AUTH = (f"{EMAIL}/token", TOKEN)
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "vectors.json"
 ALICE, BOB = 10002, 10003
 
 
@@ -284,7 +283,7 @@ def test_trigger_crud(zd: httpx.Client) -> None:
 
 
 def test_zendesk_webhook_vector() -> None:
-    vector = json.loads(VECTORS.read_text())["zendesk_webhook"]
+    vector = VECTORS["zendesk_webhook"]
     assert (
         zendesk_signature(vector["secret"], vector["X-Zendesk-Webhook-Signature-Timestamp"], vector["body"])
         == vector["X-Zendesk-Webhook-Signature"]
