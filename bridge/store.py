@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Column, Executable, Text, UniqueConstraint, event, text, update
+from sqlalchemy import Column, Executable, Index, Text, UniqueConstraint, event, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -75,6 +75,8 @@ class SeenSignature(SQLModel, table=True):
 
 class Job(SQLModel, table=True):
     """Durable work: see bridge/jobs.py."""
+
+    __table_args__ = (Index("ix_job_claim", "status", "next_attempt_at"),)  # the worker's claim query
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=64)
