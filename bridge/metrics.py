@@ -28,12 +28,21 @@ class Metrics:
         self.oldest_pending = Gauge(
             "bridge_jobs_oldest_pending_seconds", "Age of the oldest pending job", registry=self.registry
         )
+        self.db_transactions = Counter(
+            "bridge_db_transactions", "Database transactions committed", registry=self.registry
+        )
+        self._db_commits_seen = 0
 
     async def refresh(self, bridge: Bridge) -> None:
         stats = await bridge.queue.stats()
         for status in JOB_STATUSES:
             self.jobs.labels(status).set(stats["counts"].get(status, 0))
         self.oldest_pending.set(stats["oldest_pending_age"])
+        # The database counts its own commits (it knows nothing of metrics); the counter catches up when scraped
+        # (from zero again if the app was started anew with a fresh database).
+        commits = bridge.db.commits
+        self.db_transactions.inc(max(commits - self._db_commits_seen, 0))
+        self._db_commits_seen = commits
 
 
 class MetricsMiddleware:

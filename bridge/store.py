@@ -153,6 +153,7 @@ class Database:
         # and SQLite's sleeping busy handler (which backs off up to 100 ms a try). Units of work are short and never
         # wait on an upstream, so a turn is brief.
         self._turn = asyncio.Lock() if self.is_sqlite else None
+        self.commits = 0  # units of work committed, for /metrics (bridge_db_transactions_total)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -160,6 +161,7 @@ class Database:
             try:
                 yield session
                 await session.commit()
+                self.commits += 1
             except BaseException:
                 await session.rollback()
                 raise

@@ -26,6 +26,22 @@ def test_health_ready_metrics(bridge: BridgeClient, im_server) -> None:
     assert "bridge_jobs_oldest_pending_seconds" in text
 
 
+def db_transactions(bridge: BridgeClient) -> float:
+    text = bridge.http.get("/metrics").text
+    values = [line.split()[1] for line in text.splitlines() if line.startswith("bridge_db_transactions_total ")]
+    assert len(values) == 1, "bridge_db_transactions_total is not on /metrics"
+    return float(values[0])
+
+
+def test_metrics_count_committed_database_transactions(bridge: BridgeClient, im_server) -> None:
+    make_group(im_server, "G-tx", "cust1")
+    before = db_transactions(bridge)
+    for agent in ("agent1", "agent2", "agent3"):
+        assert bridge.post("/joingroup", {"groupId": "G-tx", "userId": agent}).status_code == 200
+    # Each join is stored as a job before it is answered: at least one committed transaction apiece.
+    assert db_transactions(bridge) >= before + 3
+
+
 @pytest.mark.skipif(not PG_URL, reason="needs BRIDGE_TEST_DATABASE_URL")
 def test_readyz_503_when_database_is_gone(bridge_factory: BridgeFactory) -> None:
     assert PG_URL
