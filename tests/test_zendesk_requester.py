@@ -92,3 +92,23 @@ def test_the_customers_chat_is_the_end_users_comments(
     )
     assert user(zd_admin, written["author_id"])["role"] == "end-user"
     assert written["author_id"] not in zd_admin.agents and written["author_id"] != alice(zd_admin)["id"]
+
+
+def test_a_user_id_that_is_an_agents_external_id_is_refused(
+    helpdesk_bridge: BridgeClient, zd_admin: ZendeskAdmin
+) -> None:
+    """Agents often carry an external_id (single sign-on): a customer with that userId must not become the agent."""
+    agent = alice(zd_admin)
+    assert zd_admin.http.put(f"/users/{agent['id']}.json", json={"user": {"external_id": "emp-7"}}).status_code == 200
+    agent = alice(zd_admin)
+    r = create_as_customer(helpdesk_bridge, "emp-7", email="someone@example.com")
+    assert r.status_code == 502, r.text
+    error = r.json()["error"]
+    assert (error["code"], error["upstream"], error["upstreamCode"]) == (
+        "upstream_error",
+        "zendesk",
+        "requester_conflict",
+    )
+    assert "emp-7" in error["message"]
+    assert alice(zd_admin) == agent
+    assert httpx.get(zd_admin.server.url + "/_emulator/state").json()["tickets"] == {}
