@@ -247,6 +247,8 @@ class Bridge:
                 name=info.get("name"),
                 email=info.get("email"),
                 request_key=payload["requestKey"],
+                # Only a signed call is trusted to name the requester by email; an end user's email is just data.
+                requester_by_email=payload.get("caller") in ("app", "callout"),
             )
             ticket_id = await self._create_with_patience(connector, ticket, first_attempt=job.attempts <= 1)
             crash_point("ticket_created", job.kind)

@@ -26,7 +26,11 @@ ENTRY_POINT_GROUP = "helpdesk_bridge.connectors"
 
 @dataclass(frozen=True)
 class NewTicket:
-    """What a customer app asks for. `request_key` is stable across retries of the same request."""
+    """What a customer app asks for. `request_key` is stable across retries of the same request.
+
+    `email` is what the customer typed: a connector may store it, but never lets it pick who the requester is,
+    unless `requester_by_email` says a trusted backend (a signed call) vouches for it.
+    """
 
     user_id: str
     subject: str
@@ -34,6 +38,7 @@ class NewTicket:
     name: str | None = None
     email: str | None = None
     request_key: str | None = None
+    requester_by_email: bool = False
 
 
 class TicketStatus(StrEnum):

@@ -242,9 +242,10 @@ def test_own_helpdesk_budget_keeps_a_burst_under_zendesks_limit(
     bridge_factory: BridgeFactory, zd_server, im_server, own_limit: int
 ) -> None:
     """ZENDESK_RATE_LIMIT spaces helpdesk calls, so a burst waits in the bridge instead of meeting 429s (which the
-    bridge would wait out too, but each one costs the account's budget). Zendesk here allows 5 calls a second."""
+    bridge would wait out too, but each one costs the account's budget). Zendesk here allows 5 calls a second, and
+    a new customer's ticket is three calls (find the end user, create it, create the ticket)."""
     client = bridge_factory(
-        **helpdesk_settings(zd_url=zd_server.url), zendesk_rate_limit=own_limit, bridge_create_patience_seconds=10
+        **helpdesk_settings(zd_url=zd_server.url), zendesk_rate_limit=own_limit, bridge_create_patience_seconds=20
     )
     httpx.post(zd_server.url + "/_emulator/rate_limit", json={"per_minute": 5, "window": 1}).raise_for_status()
 

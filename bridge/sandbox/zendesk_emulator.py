@@ -17,8 +17,14 @@ Deliberate fidelity points (each one a trap for a client that guesses):
 - `{{ticket.status}}` renders the way Zendesk's placeholder does, capitalised (`Open`, `Solved`);
 - a closed ticket cannot be updated (422); a comment on a solved ticket reopens it; assigning a new
   ticket opens it;
-- `Idempotency-Key` on create: a replay answers the first response with `x-idempotency-lookup: hit`,
-  a different body with the same key answers 400 `IdempotentRequestError`.
+- `Idempotency-Key` on ticket creation (`POST /tickets`): a replay answers the first response with
+  `x-idempotency-lookup: hit`, a different body with the same key answers 400 `IdempotentRequestError`; the
+  Requests API ignores the key (Zendesk documents it for ticket creation only);
+- the Requests API is the end user's view: its requester is the caller, and a `requester` object is honoured
+  only on an anonymous request (no credentials), as "Creating anonymous requests" documents. The Tickets API
+  takes `requester_id` or `requester: {name, email}` (resolved by email);
+- users carry `external_id`, unique per account and matched without regard to case; an email another user
+  has is a 422 `DuplicateValue`; `create_or_update` matches an existing user by external_id or email.
 """
 
 from __future__ import annotations
@@ -144,7 +150,9 @@ def next_id(state: dict[str, Any], kind: str) -> int:
     return value
 
 
-def add_user(state: dict[str, Any], *, name: str, email: str | None, role: str = "end-user") -> dict[str, Any]:
+def add_user(
+    state: dict[str, Any], *, name: str, email: str | None, role: str = "end-user", external_id: str | None = None
+) -> dict[str, Any]:
     uid = next_id(state, "user")
     stamp = now_iso()
     user = {
@@ -152,6 +160,7 @@ def add_user(state: dict[str, Any], *, name: str, email: str | None, role: str =
         "url": f"https://{state['subdomain']}.zendesk.com{API}/users/{uid}.json",
         "name": name,
         "email": email,
+        "external_id": external_id,
         "role": role,
         "active": True,
         "verified": role != "end-user",
@@ -174,6 +183,12 @@ def add_user(state: dict[str, Any], *, name: str, email: str | None, role: str =
 def find_user_by_email(state: dict[str, Any], email: str) -> dict[str, Any] | None:
     email = email.strip().lower()
     return next((u for u in state["users"].values() if (u.get("email") or "").lower() == email), None)
+
+
+def find_user_by_external_id(state: dict[str, Any], external_id: str) -> dict[str, Any] | None:
+    # "External ID values are not case sensitive" (Zendesk, "Using external ID with profiles").
+    wanted = str(external_id).lower()
+    return next((u for u in state["users"].values() if str(u.get("external_id") or "").lower() == wanted), None)
 
 
 class ZendeskEmulator:
@@ -231,8 +246,11 @@ class ZendeskEmulator:
             return {}
         return {"X-Rate-Limit": str(per_minute), "X-Rate-Limit-Remaining": str(max(0, per_minute - len(self.calls)))}
 
-    def endpoint(self, handler: Any) -> Any:
-        """Wrap an API handler: rate limit, authenticate, log, render ApiError."""
+    def endpoint(self, handler: Any, anonymous: bool = False) -> Any:
+        """Wrap an API handler: rate limit, authenticate, log, render ApiError.
+
+        With `anonymous`, a call without an Authorization header reaches the handler with actor None (Zendesk's
+        anonymous requests); credentials that are present must still be right."""
 
         async def run(request: Request) -> Response:
             entry: dict[str, Any] = {
@@ -247,8 +265,8 @@ class ZendeskEmulator:
                 limited = self._rate_limited()
                 if limited is not None:
                     raise limited
-                actor = self._authenticate(request)
-                entry["user_id"] = actor["id"]
+                actor = None if anonymous and "authorization" not in request.headers else self._authenticate(request)
+                entry["user_id"] = actor["id"] if actor else None
                 response: Response = await handler(request, actor)
             except ApiError as exc:
                 response = exc.response()
@@ -320,8 +338,9 @@ class ZendeskEmulator:
             raise not_found()
         return ticket
 
-    def _resolve_requester(self, spec: Any, actor: dict[str, Any]) -> dict[str, Any]:
-        if spec is None:
+    def _resolve_requester(self, spec: Any, actor: dict[str, Any] | None) -> dict[str, Any]:
+        """The requester a ticket's `requester: {name, email}` names: the user with that email, else a new one."""
+        if spec is None and actor is not None:
             return actor
         if not isinstance(spec, dict):
             raise invalid({"requester": [{"description": "Requester is invalid", "error": "InvalidValue"}]})
@@ -356,7 +375,7 @@ class ZendeskEmulator:
             )
         return add_user(self.state, name=name, email=str(email) if email else None)
 
-    def _new_ticket(self, data: dict[str, Any], actor: dict[str, Any], *, channel: str) -> tuple[dict, dict]:
+    def _new_ticket(self, data: dict[str, Any], actor: dict[str, Any] | None, *, channel: str) -> tuple[dict, dict]:
         comment = data.get("comment") or {}
         body = str(comment.get("body") or comment.get("html_body") or data.get("description") or "").strip()
         if not body:
@@ -429,7 +448,7 @@ class ZendeskEmulator:
                     "value": ticket[field],
                 }
             )
-        audit = self._audit(ticket, actor, events, channel)
+        audit = self._audit(ticket, actor or requester, events, channel)
         self._run_triggers(ticket, {}, update_type="Create", comment_public=bool(comment.get("public", True)))
         return ticket, audit
 
@@ -483,11 +502,24 @@ class ZendeskEmulator:
         if user is None or user["role"] not in ("admin", "agent"):
             raise invalid({"assignee": [{"description": "Assignee: is not an agent", "error": "InvalidValue"}]})
 
-    async def create_request(self, request: Request, actor: dict[str, Any]) -> Response:
+    async def create_request(self, request: Request, actor: dict[str, Any] | None) -> Response:
+        """The Requests API: an end user's (or an anonymous visitor's) own request.
+
+        Zendesk documents `requester` as "required for anonymous requests"; with credentials the request is the
+        caller's, so an agent's or admin's token makes that agent or admin the requester whatever `requester` says.
+        No Idempotency-Key here: Zendesk documents the key for ticket creation (`POST /tickets`) only."""
         data = (await self._json(request)).get("request")
         if not isinstance(data, dict):
             raise invalid({"base": [{"description": "Request is missing", "error": "BlankValue"}]})
-        data = {k: v for k, v in data.items() if k not in ("assignee_id", "status")}  # end-user view: not writable
+        spec = data.get("requester")
+        # end-user view: these are not writable, and the requester is decided below
+        data = {k: v for k, v in data.items() if k not in ("assignee_id", "status", "requester_id", "requester")}
+        if actor is None:
+            if not isinstance(spec, dict):
+                raise invalid({"requester": [{"description": "Requester: cannot be blank", "error": "BlankValue"}]})
+            data["requester"] = spec
+        else:
+            data["requester_id"] = actor["id"]
         ticket, _ = self._new_ticket(data, actor, channel="api")
         return JSONResponse({"request": self._request_json(ticket)}, status_code=201)
 
@@ -626,24 +658,31 @@ class ZendeskEmulator:
         return JSONResponse(body)
 
     # -------------------------------------------------------------------- users
-    async def show_user(self, request: Request, actor: dict[str, Any]) -> Response:
-        raw = request.path_params["id"]
-        if raw == "me":
-            return JSONResponse({"user": actor})
+    def _get_user(self, raw_id: str) -> dict[str, Any]:
         try:
-            user = self.state["users"].get(int(raw))
+            user = self.state["users"].get(int(raw_id))
         except ValueError:
             user = None
         if user is None:
             raise not_found()
-        return JSONResponse({"user": user})
+        return user  # type: ignore[no-any-return]
+
+    async def show_user(self, request: Request, actor: dict[str, Any]) -> Response:
+        raw = request.path_params["id"]
+        if raw == "me":
+            return JSONResponse({"user": actor})
+        return JSONResponse({"user": self._get_user(raw)})
 
     async def search_users(self, request: Request, actor: dict[str, Any]) -> Response:
         query = request.query_params.get("query", "")
         email = request.query_params.get("email") or ""
+        external_id = request.query_params.get("external_id")
         if query.startswith("email:"):
             email = query[len("email:") :]
-        if email:
+        if external_id is not None:  # "does not support the search syntax. It only accepts ids."
+            found = find_user_by_external_id(self.state, external_id) if external_id else None
+            users = [found] if found else []
+        elif email:
             found = find_user_by_email(self.state, email)
             users = [found] if found else []
         elif query:
@@ -655,6 +694,97 @@ class ZendeskEmulator:
         else:
             users = list(self.state["users"].values())
         return JSONResponse({"users": users, "next_page": None, "previous_page": None, "count": len(users)})
+
+    def _user_fields(self, data: Any, user: dict[str, Any] | None) -> dict[str, Any]:
+        """Validate the writable fields of a user body against the account: Zendesk's 422 bodies when wrong."""
+        if not isinstance(data, dict):
+            raise invalid({"base": [{"description": "User is missing", "error": "BlankValue"}]})
+        fields: dict[str, Any] = {}
+        if "name" in data or user is None:
+            name = str(data.get("name") or "").strip()
+            if not name:
+                raise invalid(
+                    {"name": [{"description": "Name: is too short (minimum is 1 character)", "error": "BlankValue"}]}
+                )
+            fields["name"] = name
+        email = data.get("email")
+        if email:
+            email = str(email).strip()
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+                raise invalid(
+                    {"email": [{"description": f"Email: {email} is not properly formatted", "error": "InvalidValue"}]}
+                )
+            owner = find_user_by_email(self.state, email)
+            if owner is not None and owner is not user:
+                raise invalid(
+                    {
+                        "email": [
+                            {
+                                "description": f"Email: {email} is already being used by another user",
+                                "error": "DuplicateValue",
+                            }
+                        ]
+                    }
+                )
+            # "Writeable on create only. On update, a secondary email is added": the primary stays (secondary
+            # identities are not modelled), a user without one gets this one.
+            if user is None or not user.get("email"):
+                fields["email"] = email
+        if data.get("external_id") is not None:
+            external_id = str(data["external_id"])
+            owner = find_user_by_external_id(self.state, external_id)
+            if owner is not None and owner is not user:
+                raise invalid(
+                    {"external_id": [{"description": "External has already been taken", "error": "DuplicateValue"}]}
+                )
+            fields["external_id"] = external_id
+        if "role" in data:
+            if data["role"] not in ("end-user", "agent", "admin"):
+                raise invalid(
+                    {"role": [{"description": f"Role: {data['role']} is not valid", "error": "InvalidValue"}]}
+                )
+            fields["role"] = data["role"]
+        return fields
+
+    def _store_user(self, fields: dict[str, Any], user: dict[str, Any] | None) -> dict[str, Any]:
+        if user is None:
+            user = add_user(
+                self.state,
+                name=fields["name"],
+                email=fields.get("email"),
+                role=fields.get("role", "end-user"),
+                external_id=fields.get("external_id"),
+            )
+        else:
+            user.update(fields)
+            user["updated_at"] = now_iso()
+        return user
+
+    async def create_user(self, request: Request, actor: dict[str, Any]) -> Response:
+        user = self._store_user(self._user_fields((await self._json(request)).get("user"), None), None)
+        return JSONResponse({"user": user}, status_code=201, headers={"Location": f"{API}/users/{user['id']}.json"})
+
+    async def create_or_update_user(self, request: Request, actor: dict[str, Any]) -> Response:
+        """Creates a user, or updates the one "identified by e-mail address or external ID" (Zendesk's words; which
+        one wins when both name different users is not documented: external_id first here). 201 new, 200 existing."""
+        data = (await self._json(request)).get("user")
+        existing = None
+        if isinstance(data, dict):
+            if data.get("external_id") is not None:
+                existing = find_user_by_external_id(self.state, str(data["external_id"]))
+            if existing is None and data.get("email"):
+                existing = find_user_by_email(self.state, str(data["email"]))
+        user = self._store_user(self._user_fields(data, existing), existing)
+        return JSONResponse(
+            {"user": user},
+            status_code=200 if existing else 201,
+            headers={"Location": f"{API}/users/{user['id']}.json"},
+        )
+
+    async def update_user(self, request: Request, actor: dict[str, Any]) -> Response:
+        user = self._get_user(request.path_params["id"])
+        user = self._store_user(self._user_fields((await self._json(request)).get("user"), user), user)
+        return JSONResponse({"user": user})
 
     # ----------------------------------------------------------------- webhooks
     def _webhook_json(self, webhook: dict[str, Any]) -> dict[str, Any]:
@@ -1071,22 +1201,24 @@ class ZendeskEmulator:
                 Route(API + path, e(handler), methods=methods),
             ]
 
-        async def create_request(request: Request, actor: dict[str, Any]) -> Response:
-            return await self._idempotent(request, actor, self.create_request)
-
         async def create_ticket(request: Request, actor: dict[str, Any]) -> Response:
             return await self._idempotent(request, actor, self.create_ticket)
 
         routes = [
-            *both("/requests", create_request, ["POST"]),
+            # Anonymous requests are allowed (an admin can turn them off; the emulator's account leaves them on).
+            Route(API + "/requests.json", e(self.create_request, anonymous=True), methods=["POST"]),
+            Route(API + "/requests", e(self.create_request, anonymous=True), methods=["POST"]),
             *both("/tickets", create_ticket, ["POST"]),
             *both("/tickets/{id}", self.show_ticket, ["GET"]),
             *both("/tickets/{id}", self.update_ticket, ["PUT"]),
             *both("/tickets/{id}", self.delete_ticket, ["DELETE"]),
             *both("/tickets/{id}/comments", self.list_comments, ["GET"]),
             *both("/users/search", self.search_users, ["GET"]),
+            *both("/users/create_or_update", self.create_or_update_user, ["POST"]),
             *both("/users", self.search_users, ["GET"]),
+            *both("/users", self.create_user, ["POST"]),
             *both("/users/{id}", self.show_user, ["GET"]),
+            *both("/users/{id}", self.update_user, ["PUT"]),
             *both("/webhooks", self.create_webhook, ["POST"]),
             *both("/webhooks", self.list_webhooks, ["GET"]),
             *both("/webhooks/{id}/signing_secret", self.signing_secret, ["GET", "POST"]),

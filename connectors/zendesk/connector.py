@@ -1,19 +1,21 @@
-"""ZendeskConnector: tickets are Zendesk requests made for the customer; groups are `ZENDESK#<ticket id>`."""
+"""ZendeskConnector: tickets are made for the customer's own Zendesk end user; groups are `ZENDESK#<ticket id>`."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import anyio
+from aiolimiter import AsyncLimiter
 from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment as ZComment
-from zenpy.lib.api_objects import Request as ZRequest
 from zenpy.lib.api_objects import Ticket as ZTicket
 from zenpy.lib.api_objects import User as ZUser
+from zenpy.lib.exception import APIException
 
 from bridge.errors import NotFound, PermanentError
 from connectors.base import Author, Comment, NewTicket, TicketState, TicketStatus
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from bridge.config import Settings
 
 T = TypeVar("T")
+K = TypeVar("K")
+log = logging.getLogger(__name__)
 
 GROUP_PREFIX = "ZENDESK#"
 DEFAULT_NAME = "Anonymous customer"  # Zendesk's own example name for an anonymous requester
@@ -59,6 +63,12 @@ class ZendeskConnector:
         # ticket id -> requester id for customer comments (a requester seldom changes; status is never cached)
         self._requesters: OrderedDict[int, int] = OrderedDict()
         self._requesters_lock = threading.Lock()
+        # customer's IM userId -> their end user's id: a returning customer's ticket, or a retried create, is one call
+        self._end_users: OrderedDict[str, int] = OrderedDict()
+        # ZENDESK_RATE_LIMIT counts Zendesk calls, and a ticket for a new customer takes up to four (find, create,
+        # email, ticket): each call waits for its turn here, evenly spaced, before it takes a thread.
+        per_minute = settings.zendesk_rate_limit
+        self._budget = AsyncLimiter(1, 60 / per_minute) if per_minute else None
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -76,6 +86,10 @@ class ZendeskConnector:
         return self._zenpy, self._session
 
     async def _run(self, action: str, fn: Callable[[], T]) -> T:
+        """Run one Zendesk call in a thread, within the budget, its errors mapped through the connector's table."""
+        if self._budget is not None:
+            await self._budget.acquire()
+
         def call() -> T:
             try:
                 return fn()
@@ -109,31 +123,93 @@ class ZendeskConnector:
 
     # ------------------------------------------------------------- tickets
     async def create_ticket(self, ticket: NewTicket) -> str:
-        """Post a request on the customer's behalf (`/api/v2/requests.json`), idempotent by `request_key`.
+        """Create the ticket through the Tickets API (`POST /api/v2/tickets.json`), idempotent by `request_key`.
 
-        Without an email the requester is the documented anonymous form, `{"name": ...}`: Zendesk creates an
-        end user with that name and no email identity.
+        The requester is the customer's own end user, found by `external_id` = the IM userId (or created), so
+        what a customer types cannot make anyone else the requester. Only `requester_by_email` (a trusted backend)
+        names the requester by email, in the `requester: {name, email}` form Zendesk resolves to that address's
+        user. Not the Requests API: called with an agent's token it makes the agent the requester, and Zendesk
+        documents Idempotency-Key for ticket creation only.
         """
         zenpy, session = self._client()
-        requester = ZUser(name=(ticket.name or "").strip() or DEFAULT_NAME)
-        if ticket.email:
-            requester.email = ticket.email
-        request = ZRequest(
-            subject=ticket.subject,
-            comment=ZComment(body=ticket.description.strip() or ticket.subject),
-            requester=requester,
-        )
+        name = (ticket.name or "").strip() or DEFAULT_NAME
+        comment = ZComment(body=ticket.description.strip() or ticket.subject)
+        new = ZTicket(subject=ticket.subject, comment=comment)
+        if ticket.requester_by_email and ticket.email:
+            new.requester = ZUser(name=name, email=ticket.email)
+        else:
+            requester = await self._end_user(zenpy, ticket.user_id, name, ticket.email)
+            new.requester_id = requester
+            comment.author_id = requester  # the first comment is the API user's unless an author is given
 
         def create() -> str:
             with session.idempotency_key(ticket.request_key):
-                created = zenpy.requests.create(request)
+                audit = zenpy.tickets.create(new)
+            created: Any = getattr(audit, "ticket", None)
             if getattr(created, "id", None) is None:
-                raise PermanentError("creating a Zendesk request: the answer carried no ticket id", upstream=UPSTREAM)
+                raise PermanentError("creating a Zendesk ticket: the answer carried no ticket id", upstream=UPSTREAM)
             if getattr(created, "requester_id", None) is not None:
                 self._remember_requester(int(created.id), int(created.requester_id))
             return str(created.id)
 
-        return await self._run("creating a Zendesk request", create)
+        try:
+            return await self._run("creating a Zendesk ticket", create)
+        except PermanentError:
+            with self._requesters_lock:  # the remembered end user may be gone (deleted, merged): look again next time
+                self._end_users.pop(ticket.user_id, None)
+            raise
+
+    async def _end_user(self, zenpy: Zenpy, external_id: str, name: str, email: str | None) -> int:
+        """The Zendesk user id of the customer whose IM userId is `external_id`, created when there is none.
+
+        An existing user is used as it is. A new one is made with `create_or_update`, which matches on
+        external_id, so two first tickets of one customer at once end with one user (search-then-create would
+        make two). The email is left out of that call, since create_or_update also matches on email and would
+        hand the customer whoever owns the address; it is added afterwards, and dropped if another user has it.
+        """
+        with self._requesters_lock:
+            known = self._end_users.get(external_id)
+        if known is not None:
+            return known
+        found = await self._run(
+            "finding the customer's Zendesk end user", lambda: list(zenpy.users.search(external_id=external_id))
+        )
+        if found:
+            user = found[0]
+        else:
+            user = await self._run(
+                "creating the customer's Zendesk end user",
+                lambda: zenpy.users.create_or_update(ZUser(name=name, external_id=external_id)),
+            )
+            if email and not getattr(user, "email", None):
+                user = await self._add_email(zenpy, user, email)
+        # Zendesk matches external ids without regard to case, and an agent may carry one (SSO): either would make
+        # someone else this customer's requester.
+        role, found_id = getattr(user, "role", None), getattr(user, "external_id", None)
+        if found_id != external_id or role != "end-user":
+            raise PermanentError(
+                f"Zendesk user {user.id} (role {role}, external_id {found_id!r}) matches the userId {external_id!r} "
+                "but is not that customer's end user: give the customer another userId or change that user in Zendesk",
+                upstream=UPSTREAM,
+                upstream_code="requester_conflict",
+            )
+        self._remember(self._end_users, external_id, int(user.id))
+        return int(user.id)
+
+    async def _add_email(self, zenpy: Zenpy, user: ZUser, email: str) -> ZUser:
+        def add() -> ZUser | None:
+            try:
+                return zenpy.users.update(ZUser(id=user.id, email=email))
+            except APIException as exc:
+                if getattr(getattr(exc, "response", None), "status_code", None) == 422:
+                    return None  # another user has it (DuplicateValue), or it is malformed: the ticket goes on
+                raise
+
+        updated = await self._run("adding the customer's email to their Zendesk end user", add)
+        if updated is None:
+            log.warning("Zendesk refused the email of customer %r (another user may have it)", user.external_id)
+            return user
+        return updated
 
     async def get_ticket(self, ticket_id: str) -> TicketState:
         number = self._ticket_number(ticket_id)
@@ -185,8 +261,11 @@ class ZendeskConnector:
         return await self._run(f"adding a comment to Zendesk ticket {number}", add)
 
     def _remember_requester(self, ticket: int, requester: int) -> None:
+        self._remember(self._requesters, ticket, requester)
+
+    def _remember(self, cache: OrderedDict[K, int], key: K, value: int) -> None:
         with self._requesters_lock:
-            self._requesters[ticket] = requester
-            self._requesters.move_to_end(ticket)
-            while len(self._requesters) > _REQUESTER_CACHE_SIZE:
-                self._requesters.popitem(last=False)
+            cache[key] = value
+            cache.move_to_end(key)
+            while len(cache) > _REQUESTER_CACHE_SIZE:
+                cache.popitem(last=False)

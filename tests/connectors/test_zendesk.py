@@ -43,6 +43,7 @@ def settings_for(url: str, **overrides: Any) -> Settings:
         "zendesk_url": url,
         "zendesk_email": EMAIL,
         "zendesk_api_token": TOKEN,
+        "zendesk_rate_limit": 0,  # the connector's own spacing of calls is tested through the bridge
         "_env_file": None,
     }
     values.update(overrides)
@@ -137,29 +138,126 @@ def test_zenpy_host_and_retry_after() -> None:
 # ---------------------------------------------------------------------------------------------- create
 
 
+def calls(server: BackgroundServer) -> list[tuple[str, str]]:
+    return [(r["method"], r["path"]) for r in state(server)["requests"]]
+
+
+def user_of(server: BackgroundServer, user_id: int) -> dict[str, Any]:
+    return state(server)["users"][str(user_id)]  # type: ignore[no-any-return]
+
+
 async def test_create_with_email(server: BackgroundServer, connector: ZendeskConnector) -> None:
     tid = await connector.create_ticket(NEW)
     ticket = ticket_of(server, tid)
-    requester = state(server)["users"][str(ticket["requester_id"])]
+    requester = user_of(server, ticket["requester_id"])
     assert (ticket["subject"], ticket["description"], ticket["status"]) == (
         "Printer on fire",
         "It smokes",
         "new",
     )
-    assert (requester["name"], requester["email"], requester["role"]) == (
+    assert (requester["name"], requester["email"], requester["role"], requester["external_id"]) == (
         "Jane",
         "jane@example.com",
         "end-user",
+        "user1",
     )
-    assert state(server)["requests"][-1]["path"] == "/api/v2/requests.json"
+    assert state(server)["comments"][tid][0]["author_id"] == requester["id"]  # the customer wrote the description
+    assert calls(server) == [
+        ("GET", "/api/v2/users/search.json"),
+        ("POST", "/api/v2/users/create_or_update.json"),
+        ("PUT", f"/api/v2/users/{requester['id']}.json"),
+        ("POST", "/api/v2/tickets.json"),
+    ]
 
 
 async def test_create_without_email_or_name(server: BackgroundServer, connector: ZendeskConnector) -> None:
     tid = await connector.create_ticket(NewTicket(user_id="u2", subject="Just a subject"))
     ticket = ticket_of(server, tid)
-    requester = state(server)["users"][str(ticket["requester_id"])]
-    assert (requester["name"], requester["email"]) == ("Anonymous customer", None)
+    requester = user_of(server, ticket["requester_id"])
+    assert (requester["name"], requester["email"], requester["external_id"]) == ("Anonymous customer", None, "u2")
     assert ticket["description"] == "Just a subject"  # the first comment falls back to the subject
+
+
+async def test_an_agents_email_does_not_make_the_agent_the_requester(
+    server: BackgroundServer, connector: ZendeskConnector
+) -> None:
+    alice = user_of(server, ALICE)
+    tid = await connector.create_ticket(NewTicket(user_id="mallory", subject="Hi", email="alice@example.com"))
+    requester = user_of(server, ticket_of(server, tid)["requester_id"])
+    assert requester["id"] != ALICE
+    assert (requester["role"], requester["external_id"], requester["email"]) == ("end-user", "mallory", None)
+    assert user_of(server, ALICE) == alice  # untouched: no external_id, same email
+
+
+async def test_an_existing_end_user_is_reused_as_it_is(server: BackgroundServer, connector: ZendeskConnector) -> None:
+    first = await connector.create_ticket(NEW)
+    requester = user_of(server, ticket_of(server, first)["requester_id"])
+    second = await connector.create_ticket(
+        NewTicket(user_id="user1", subject="Again", name="Someone else", email="other@example.com")
+    )
+    assert ticket_of(server, second)["requester_id"] == requester["id"]
+    assert user_of(server, requester["id"]) == requester  # neither renamed nor given the new email
+    assert len([u for u in state(server)["users"].values() if u["role"] == "end-user"]) == 1
+
+
+async def test_a_returning_customers_ticket_is_one_call(server: BackgroundServer, connector: ZendeskConnector) -> None:
+    first = await connector.create_ticket(NEW)
+    before = len(calls(server))
+    await connector.create_ticket(NEW)
+    assert calls(server)[before:] == [("POST", "/api/v2/tickets.json")]
+    # A refused ticket may mean the remembered end user is gone (deleted, merged): the next create looks again.
+    control(server, "faults", {"error_rate": 1.0, "status": 422, "paths": ["/api/v2/tickets.json"], "count": 1})
+    with pytest.raises(PermanentError):
+        await connector.create_ticket(NEW)
+    before = len(calls(server))
+    third = await connector.create_ticket(NEW)
+    assert calls(server)[before:] == [("GET", "/api/v2/users/search.json"), ("POST", "/api/v2/tickets.json")]
+    assert ticket_of(server, third)["requester_id"] == ticket_of(server, first)["requester_id"]
+
+
+async def test_concurrent_first_tickets_of_one_customer_make_one_user(
+    server: BackgroundServer, connector: ZendeskConnector
+) -> None:
+    async with anyio.create_task_group() as tg:
+        for i in range(6):
+            tg.start_soon(
+                connector.create_ticket, NewTicket(user_id="newcomer", subject=f"S{i}", email="n@example.com")
+            )
+    users = [u for u in state(server)["users"].values() if u["external_id"] == "newcomer"]
+    assert len(users) == 1 and users[0]["email"] == "n@example.com"
+    assert {t["requester_id"] for t in state(server)["tickets"].values()} == {users[0]["id"]}
+    assert len(state(server)["tickets"]) == 6
+
+
+async def test_requester_by_email_names_whoever_has_the_address(
+    server: BackgroundServer, connector: ZendeskConnector
+) -> None:
+    trusted = NewTicket(user_id="u9", subject="From the backend", email="bob@example.com", requester_by_email=True)
+    assert ticket_of(server, await connector.create_ticket(trusted))["requester_id"] == BOB
+    assert calls(server) == [("POST", "/api/v2/tickets.json")]  # Zendesk resolves the email itself
+    new = NewTicket(user_id="u9", subject="New address", name="Nina", email="nina@example.com", requester_by_email=True)
+    nina = user_of(server, ticket_of(server, await connector.create_ticket(new))["requester_id"])
+    assert (nina["name"], nina["email"], nina["role"]) == ("Nina", "nina@example.com", "end-user")
+    no_email = NewTicket(user_id="u9", subject="No address", requester_by_email=True)
+    anonymous = user_of(server, ticket_of(server, await connector.create_ticket(no_email))["requester_id"])
+    assert anonymous["external_id"] == "u9"  # without an email the customer's own end user, as for anyone
+
+
+@pytest.mark.parametrize(("external_id", "role"), [("alice-sso", "agent"), ("Cust-7", "end-user")])
+async def test_a_user_id_that_zendesk_matches_to_someone_else_is_refused(
+    server: BackgroundServer, connector: ZendeskConnector, zd: httpx.Client, external_id: str, role: str
+) -> None:
+    """An agent's SSO external_id, or an end user's that differs only in case (Zendesk ignores case)."""
+    owner = ALICE
+    if role == "end-user":
+        owner = zd.post("/users.json", json={"user": {"name": "Cust", "external_id": external_id}}).json()["user"]["id"]
+    else:
+        assert zd.put(f"/users/{ALICE}.json", json={"user": {"external_id": external_id}}).status_code == 200
+    before = user_of(server, owner)
+    with pytest.raises(PermanentError) as info:
+        await connector.create_ticket(NewTicket(user_id=external_id.lower(), subject="Mine?"))
+    assert info.value.upstream_code == "requester_conflict" and f"Zendesk user {owner}" in info.value.message
+    assert state(server)["tickets"] == {} and user_of(server, owner) == before
 
 
 async def test_idempotency_key_replay_creates_one_ticket(server: BackgroundServer, connector: ZendeskConnector) -> None:
@@ -169,7 +267,9 @@ async def test_idempotency_key_replay_creates_one_ticket(server: BackgroundServe
     assert first == second
     snapshot = state(server)
     assert len(snapshot["tickets"]) == 1
-    assert [r["idempotency_key"] for r in snapshot["requests"]] == ["req-1", "req-1"]
+    creates = [r for r in snapshot["requests"] if r["path"] == "/api/v2/tickets.json"]
+    assert [(r["idempotency_key"], r["status"]) for r in creates] == [("req-1", 201), ("req-1", 201)]
+    assert {r["idempotency_key"] for r in snapshot["requests"] if r not in creates} == {None}  # user calls: no key
     with pytest.raises(PermanentError) as info:
         await connector.create_ticket(NewTicket(**{**keyed.__dict__, "subject": "Another subject"}))
     assert info.value.status == 502 and "HTTP 400" in info.value.message
@@ -186,8 +286,9 @@ async def test_idempotency_keys_do_not_leak_between_threads(
     snapshot = state(server)
     by_subject = {t["subject"]: t["id"] for t in snapshot["tickets"].values()}
     assert len(by_subject) == 9
-    keys = sorted(str(r["idempotency_key"]) for r in snapshot["requests"])
+    keys = sorted(str(r["idempotency_key"]) for r in snapshot["requests"] if r["path"] == "/api/v2/tickets.json")
     assert keys == sorted([f"k{i}" for i in range(8)] + ["None"])
+    assert {r["idempotency_key"] for r in snapshot["requests"] if r["path"].startswith("/api/v2/users")} == {None}
 
 
 # ------------------------------------------------------------------------------------------------- read
@@ -303,6 +404,22 @@ async def test_429_surfaces_at_once_with_retry_after(server: BackgroundServer, c
     assert (info.value.retry_after, info.value.upstream_code) == (30.0, 429)
     tid = await connector.create_ticket(NEW)  # and the next call goes through
     assert (await connector.get_ticket(tid)).status == TicketStatus.OPEN
+
+
+async def test_finding_the_end_user_keeps_the_error_mapping(
+    server: BackgroundServer, connector: ZendeskConnector
+) -> None:
+    control(server, "rate_limit", {"count": 1, "retry_after": 30})  # the user search is a create's first call
+    with pytest.raises(RetriableError) as info:
+        await connector.create_ticket(NEW)
+    assert (info.value.retry_after, info.value.upstream_code) == (30.0, 429)
+    control(server, "faults", {"error_rate": 1.0, "status": 503, "paths": ["/api/v2/users/create_or_update"]})
+    with pytest.raises(RetriableError):
+        await connector.create_ticket(NEW)
+    control(server, "faults", {})
+    # the fault middleware answers before the API's log: two searches reached it, the creates did not
+    assert [r["path"] for r in state(server)["requests"]] == ["/api/v2/users/search.json"] * 2
+    assert await connector.create_ticket(NEW) and len(state(server)["tickets"]) == 1
 
 
 @pytest.mark.parametrize(

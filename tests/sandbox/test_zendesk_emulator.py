@@ -26,6 +26,7 @@ EMAIL = "admin@example.com"
 TOKEN = "emulator-test-token"
 AUTH = (f"{EMAIL}/token", TOKEN)
 ALICE, BOB = 10002, 10003
+ANONYMOUS = httpx.Auth()  # httpx's base Auth sends the request as it is: no Authorization header
 
 
 def zendesk_signature(secret: str, timestamp: str, body: str) -> str:
@@ -50,6 +51,7 @@ def state(server: BackgroundServer) -> dict[str, Any]:
 
 
 def new_request(zd: httpx.Client, subject: str = "Printer on fire", **requester: Any) -> dict[str, Any]:
+    """An anonymous request: the one kind whose `requester` Zendesk honours."""
     body = {
         "request": {
             "subject": subject,
@@ -57,7 +59,7 @@ def new_request(zd: httpx.Client, subject: str = "Printer on fire", **requester:
             "requester": requester or {"name": "Jane", "email": "jane@example.com"},
         }
     }
-    response = zd.post("/requests.json", json=body)
+    response = zd.post("/requests.json", json=body, auth=ANONYMOUS)
     assert response.status_code == 201, response.text
     return response.json()["request"]  # type: ignore[no-any-return]
 
@@ -143,8 +145,45 @@ def test_anonymous_request_needs_a_name_not_an_email(zd: httpx.Client) -> None:
     response = zd.post(
         "/requests.json",
         json={"request": {"subject": "x", "comment": {"body": "y"}, "requester": {"email": "new@example.com"}}},
+        auth=ANONYMOUS,
     )
     assert response.status_code == 422 and response.json()["error"] == "RecordInvalid"
+    nobody = zd.post("/requests.json", json={"request": {"subject": "x", "comment": {"body": "y"}}}, auth=ANONYMOUS)
+    assert nobody.status_code == 422 and "requester" in nobody.json()["details"]
+    wrong = zd.post(
+        "/requests.json",
+        json={"request": {"subject": "x", "comment": {"body": "y"}, "requester": {"name": "N"}}},
+        auth=(f"{EMAIL}/token", "wrong"),
+    )
+    assert wrong.status_code == 401  # credentials that are given must be right
+
+
+def test_request_with_an_agents_token_is_the_agents_own(server: BackgroundServer, zd: httpx.Client) -> None:
+    """Zendesk documents the Requests API for end users: with an agent's token the request is the agent's, and the
+    `requester` object (for anonymous requests) and Idempotency-Key (documented for POST /tickets) are ignored."""
+    body = {"request": {"subject": "S", "comment": {"body": "B"}, "requester": {"name": "Jane", "email": "jane@x.com"}}}
+    first = zd.post("/requests.json", json=body, headers={"Idempotency-Key": "same-key"})
+    second = zd.post("/requests.json", json=body, headers={"Idempotency-Key": "same-key"})
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert "x-idempotency-lookup" not in first.headers and "x-idempotency-lookup" not in second.headers
+    me = zd.get("/users/me.json").json()["user"]["id"]
+    assert [first.json()["request"]["requester_id"], second.json()["request"]["requester_id"]] == [me, me]
+    assert first.json()["request"]["id"] != second.json()["request"]["id"] and len(state(server)["tickets"]) == 2
+    assert all(u["email"] != "jane@x.com" for u in state(server)["users"].values())
+
+
+def test_ticket_requester_by_id_or_by_email(server: BackgroundServer, zd: httpx.Client) -> None:
+    def create(**fields: Any) -> httpx.Response:
+        return zd.post("/tickets.json", json={"ticket": {"subject": "S", "comment": {"body": "B"}, **fields}})
+
+    assert create(requester_id=BOB).json()["ticket"]["requester_id"] == BOB
+    assert create(requester={"name": "Someone", "email": "ALICE@example.com"}).json()["ticket"]["requester_id"] == ALICE
+    new = create(requester={"name": "Nina", "email": "nina@example.com"}).json()["ticket"]["requester_id"]
+    assert state(server)["users"][str(new)]["email"] == "nina@example.com"
+    missing = create(requester_id=424242)
+    assert missing.status_code == 422 and missing.json()["details"]["requester"][0]["error"] == "InvalidValue"
+    authored = create(requester_id=BOB, comment={"body": "by Bob", "author_id": BOB}).json()["ticket"]["id"]
+    assert state(server)["comments"][str(authored)][0]["author_id"] == BOB
 
 
 def test_ticket_create_returns_ticket_and_audit(zd: httpx.Client) -> None:
@@ -211,15 +250,15 @@ def test_delete_then_not_found(zd: httpx.Client) -> None:
 
 
 def test_idempotency_key_replays_and_rejects_another_body(server: BackgroundServer, zd: httpx.Client) -> None:
-    body = {"request": {"subject": "S", "comment": {"body": "B"}, "requester": {"name": "N"}}}
-    first = zd.post("/requests.json", json=body, headers={"Idempotency-Key": "k-1"})
-    second = zd.post("/requests.json", json=body, headers={"Idempotency-Key": "k-1"})
+    body = {"ticket": {"subject": "S", "comment": {"body": "B"}, "requester_id": BOB}}
+    first = zd.post("/tickets.json", json=body, headers={"Idempotency-Key": "k-1"})
+    second = zd.post("/tickets.json", json=body, headers={"Idempotency-Key": "k-1"})
     assert first.headers["x-idempotency-lookup"] == "miss" and second.headers["x-idempotency-lookup"] == "hit"
     assert (second.status_code, second.json()) == (first.status_code, first.json())
     assert len(state(server)["tickets"]) == 1
     other = zd.post(
-        "/requests.json",
-        json={"request": {**body["request"], "subject": "T"}},
+        "/tickets.json",
+        json={"ticket": {**body["ticket"], "subject": "T"}},
         headers={"Idempotency-Key": "k-1"},
     )
     assert other.status_code == 400
@@ -228,6 +267,64 @@ def test_idempotency_key_replays_and_rejects_another_body(server: BackgroundServ
         "description": "Request parameters don't match the given idempotency key",
     }
     assert len(state(server)["tickets"]) == 1
+    assert zd.post("/tickets.json", json=body, headers={"Idempotency-Key": "k-2"}).headers["x-idempotency-lookup"] == (
+        "miss"
+    )
+    assert len(state(server)["tickets"]) == 2
+
+
+# ---------------------------------------------------------------------------------------------------- users
+
+
+def test_users_by_external_id(server: BackgroundServer, zd: httpx.Client) -> None:
+    created = zd.post("/users.json", json={"user": {"name": "Cust", "external_id": "Cust-1"}})
+    assert created.status_code == 201
+    user = created.json()["user"]
+    assert (user["role"], user["email"], user["external_id"]) == ("end-user", None, "Cust-1")
+    assert created.headers["location"] == f"/api/v2/users/{user['id']}.json"
+    for asked in ("Cust-1", "cust-1"):  # "External ID values are not case sensitive"
+        found = zd.get("/users/search.json", params={"external_id": asked}).json()["users"]
+        assert [u["id"] for u in found] == [user["id"]]
+    assert zd.get("/users/search.json", params={"external_id": "nobody"}).json()["users"] == []
+    taken = zd.post("/users.json", json={"user": {"name": "Other", "external_id": "CUST-1"}})
+    assert (taken.status_code, taken.json()["details"]["external_id"][0]["error"]) == (422, "DuplicateValue")
+
+
+def test_an_email_another_user_has_is_refused(server: BackgroundServer, zd: httpx.Client) -> None:
+    taken = zd.post("/users.json", json={"user": {"name": "Mallory", "email": "alice@example.com"}})
+    assert taken.status_code == 422
+    assert taken.json() == {
+        "error": "RecordInvalid",
+        "description": "Record validation errors",
+        "details": {
+            "email": [
+                {
+                    "description": "Email: alice@example.com is already being used by another user",
+                    "error": "DuplicateValue",
+                }
+            ]
+        },
+    }
+    user = zd.post("/users.json", json={"user": {"name": "Mallory", "external_id": "m"}}).json()["user"]
+    put = zd.put(f"/users/{user['id']}.json", json={"user": {"email": "alice@example.com"}})
+    assert put.status_code == 422 and put.json()["details"]["email"][0]["error"] == "DuplicateValue"
+    own = zd.put(f"/users/{user['id']}.json", json={"user": {"email": "mallory@example.com"}})
+    assert own.status_code == 200 and own.json()["user"]["email"] == "mallory@example.com"
+    assert state(server)["users"][str(ALICE)]["external_id"] is None
+    nameless = zd.post("/users.json", json={"user": {"email": "x@example.com"}})
+    assert nameless.status_code == 422 and "name" in nameless.json()["details"]
+
+
+def test_create_or_update_matches_external_id_or_email(server: BackgroundServer, zd: httpx.Client) -> None:
+    new = zd.post("/users/create_or_update.json", json={"user": {"name": "A", "external_id": "ext-9"}})
+    assert new.status_code == 201
+    uid = new.json()["user"]["id"]
+    again = zd.post("/users/create_or_update.json", json={"user": {"name": "B", "external_id": "EXT-9"}})
+    assert (again.status_code, again.json()["user"]["id"], again.json()["user"]["name"]) == (200, uid, "B")
+    assert again.json()["user"]["external_id"] == "EXT-9"  # "updates the user's external id to match the case"
+    # Matched by email too: this is why a customer's email must never reach it (it would update the agent).
+    by_email = zd.post("/users/create_or_update.json", json={"user": {"name": "X", "email": "bob@example.com"}})
+    assert (by_email.status_code, by_email.json()["user"]["id"]) == (200, BOB)
 
 
 # ---------------------------------------------------------------------------------- webhooks and triggers
