@@ -137,6 +137,38 @@ def test_bad_input_is_400_and_creates_nothing(
     assert emulator_state(zd_server)["tickets"] == {}
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subject", "Printer\x00on fire"),
+        ("subject", "Printer\non fire"),
+        ("subject", "\x1b[31mred"),
+        ("name", "Jane\tDoe"),
+        ("name", "Jane\x85Doe"),
+        ("email", "jane\x00@example.com"),
+        ("desc", "It smokes\x00"),
+        ("desc", "It \x07 beeps"),
+        ("desc", "del\x7f"),
+    ],
+)
+def test_control_characters_are_400_and_create_nothing(
+    helpdesk_bridge: BridgeClient, zd_server, field: str, value: str
+) -> None:
+    # On PostgreSQL a NUL let the ticket be created and then failed storing its link (409, retried for days).
+    r = helpdesk_bridge.post("/zendesk/createticket", {"userId": "u1", "caseInfo": {"subject": "Help", field: value}})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_request"
+    assert f"caseInfo.{field}: must not contain control characters" in r.json()["error"]["message"]
+    assert emulator_state(zd_server)["tickets"] == {}
+
+
+def test_description_keeps_line_breaks_and_tabs(helpdesk_bridge: BridgeClient, zd_admin) -> None:
+    desc = "First line\nSecond line\r\n\tindented"
+    r = helpdesk_bridge.post("/zendesk/createticket", {"userId": "u1", "caseInfo": {"subject": "Help", "desc": desc}})
+    assert r.status_code == 201, r.text
+    assert desc in zd_admin.comments(r.json()["ticketId"])[0]["body"]
+
+
 def test_unknown_connector_is_404(helpdesk_bridge: BridgeClient) -> None:
     r = helpdesk_bridge.post("/freshdesk/createticket", {"userId": "u", "caseInfo": {"subject": "x"}})
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_connector"

@@ -121,3 +121,27 @@ def test_signature_exactly_at_the_window_edge_is_accepted() -> None:
         auth.verify_signed_call(
             "s", headers[auth.TIMESTAMP_HEADER], headers[auth.SIGNATURE_HEADER], "POST", "/joingroup", body, now=now + 1
         )
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/links/%00",
+        "/links/ZENDESK%2342%00",
+        "/links/%1b%5b2J",
+        "/links/" + "A" * 49,
+        "/links?provider=zendesk&ticketId=%00",
+        "/links?provider=zen%00desk&ticketId=42",
+    ],
+)
+def test_link_ids_no_group_can_have_are_400(bridge: BridgeClient, target: str) -> None:
+    # On PostgreSQL a NUL reached the query and came back as 503 database_unavailable.
+    r = bridge.get(target)
+    assert_json_error(r, 400)
+    assert r.json()["error"]["code"] == "invalid_request"
+
+
+def test_callback_group_id_with_nul_is_400(cb_bridge: BridgeClient) -> None:  # noqa: F811
+    r = callback(cb_bridge, message("ZENDESK#1\x00", "user1"))
+    assert_json_error(r, 400)
+    assert "GroupId" in r.json()["error"]["message"]
