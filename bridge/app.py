@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from bridge.config import Settings
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, TooManyRequests
 from bridge.im import IMClient
 from bridge.metrics import Metrics, MetricsMiddleware
 from bridge.migrations import prepare_database
@@ -86,7 +86,8 @@ def loggable(text: str) -> str:
 
 async def bridge_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BridgeError)
-    return JSONResponse(exc.body(), status_code=exc.status)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
         gt=0,
         description="worker threads for the blocking helpdesk clients; also createticket requests worked on at once",
     )
+    bridge_create_per_user: int = Field(
+        5, gt=0, description="createticket requests one end user may have open at once (per process); more get 429"
+    )
     bridge_job_retry_scale: float = Field(1.0, gt=0, description="multiplies the retry schedule (tests shrink it)")
     bridge_job_lease_seconds: float = Field(
         60.0, gt=0, description="a running job renews its lease; one not renewed this long is taken again"
