@@ -101,7 +101,7 @@ def _usersig_number(value: object) -> int:
     Infinity and NaN, which no UserSig carries and int() cannot always take."""
     if isinstance(value, str) and value.isascii() and value.isdigit():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_USERSIG_NUMBER:
+    if not isinstance(value, int) or isinstance(value, bool) or not -MAX_USERSIG_NUMBER <= value <= MAX_USERSIG_NUMBER:
         raise ValueError("not a whole number")
     return value
 

@@ -45,7 +45,7 @@ def decode_usersig(usersig: str) -> dict[str, Any] | None:
         value = data[name]
         if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
             value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
             return None
     return data
 
