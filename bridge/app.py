@@ -11,17 +11,17 @@ from typing import Any
 
 import anyio
 from aiolimiter import AsyncLimiter
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from bridge.config import Settings
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, TooManyRequests
 from bridge.im import IMClient
 from bridge.metrics import Metrics, MetricsMiddleware
 from bridge.migrations import prepare_database
@@ -78,9 +78,16 @@ def build_connectors(settings: Settings, limiter: anyio.CapacityLimiter) -> dict
     return connectors
 
 
+def loggable(text: str) -> str:
+    """`text` with its unprintable characters escaped: a request path (percent-decoded) must not write control
+    characters, forged line breaks or terminal escapes into the log."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 async def bridge_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BridgeError)
-    return JSONResponse(exc.body(), status_code=exc.status)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -95,14 +102,29 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    log.warning("database error on %s %s: %s", loggable(request.method), loggable(request.url.path), type(exc).__name__)
     message = "the bridge's database does not answer; nothing was done, try again shortly"
     body = {"error": {"code": "database_unavailable", "message": message}}
     return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
+async def client_disconnected(request: Request, exc: Exception) -> JSONResponse:
+    # Common on mobile networks and harmless: one line, not an error with a traceback. Nobody reads the answer.
+    log.info("client disconnected mid-body: %s %s", loggable(request.method), loggable(request.url.path))
+    body = {"error": {"code": "client_disconnected", "message": "the client closed the connection mid-request"}}
+    return JSONResponse(body, status_code=400)
+
+
+async def database_refused(request: Request, exc: Exception) -> JSONResponse:
+    # A value the database cannot hold (NUL in text, ...) that slipped past validation: the request is at fault,
+    # and retrying it, as a 503 would invite, fails the same way.
+    log.warning("database refused a value on %s %s", loggable(request.method), loggable(request.url.path))
+    message = "a value of this request cannot be stored or looked up (control characters?); correct it"
+    return JSONResponse({"error": {"code": "invalid_value", "message": message}}, status_code=400)
+
+
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    log.error("unhandled error on %s %s: %s", loggable(request.method), loggable(request.url.path), type(exc).__name__)
     body = {"error": {"code": "internal_error", "message": "the bridge failed unexpectedly; the error was logged"}}
     return JSONResponse(body, status_code=500)
 
@@ -161,6 +183,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
         exception_handlers={
             BridgeError: bridge_error,
             HTTPException: http_error,
+            ClientDisconnect: client_disconnected,
+            DataError: database_refused,
             DBAPIError: database_unavailable,
             Exception: internal_error,
         },

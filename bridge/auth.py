@@ -24,6 +24,7 @@ from bridge.errors import SignatureError
 
 WINDOW_SECONDS = 300
 MAX_USERSIG_JSON = 4096  # bytes a UserSig may inflate to; real ones are a few hundred
+MAX_USERSIG_NUMBER = 2**63 - 1  # TLS.time, TLS.expire and TLS.sdkappid are 64-bit integers in Tencent's SDKs
 TIMESTAMP_HEADER = "X-Bridge-Timestamp"
 SIGNATURE_HEADER = "X-Bridge-Signature"
 
@@ -95,6 +96,16 @@ def _usersig_hmac(key: str, fields: dict[str, object]) -> str:
     return base64.b64encode(hmac.new(key.encode(), content.encode(), hashlib.sha256).digest()).decode()
 
 
+def _usersig_number(value: object) -> int:
+    """A UserSig's number field: a JSON integer (or its digits as a string). json.loads also yields floats,
+    Infinity and NaN, which no UserSig carries and int() cannot always take."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not -MAX_USERSIG_NUMBER <= value <= MAX_USERSIG_NUMBER:
+        raise ValueError("not a whole number")
+    return value
+
+
 def decode_usersig(usersig: str) -> dict[str, object]:
     """The JSON inside a UserSig; SignatureError when it is not one."""
     try:
@@ -106,7 +117,8 @@ def decode_usersig(usersig: str) -> dict[str, object]:
         fields = json.loads(content)
         if not isinstance(fields, dict):
             raise ValueError("not an object")
-        int(fields["TLS.time"]), int(fields["TLS.expire"]), int(fields["TLS.sdkappid"])
+        for name in ("TLS.time", "TLS.expire", "TLS.sdkappid"):
+            _usersig_number(fields[name])
         str(fields["TLS.identifier"]), str(fields["TLS.sig"])
         return fields
     except (ValueError, TypeError, KeyError, zlib.error, UnicodeError, RecursionError):

@@ -82,6 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bridge.app import create_app
+    from bridge.serving import bounded_protocol
 
     settings = load_settings()
     load_connector_classes()  # a broken plugin stops the start here, with its name, not in the middle of startup
@@ -89,7 +90,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     prepare_database(settings.bridge_database_url)  # and an outdated schema
     configure_logging()
     uvicorn.run(
-        create_app(settings), host=settings.bridge_host, port=settings.bridge_port, log_level="info", proxy_headers=True
+        create_app(settings),
+        host=settings.bridge_host,
+        port=settings.bridge_port,
+        log_level="info",
+        proxy_headers=True,
+        http=bounded_protocol(settings),  # bounds header size and time, idle and too many connections
+        ws="none",  # the bridge serves no WebSocket: an upgrade request is a plain HTTP request
     )
     return 0
 

@@ -83,12 +83,21 @@ class Settings(BaseSettings):
     bridge_greeting: str = DEFAULT_GREETING
     bridge_host: str = "127.0.0.1"
     bridge_port: int = Field(8000, gt=0, lt=65536, validation_alias=AliasChoices("bridge_port", "port"))
+    bridge_max_header_bytes: int = Field(32 * 1024, ge=1024, description="request line and headers, at most")
+    bridge_header_timeout_seconds: float = Field(10.0, gt=0, description="a request head must arrive within this")
+    bridge_idle_timeout_seconds: float = Field(
+        65.0, gt=0, description="a connection without a request is closed after this (longer than a balancer's 60 s)"
+    )
+    bridge_max_connections: int = Field(1000, gt=0, description="open connections; past it the longest idle is closed")
     bridge_insecure_no_auth: bool = False
     bridge_sandbox: bool = False
     bridge_helpdesk_threads: int = Field(
         200,
         gt=0,
         description="worker threads for the blocking helpdesk clients; also createticket requests worked on at once",
+    )
+    bridge_create_per_user: int = Field(
+        5, gt=0, description="createticket requests one end user may have open at once (per process); more get 429"
     )
     bridge_job_retry_scale: float = Field(1.0, gt=0, description="multiplies the retry schedule (tests shrink it)")
     bridge_job_lease_seconds: float = Field(

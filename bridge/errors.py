@@ -6,6 +6,7 @@
     ├── SignatureError (401)     missing, wrong, stale or replayed authentication
     ├── NotFound (404)
     ├── Conflict (409)
+    ├── TooManyRequests (429)    retry after `retry_after` seconds (sent as Retry-After)
     └── UpstreamError (502)      IM or a helpdesk refused or failed
         ├── PermanentError       bad input or credentials upstream: retrying will not help
         └── RetriableError       timeouts, 5xx, rate limits (retry_after seconds when known)
@@ -58,6 +59,15 @@ class NotFound(BridgeError):
 class Conflict(BridgeError):
     status = 409
     code = "conflict"
+
+
+class TooManyRequests(BridgeError):
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UpstreamError(BridgeError):

@@ -9,7 +9,8 @@
   write of a runner (checkpoint, outcome) is fenced by its lease token, so a runner that lost its lease anyway
   (a stalled process) stops at its next checkpoint instead of repeating steps the new runner does.
 - Outcomes: done; RetriableError -> pending again at the next step of RETRY_SCHEDULE (or the upstream's
-  Retry-After); PermanentError or an exhausted schedule -> dead, listed by `helpdesk-bridge jobs list`.
+  Retry-After); PermanentError, a value the database refuses (DataError) or an exhausted schedule -> dead, listed
+  by `helpdesk-bridge jobs list`.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import Executable, and_, exists, or_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select
 
-from bridge.errors import BridgeError, PermanentError, RetriableError
+from bridge.errors import BadRequest, BridgeError, PermanentError, RetriableError
 from bridge.store import Database, Job, now
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,11 @@ def crash_point(point: str, kind: str) -> None:
     if CRASH_AT and f"{point}:{kind}" == CRASH_AT:
         logging.getLogger(__name__).critical("BRIDGE_TEST_CRASH_AT=%s: exiting now", CRASH_AT)
         os._exit(75)
+
+
+def _storable(error: str | None) -> str | None:
+    """An error message PostgreSQL can store: a NUL from the failing input must not make recording it fail too."""
+    return error.replace("\x00", "\\x00") if error else error
 
 
 class JobQueue:
@@ -281,6 +287,10 @@ class JobQueue:
             recorded = await self._retry_later(job, str(exc), exc.retry_after)
         except BridgeError as exc:  # PermanentError and bad input: retrying cannot help
             recorded = await self._finish(job, permanent_status, error=str(exc), result=exc.body())
+        except DataError as exc:  # the database refused a value (NUL in text, out of range): it will every time
+            refused = BadRequest(f"the database refused a value of this job: {str(exc.orig or exc).splitlines()[0]}")
+            log.warning("job %s (%s) failed for good: %s", job.id, job.kind, refused)
+            recorded = await self._finish(job, permanent_status, error=str(refused), result=refused.body())
         except Exception as exc:  # an unexpected bug: keep the job, retry it on the schedule, log once
             log.exception("job %s (%s) raised", job.id, job.kind)
             recorded = await self._retry_later(job, f"{type(exc).__name__}: {exc}", None)
@@ -308,7 +318,12 @@ class JobQueue:
             return await self._finish(job, "dead", error=error)
         moment = self.clock()
         return await self._write_leased(
-            job, status="pending", next_attempt_at=moment + delay, lease_until=None, last_error=error, updated_at=moment
+            job,
+            status="pending",
+            next_attempt_at=moment + delay,
+            lease_until=None,
+            last_error=_storable(error),
+            updated_at=moment,
         )
 
     async def _finish(
@@ -318,7 +333,7 @@ class JobQueue:
             job,
             status=status,
             lease_until=None,
-            last_error=error,
+            last_error=_storable(error),
             result_json=json.dumps(result) if result is not None else None,
             updated_at=self.clock(),
         )

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from bridge.service import Bridge
 
 JOB_STATUSES = ("pending", "running", "done", "failed", "dead")
+# Methods with a label of their own; any other (h11 passes any token, httptools dozens of WebDAV and other verbs)
+# is "other", so a client cannot add a series per request.
+KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
 class Metrics:
@@ -46,7 +49,8 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Counts and times requests by route template, never by raw path (IDs would explode the label set)."""
+    """Counts and times requests by route template, never by raw path (IDs would explode the label set), and by
+    method only for KNOWN_METHODS."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
@@ -74,5 +78,6 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)

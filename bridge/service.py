@@ -10,12 +10,13 @@ import hashlib
 import json
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridge import transcript
 from bridge.config import Settings
-from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError
+from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError, TooManyRequests
 from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient
 from bridge.jobs import JobQueue, crash_point
 from bridge.store import Database, Job, Link
@@ -30,6 +31,7 @@ REOPENED_NOTICE = "This ticket has been reopened."
 INLINE_WAIT_SECONDS = 3.0  # how long a request waits for earlier work of its group before answering 202
 # A request runs the job it stored itself; the worker leaves it alone this long (and takes it if the request died).
 INLINE_GRACE_SECONDS = 15.0
+CREATE_BUSY_RETRY_AFTER = 5  # seconds: about how long opening a ticket takes
 
 
 @dataclass
@@ -59,6 +61,9 @@ class Bridge:
         # Requests opening tickets at once; more wait their turn here. Without it a burst advances every request a
         # step at a time (the database and the CPU serve them all in turn) and all of them answer late, together.
         self.create_slots = asyncio.Semaphore(settings.bridge_helpdesk_threads)
+        # Requests each end user has open, so one customer cannot take every slot. Counted per process: with several
+        # instances behind a load balancer a user may have this many open on each.
+        self.open_creates: Counter[str] = Counter()
         for kind, handler in {
             "join": self._join,
             "leave": self._leave,
@@ -218,8 +223,20 @@ class Bridge:
     async def create_ticket(self, provider: str, body: dict[str, Any], idempotency_key: str | None) -> Outcome:
         """Open the ticket, then its group; a repeated Idempotency-Key returns the first outcome."""
         self.connector(provider)  # an unknown connector is a 404 before anything is stored
-        async with self.create_slots:
-            return await self._create_ticket(provider, body, idempotency_key)
+        user_id, limit = body["userId"], self.settings.bridge_create_per_user
+        if self.open_creates[user_id] >= limit:
+            raise TooManyRequests(
+                f"this user already has {limit} tickets being opened; retry once one of them is answered",
+                retry_after=CREATE_BUSY_RETRY_AFTER,
+            )
+        self.open_creates[user_id] += 1
+        try:
+            async with self.create_slots:
+                return await self._create_ticket(provider, body, idempotency_key)
+        finally:
+            self.open_creates[user_id] -= 1
+            if not self.open_creates[user_id]:
+                del self.open_creates[user_id]
 
     async def _create_ticket(self, provider: str, body: dict[str, Any], idempotency_key: str | None) -> Outcome:
         digest = request_hash({"provider": provider, **body})

@@ -1,8 +1,11 @@
-"""Offline structural check of deploy/: the Dockerfile, compose.yaml, .env.example and the Kubernetes manifests.
+"""Offline structural check of deploy/: the Dockerfile, its lock file, compose.yaml, .env.example and the Kubernetes
+manifests.
 
-No cluster, Docker engine or schema download needed; only PyYAML. Catches the drift a reviewer would miss: selectors
-that no longer match the pod labels, probes on the wrong paths, a ConfigMap or Secret key that is not one of the
-bridge's settings (read from bridge/config.py), a kustomization naming a file that is gone.
+No cluster, Docker engine or schema download needed; only PyYAML and packaging (both in the test environment).
+Catches the drift a reviewer would miss: selectors that no longer match the pod labels, probes on the wrong paths,
+a ConfigMap or Secret key that is not one of the bridge's settings (read from bridge/config.py), a kustomization
+naming a file that is gone, a base image not pinned by digest, a dependency of pyproject.toml that the lock file
+misses or pins below its floor.
     python deploy/check.py        # exit 1 and one line per problem when something is wrong
 """
 
@@ -11,10 +14,13 @@ from __future__ import annotations
 import ast
 import re
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
@@ -60,6 +66,55 @@ def check_dockerfile() -> None:
     check(lines[-1] == 'CMD ["helpdesk-bridge", "serve"]', "Dockerfile: last line is not CMD helpdesk-bridge serve")
     check("BRIDGE_HOST=0.0.0.0" in text, "Dockerfile: BRIDGE_HOST=0.0.0.0 not set")
     check((DEPLOY / "Dockerfile.dockerignore").is_file(), "Dockerfile.dockerignore missing")
+    # Every base image by digest: a tag moves, so the same Dockerfile would build another image tomorrow.
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", "\n".join(lines), re.MULTILINE))
+    stages = {line.split()[-1].lower() for line in froms if " AS " in line.upper()}
+    images = {re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), line.split()[1]) for line in froms}
+    for image in sorted(images - stages):
+        check(re.search(r"@sha256:[0-9a-f]{64}$", image), f"Dockerfile: {image} is not pinned by digest")
+    installs = [" ".join(line.split()) for line in lines if "pip install" in line]
+    check(
+        any("--require-hashes" in line and "requirements.lock" in line for line in installs),
+        "Dockerfile: dependencies are not installed from requirements.lock with --require-hashes",
+    )
+    for line in installs:
+        check(
+            "--no-deps" in line or "--require-hashes" in line,
+            f"Dockerfile: `{line[:60]}` installs without --no-deps, resolving dependencies past the lock",
+        )
+    dockerignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    check("!deploy/requirements.lock" in dockerignore, "Dockerfile.dockerignore: requirements.lock is not sent")
+
+
+def lock_pins(text: str) -> dict[str, tuple[str, int]]:
+    """name -> (version, number of hashes) of a pip-compile --generate-hashes file."""
+    pins: dict[str, tuple[str, int]] = {}
+    for entry in re.sub(r"\\\n", " ", text).splitlines():
+        found = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)(.*)$", entry)
+        if found:
+            pins[canonicalize_name(found.group(1))] = (found.group(2), found.group(3).count("--hash=sha256:"))
+        elif entry.strip() and not entry.lstrip().startswith("#"):
+            problems.append(f"requirements.lock: not an exact pin: {entry.strip()[:80]}")
+    return pins
+
+
+def check_lock() -> None:
+    lock = DEPLOY / "requirements.lock"
+    if not lock.is_file():
+        problems.append("requirements.lock missing: see deploy/README.md to make it")
+        return
+    pins = lock_pins(lock.read_text())
+    for name, (_version, hashes) in sorted(pins.items()):
+        check(hashes > 0, f"requirements.lock: {name} has no hash")
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    wanted = pyproject["project"]["dependencies"] + pyproject["build-system"]["requires"]
+    for line in wanted:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        if name not in pins:
+            problems.append(f"requirements.lock: {requirement.name} (pyproject.toml) is not pinned; refresh the lock")
+        elif not requirement.specifier.contains(pins[name][0], prereleases=True):
+            problems.append(f"requirements.lock: {name}=={pins[name][0]} is outside pyproject.toml's {requirement}")
 
 
 def check_env_keys(where: str, keys: set[str], settings: set[str]) -> None:
@@ -174,6 +229,7 @@ def check_kubernetes(settings: set[str]) -> None:
 def main() -> int:
     settings = setting_names()
     check_dockerfile()
+    check_lock()
     check_compose(settings)
     check_kubernetes(settings)
     for problem in problems:

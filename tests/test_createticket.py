@@ -137,6 +137,38 @@ def test_bad_input_is_400_and_creates_nothing(
     assert emulator_state(zd_server)["tickets"] == {}
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subject", "Printer\x00on fire"),
+        ("subject", "Printer\non fire"),
+        ("subject", "\x1b[31mred"),
+        ("name", "Jane\tDoe"),
+        ("name", "Jane\x85Doe"),
+        ("email", "jane\x00@example.com"),
+        ("desc", "It smokes\x00"),
+        ("desc", "It \x07 beeps"),
+        ("desc", "del\x7f"),
+    ],
+)
+def test_control_characters_are_400_and_create_nothing(
+    helpdesk_bridge: BridgeClient, zd_server, field: str, value: str
+) -> None:
+    # On PostgreSQL a NUL let the ticket be created and then failed storing its link (409, retried for days).
+    r = helpdesk_bridge.post("/zendesk/createticket", {"userId": "u1", "caseInfo": {"subject": "Help", field: value}})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_request"
+    assert f"caseInfo.{field}: must not contain control characters" in r.json()["error"]["message"]
+    assert emulator_state(zd_server)["tickets"] == {}
+
+
+def test_description_keeps_line_breaks_and_tabs(helpdesk_bridge: BridgeClient, zd_admin) -> None:
+    desc = "First line\nSecond line\r\n\tindented"
+    r = helpdesk_bridge.post("/zendesk/createticket", {"userId": "u1", "caseInfo": {"subject": "Help", "desc": desc}})
+    assert r.status_code == 201, r.text
+    assert desc in zd_admin.comments(r.json()["ticketId"])[0]["body"]
+
+
 def test_unknown_connector_is_404(helpdesk_bridge: BridgeClient) -> None:
     r = helpdesk_bridge.post("/freshdesk/createticket", {"userId": "u", "caseInfo": {"subject": "x"}})
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_connector"
@@ -283,3 +315,32 @@ def test_retry_after_a_502_with_the_same_key_succeeds(helpdesk_bridge: BridgeCli
     assert r.status_code == 201, r.text
     assert len(emulator_state(zd_server)["tickets"]) == 1
     assert list(im_state(im_server)["groups"]) == [r.json()["groupId"]]
+
+
+def test_one_user_cannot_hold_more_than_its_share_of_createticket(
+    bridge_factory: BridgeFactory, zd_server, im_server
+) -> None:
+    """BRIDGE_CREATE_PER_USER open requests per end user; one more is 429 with Retry-After while another user's
+    request still goes through. The helpdesk is slowed so that every request is still open when the last arrives."""
+    client = bridge_factory(**helpdesk_settings(zd_url=zd_server.url), bridge_create_per_user=2)
+    set_faults(zd_server, latency=1.5, paths=["/api/v2/"])
+
+    def create(user_and_n: tuple[str, int]) -> httpx.Response:
+        user, n = user_and_n
+        headers = {"Authorization": f"UserSig {client.usersig(user)}"}
+        body = {"userId": user, "caseInfo": {"subject": f"Ticket {n}"}}
+        return client.http.post("/zendesk/createticket", json=body, headers=headers)
+
+    with ThreadPoolExecutor(4) as pool:
+        greedy, other = (
+            pool.map(create, [("greedy", 1), ("greedy", 2), ("greedy", 3)]),
+            pool.submit(create, ("other", 4)),
+        )
+        answers = list(greedy)
+    assert sorted(r.status_code for r in answers) == [201, 201, 429], [r.text for r in answers]
+    (refused,) = [r for r in answers if r.status_code == 429]
+    assert refused.json()["error"]["code"] == "too_many_requests"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert other.result().status_code == 201, other.result().text
+    set_faults(zd_server)
+    assert create(("greedy", 5)).status_code == 201  # the slots are given back once the requests are answered

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import json
+import time
 import zlib
+from typing import Any
 
 import pytest
 
 from bridge import auth
-from tests.conftest import BridgeClient
+from tests.conftest import IM_KEY, SDKAPPID, BridgeClient
 from tests.test_im_callbacks import TOKEN, callback, cb_bridge, message  # noqa: F401  (cb_bridge is a fixture)
 
 DEEP = b"[" * 30_000 + b"]" * 30_000  # 60 KB: under the size limit, far deeper than Python's recursion limit
@@ -46,6 +51,45 @@ def test_usersig_that_inflates_without_end_is_401(bridge: BridgeClient) -> None:
     assert "malformed" in r.json()["error"]["message"]
 
 
+def forged_usersig(user_id: str, **numbers: Any) -> str:
+    """A UserSig signed with the right key whose TLS.time, TLS.expire or TLS.sdkappid is replaced (JSON, as Python
+    reads it, allows Infinity and NaN)."""
+    fields: dict[str, Any] = {
+        "TLS.ver": "2.0",
+        "TLS.identifier": user_id,
+        "TLS.sdkappid": SDKAPPID,
+        "TLS.time": int(time.time()),
+        "TLS.expire": 3600,
+        **numbers,
+    }
+    content = "".join(f"TLS.{k}:{fields['TLS.' + k]}\n" for k in ("identifier", "sdkappid", "time", "expire"))
+    fields["TLS.sig"] = base64.b64encode(hmac.new(IM_KEY.encode(), content.encode(), hashlib.sha256).digest()).decode()
+    raw = base64.b64encode(zlib.compress(json.dumps(fields).encode())).decode()
+    return raw.replace("+", "*").replace("/", "-").replace("=", "_")
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        {"TLS.time": float("inf")},
+        {"TLS.expire": float("inf")},
+        {"TLS.sdkappid": float("inf")},
+        {"TLS.time": float("-inf")},
+        {"TLS.expire": float("nan")},
+        {"TLS.time": 1e400},
+        {"TLS.expire": 10**30},
+        {"TLS.time": True},
+    ],
+)
+def test_usersig_numbers_that_are_not_integers_are_401(bridge: BridgeClient, numbers: dict[str, Any]) -> None:
+    body = {"userId": "user1", "caseInfo": {"subject": "Numbers"}}
+    r = bridge.http.post(
+        "/createticket", json=body, headers={"Authorization": f"UserSig {forged_usersig('user1', **numbers)}"}
+    )
+    assert_json_error(r, 401)
+    assert "malformed" in r.json()["error"]["message"]
+
+
 def test_deeply_nested_usersig_is_401(bridge: BridgeClient) -> None:
     nested = base64.b64encode(zlib.compress(b"[" * 2000 + b"]" * 2000)).decode()
     r = bridge.http.post(
@@ -77,3 +121,27 @@ def test_signature_exactly_at_the_window_edge_is_accepted() -> None:
         auth.verify_signed_call(
             "s", headers[auth.TIMESTAMP_HEADER], headers[auth.SIGNATURE_HEADER], "POST", "/joingroup", body, now=now + 1
         )
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/links/%00",
+        "/links/ZENDESK%2342%00",
+        "/links/%1b%5b2J",
+        "/links/" + "A" * 49,
+        "/links?provider=zendesk&ticketId=%00",
+        "/links?provider=zen%00desk&ticketId=42",
+    ],
+)
+def test_link_ids_no_group_can_have_are_400(bridge: BridgeClient, target: str) -> None:
+    # On PostgreSQL a NUL reached the query and came back as 503 database_unavailable.
+    r = bridge.get(target)
+    assert_json_error(r, 400)
+    assert r.json()["error"]["code"] == "invalid_request"
+
+
+def test_callback_group_id_with_nul_is_400(cb_bridge: BridgeClient) -> None:  # noqa: F811
+    r = callback(cb_bridge, message("ZENDESK#1\x00", "user1"))
+    assert_json_error(r, 400)
+    assert "GroupId" in r.json()["error"]["message"]

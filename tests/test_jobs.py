@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from bridge import migrations
 from bridge.errors import PermanentError, RetriableError
 from bridge.jobs import RETRY_SCHEDULE, JobQueue
-from bridge.store import Database, Job
+from bridge.store import Database, Job, Link
 from tests.conftest import DATABASES, PG_URL, reset_postgres
 
 
@@ -95,6 +95,29 @@ async def test_retriable_then_done_and_permanent_is_dead(db: Database) -> None:
     assert (await queue.stats())["counts"] == {"done": 1, "dead": 1}
     assert await queue.retry(all_dead=True) == 1
     assert (await queue.by_key("bad")).status == "pending"  # type: ignore[union-attr]
+
+
+async def test_a_value_the_database_refuses_is_a_permanent_failure(db: Database) -> None:
+    """PostgreSQL refuses NUL in text (DataError): retrying for days cannot store it, and each retry of a createticket
+    past the helpdesk's idempotency window would open another ticket. Dead at once, with the reason."""
+    if db.is_sqlite:
+        pytest.skip("SQLite stores NUL in text; the refusal is PostgreSQL's")
+    queue = JobQueue(db, retry_scale=0.0001)
+
+    async def store_link(job: Job) -> dict[str, Any]:
+        link = Link(provider="zendesk", ticket_id="7", group_id="ZENDESK#7", requester_id="u1", subject="a\x00b")
+        await queue.checkpoint(job, db.insert_link(link), ticketId="7")  # as opening a ticket records its link
+        return {}
+
+    queue.handler("store")(store_link)
+    await queue.enqueue("store", {}, key="nul")
+    for _ in range(5):
+        await drain(queue)
+    job = await queue.by_key("nul")
+    assert job and (job.status, job.attempts) == ("dead", 1), job
+    assert "NUL" in (job.last_error or "")
+    assert json.loads(job.result_json or "{}")["error"]["code"] == "bad_request"
+    assert await db.link_by_group("ZENDESK#7") is None
 
 
 async def test_retry_after_is_honoured(db: Database) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
+import re
+import socket
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -174,3 +178,29 @@ def test_serve_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "IM_SDKAPPID" in result.stderr and "Traceback" not in result.stderr
+
+
+def raw_request(url: str, method: str, path: str = "/healthz") -> bytes:
+    """One request with any method, as a client's socket sends it (httpx would refuse some of these)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def method_labels(metrics_text: str) -> set[str]:
+    return set(re.findall(r'^bridge_http_requests_total\{[^}]*method="([^"]*)"', metrics_text, re.MULTILINE))
+
+
+def test_unknown_methods_add_no_metric_series(bridge: BridgeClient) -> None:
+    rng = random.Random(16)
+    webdav = ["PROPFIND", "MKCOL", "LOCK", "UNLOCK", "COPY", "MOVE", "PURGE", "REPORT", "SEARCH", "SUBSCRIBE"]
+    made_up = ["".join(rng.choices(string.ascii_uppercase, k=8)) for _ in range(20)]
+    for method in webdav + made_up + ["GET", "POST"]:
+        raw_request(bridge.server.url, method)
+    labels = method_labels(bridge.http.get("/metrics").text)
+    assert labels <= {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "other"}, labels
+    assert {"GET", "POST", "other"} <= labels

@@ -21,6 +21,8 @@ FRIENDLY = {
     "groupId": "groupId must be 1 to 48 printable ASCII characters",
     "newOwnerId": "newOwnerId must be 1 to 32 letters, digits, '_' or '-'",
     "oldOwnerId": "oldOwnerId must be 1 to 32 letters, digits, '_' or '-'",
+    "provider": "provider must be 1 to 32 printable ASCII characters",
+    "ticketId": "ticketId must be 1 to 64 printable ASCII characters",
 }
 
 

@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from bridge import ids
 from bridge.errors import BadRequest, Conflict, NotFound
-from bridge.models import CreateTicketBody
+from bridge.models import CreateTicketBody, GroupBody, LinkQuery
 from bridge.routes import (
     IM_OK,
     bridge_of,
@@ -66,7 +66,9 @@ async def create_ticket(request: Request) -> JSONResponse:
 
 async def link_by_group(request: Request) -> JSONResponse:
     await check_signed(request, await raw_body(request))
-    group_id = ids.normalize(request.path_params["group_id"])  # a 15-character Case Id finds its group too
+    # Checked like a body's groupId (and normalised: a 15-character Case Id finds its group too), so a value no
+    # group can have (NUL, control characters) is a 400, not a database error.
+    group_id = validate(GroupBody, {"groupId": request.path_params["group_id"]}).groupId
     link = await bridge_of(request).db.link_by_group(group_id)
     if link is None:
         raise NotFound(f"no link for group {group_id!r}", code="link_not_found")
@@ -79,6 +81,7 @@ async def link_by_ticket(request: Request) -> JSONResponse:
     ticket_id = request.query_params.get("ticketId")
     if not provider or not ticket_id:
         raise BadRequest("give both provider and ticketId query parameters", code="invalid_request")
+    validate(LinkQuery, {"provider": provider, "ticketId": ticket_id})
     link = await bridge_of(request).db.link_by_ticket(provider, ids.normalize(ticket_id))
     if link is None:
         raise NotFound(f"no link for {provider} ticket {ticket_id!r}", code="link_not_found")

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from bridge import auth
 from bridge.errors import BadRequest, SignatureError
+from bridge.models import GROUP_ID
 from bridge.routes import IM_OK, bridge_of, ok, parse_json, raw_body
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,8 @@ async def im_callback(request: Request) -> JSONResponse:
     group_id, sender = data.get("GroupId"), data.get("From_Account")
     if not isinstance(group_id, str) or not isinstance(sender, str) or not sender:
         return ok(IM_OK)
+    if not GROUP_ID.match(group_id):  # no IM group has such an ID (NUL, control characters): refused before storage
+        raise BadRequest("GroupId must be 1 to 48 printable ASCII characters", code="invalid_request")
     admin = settings.im_admin_userid
     platform = query.get("OptPlatform") or data.get("OptPlatform")
     if sender == admin or (platform == "RESTAPI" and data.get("Operator_Account") == admin):

@@ -32,17 +32,21 @@ def decode_usersig(usersig: str) -> dict[str, Any] | None:
     try:
         raw = base64.b64decode(usersig.replace("*", "+").replace("-", "/").replace("_", "="), validate=True)
         data = json.loads(zlib.decompress(raw).decode("utf-8"))
-    except (binascii.Error, ValueError, zlib.error, UnicodeDecodeError):
+    except (binascii.Error, ValueError, zlib.error, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None
     needed = ("TLS.identifier", "TLS.sdkappid", "TLS.time", "TLS.expire", "TLS.sig")
     if any(key not in data for key in needed):
         return None
-    try:
-        int(data["TLS.time"]), int(data["TLS.expire"]), int(data["TLS.sdkappid"])
-    except (TypeError, ValueError):
-        return None
+    # Tencent's SDKs write these as 64-bit integers; json.loads also accepts floats, Infinity and NaN, which
+    # int() turns into nonsense or OverflowError. A malformed UserSig is 70003, never a server error.
+    for name in ("TLS.time", "TLS.expire", "TLS.sdkappid"):
+        value = data[name]
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
+            return None
     return data
 
 

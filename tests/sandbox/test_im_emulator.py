@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -426,6 +429,38 @@ def test_group_message_frequency_limit(im: IM) -> None:
 )
 def test_usersig_failures(im: IM, usersig: Callable[[], str], code: int) -> None:
     assert im.code(f"{LOGIN}/account_check", {"CheckItem": [{"UserID": "a"}]}, usersig=usersig()) == code
+
+
+def forged_sig(**numbers: Any) -> str:
+    """The admin's UserSig with TLS.time, TLS.expire or TLS.sdkappid replaced (JSON allows Infinity and NaN)."""
+    fields: dict[str, Any] = {
+        "TLS.ver": "2.0",
+        "TLS.identifier": ADMIN,
+        "TLS.sdkappid": SDKAPPID,
+        "TLS.time": int(time.time()),
+        "TLS.expire": 3600,
+        **numbers,
+    }
+    content = "".join(f"TLS.{k}:{fields['TLS.' + k]}\n" for k in ("identifier", "sdkappid", "time", "expire"))
+    fields["TLS.sig"] = base64.b64encode(hmac.new(KEY.encode(), content.encode(), hashlib.sha256).digest()).decode()
+    raw = base64.b64encode(zlib.compress(json.dumps(fields).encode())).decode()
+    return raw.replace("+", "*").replace("/", "-").replace("=", "_")
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        {"TLS.time": float("inf")},
+        {"TLS.expire": float("inf")},
+        {"TLS.sdkappid": float("inf")},
+        {"TLS.time": float("-inf")},
+        {"TLS.expire": float("nan")},
+        {"TLS.time": 1e400},
+        {"TLS.expire": 10**30},
+    ],
+)
+def test_usersig_numbers_that_are_not_integers_are_malformed(im: IM, numbers: dict[str, Any]) -> None:
+    assert im.code(f"{LOGIN}/account_check", {"CheckItem": [{"UserID": "a"}]}, usersig=forged_sig(**numbers)) == 70003
 
 
 def test_identifier_must_be_the_admin(im: IM) -> None:
