@@ -3,7 +3,8 @@
     BridgeError                  code, status, message: renders as the contract's error body
     ├── BadRequest (400)         the caller's input is wrong: fix it, do not retry
     │   └── PayloadTooLarge (413)
-    ├── SignatureError (401)     missing, wrong, stale or replayed authentication
+    ├── SignatureError (401)     missing, wrong, malformed or stale authentication
+    ├── Forbidden (403)          authenticated, but this caller may not do this
     ├── NotFound (404)
     ├── Conflict (409)
     └── UpstreamError (502)      IM or a helpdesk refused or failed
@@ -22,12 +23,20 @@ class BridgeError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.details = details or {}
+        self.headers = headers or {}  # sent with the error answer (Retry-After)
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -48,6 +57,11 @@ class PayloadTooLarge(BadRequest):
 class SignatureError(BridgeError):
     status = 401
     code = "unauthenticated"
+
+
+class Forbidden(BridgeError):
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(BridgeError):

@@ -28,6 +28,12 @@ class Metrics:
         self.oldest_pending = Gauge(
             "bridge_jobs_oldest_pending_seconds", "Age of the oldest pending job", registry=self.registry
         )
+        self.dropped_messages = Counter(
+            "bridge_transcript_dropped_messages",
+            "Chat messages not written into a ticket: not confirmed by IM, or from someone the link does not record",
+            ["reason"],
+            registry=self.registry,
+        )
 
     async def refresh(self, bridge: Bridge) -> None:
         stats = await bridge.queue.stats()
