@@ -70,6 +70,25 @@ def test_sign_without_secret_names_it(tmp_path: Path) -> None:
     assert result.returncode == 2 and b"BRIDGE_CALLOUT_SECRET" in result.stderr
 
 
+def test_sign_with_the_app_secret(tmp_path: Path) -> None:
+    body = b'{"userId":"cust1","caseInfo":{"subject":"From our backend"}}'
+    env = {"BRIDGE_CALLOUT_SECRET": "s3cret-x", "BRIDGE_APP_SECRET": "app-s3cret"}
+    result = run(["sign", "--app", "--target", "/createticket"], env, tmp_path, body)
+    assert result.returncode == 0, result.stderr
+    headers = dict(line.split(": ", 1) for line in result.stdout.decode().splitlines())
+    scope, _ = auth.signed_call_scope(
+        {"callout": "s3cret-x", "app": "app-s3cret"},
+        headers["X-Bridge-Timestamp"],
+        headers["X-Bridge-Signature"],
+        "POST",
+        "/createticket",
+        body,
+    )
+    assert scope == "app"
+    missing = run(["sign", "--app"], {"BRIDGE_CALLOUT_SECRET": "s3cret-x"}, tmp_path, b"{}")
+    assert "BRIDGE_APP_SECRET" in one_line_error(missing)
+
+
 def test_sign_a_missing_file_names_it(tmp_path: Path) -> None:
     result = run(["sign", "nonexist.json"], {"BRIDGE_CALLOUT_SECRET": "s3cret-x"}, tmp_path)
     assert "nonexist.json" in one_line_error(result) and not result.stdout

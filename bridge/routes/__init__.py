@@ -153,7 +153,7 @@ async def check_signed(request: Request, body: bytes, *, app_allowed: bool = Fal
             "BRIDGE_APP_SECRET may only open tickets and get UserSigs for customers; "
             "this call needs BRIDGE_CALLOUT_SECRET"
         )
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return scope  # a repeated read changes nothing: reads are not remembered
     seen = await bridge.db.claim_signature(signature, int(timestamp or 0) + auth.WINDOW_SECONDS + 1)
     if seen is None:
@@ -207,12 +207,20 @@ async def _keep(scope: Scope, signature: str, messages: list[Message]) -> None:
     status = next(m["status"] for m in messages if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
     try:
-        if status >= 500:
+        if status >= 500 or not _is_json(body):
             await db.forget_signature(signature)
         else:
             await db.keep_answer(signature, status, body.decode("utf-8"))
     except Exception:  # the answer still goes out; a retry meets 409 until the signature expires
         log.warning("keeping the answer of a signed call failed", exc_info=True)
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:  # UnicodeDecodeError included
+        return False
+    return True
 
 
 def usersig_of(request: Request) -> str | None:
