@@ -508,6 +508,7 @@ def test_malformed_content_never_retries_nor_holds_up_the_group(
     send(im_server, group, "cust1", MsgBody=[MALFORMED])
     wait_for(lambda: len(comments(zd_admin, group)) == 2)
     assert comments(zd_admin, group)[-1]["body"] == "[image]"  # rendered safely, at once
+    wait_for(lambda: [j["status"] for j in jobs(cb_bridge, "sync_message")] == ["done"])
     (job,) = jobs(cb_bridge, "sync_message")
     assert (job["status"], job["attempts"], job["last_error"]) == ("done", 1, None)
     # A message that keeps failing (the helpdesk is down) waits for its retry; the group's membership does not.
