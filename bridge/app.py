@@ -21,11 +21,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from bridge.config import Settings
-from bridge.errors import BridgeError, TooManyRequests
+from bridge.errors import BridgeError
 from bridge.im import IMClient
 from bridge.metrics import Metrics, MetricsMiddleware
 from bridge.migrations import prepare_database
-from bridge.routes import events, groups, ops, tickets, webhooks
+from bridge.routes import KeepAnswers, events, groups, ops, tickets, webhooks
 from bridge.service import Bridge
 from bridge.store import Database
 from connectors.base import Connector, load_connector_classes
@@ -86,8 +86,7 @@ def loggable(text: str) -> str:
 
 async def bridge_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BridgeError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
-    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -139,13 +138,18 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
             log.warning(
                 "BRIDGE_INSECURE_NO_AUTH=1: signed calls and UserSigs are NOT checked; never use this in production"
             )
+        if settings.im_callback_token is None:
+            log.warning(
+                "IM_CALLBACK_TOKEN is not set: IM callbacks (/callbacks/im) are refused, "
+                "so chat messages do not reach tickets"
+            )
         await anyio.to_thread.run_sync(prepare_database, settings.bridge_database_url)
         db = Database(settings.bridge_database_url)
         im = IMClient.from_settings(settings)
         connectors = build_connectors(settings, anyio.CapacityLimiter(settings.bridge_helpdesk_threads))
         for connector in connectors.values():
             await connector.start()
-        bridge = Bridge(settings, db, im, connectors)
+        bridge = Bridge(settings, db, im, connectors, metrics)
         app.state.bridge = bridge
         tasks = [asyncio.create_task(_purge(db))]
         if run_worker:
@@ -161,7 +165,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
             await im.close()
             await db.close()
 
-    middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
+    middleware = [Middleware(MetricsMiddleware, metrics=metrics), Middleware(KeepAnswers)]
     if settings.bridge_allowed_origins:
         middleware.append(
             Middleware(

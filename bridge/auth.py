@@ -1,11 +1,12 @@
 """Every signature the bridge checks, as pure functions: verify_*() for the service and sign/gen for tests and tools.
 
-- signed calls: `v1=` hex HMAC-SHA256(secret, "<timestamp>.<METHOD>.<target>.<raw body>"), 300 s window;
+- signed calls: `v1=` hex HMAC-SHA256(secret, "<timestamp>.<METHOD>.<target>.<raw body>"), 300 s window, with
+  either of two secrets (the full callout key or the narrow app key): the one that matches is the caller's scope;
 - UserSig: Tencent's TLS 2.0 format, verified by recomputing the HMAC (tls-sig-api-v2 has no verify);
 - Zendesk webhooks: base64 HMAC-SHA256(secret, timestamp + body), ISO-8601 timestamp;
 - IM callbacks: hex sha256(token + RequestTime).
 Replay detection (a signature seen twice) needs storage and lives with the routes; these functions only say valid
-or raise SignatureError with a reason a person can act on.
+(and in which canonical form, or with which secret) or raise SignatureError with a reason a person can act on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 import zlib
 from datetime import datetime
@@ -27,6 +29,8 @@ MAX_USERSIG_JSON = 4096  # bytes a UserSig may inflate to; real ones are a few h
 MAX_USERSIG_NUMBER = 2**63 - 1  # TLS.time, TLS.expire and TLS.sdkappid are 64-bit integers in Tencent's SDKs
 TIMESTAMP_HEADER = "X-Bridge-Timestamp"
 SIGNATURE_HEADER = "X-Bridge-Signature"
+_SIGNATURE = re.compile(r"v1=([0-9a-f]{64})", re.IGNORECASE | re.ASCII)
+HTTP_WHITESPACE = " \t"  # what HTTP calls optional whitespace around a header value (RFC 9110, 5.6.3)
 
 
 def _now(now: float | None) -> float:
@@ -59,6 +63,49 @@ def signed_call_headers(secret: str, method: str, target: str, body: bytes, now:
     return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: call_signature(secret, timestamp, method, target, body)}
 
 
+def canonical_signature(signature: str) -> str:
+    """The one form a signature is compared and remembered in: `v1=` and 64 lowercase hex digits.
+
+    The prefix and the hex digits are read case-insensitively and HTTP's own whitespace (space, tab) around the value
+    is ignored; anything else is malformed. Not str.strip(): it also strips \\xa0 and \\x85, which would let a
+    rewritten header pass as a new signature."""
+    match = _SIGNATURE.fullmatch(signature.strip(HTTP_WHITESPACE))
+    if match is None:
+        raise SignatureError(
+            f"{SIGNATURE_HEADER} is malformed: send v1= followed by the 64 hex digits of the HMAC-SHA256",
+            code="malformed_signature",
+        )
+    return "v1=" + match.group(1).lower()
+
+
+def signed_call_scope(
+    secrets: dict[str, str],
+    timestamp: str | None,
+    signature: str | None,
+    method: str,
+    target: str,
+    body: bytes,
+    now: float | None = None,
+) -> tuple[str, str]:
+    """Check a signed call against each secret (scope -> secret); return (the scope whose secret signed it, the
+    signature in its canonical form)."""
+    if not timestamp or not signature:
+        raise SignatureError(f"this call must be signed: send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}")
+    canonical = canonical_signature(signature)
+    _check_window(_unix_seconds(timestamp, TIMESTAMP_HEADER), now, TIMESTAMP_HEADER)
+    scope = None
+    for name, secret in secrets.items():  # every secret is tried, each in constant time
+        expected = call_signature(secret, timestamp, method, target, body)
+        if hmac.compare_digest(expected.encode(), canonical.encode()) and scope is None:
+            scope = name
+    if scope is None:
+        raise SignatureError(
+            f'{SIGNATURE_HEADER} does not match: sign "<timestamp>.<METHOD>.<path?query>.<raw body>" '
+            "with BRIDGE_CALLOUT_SECRET (or BRIDGE_APP_SECRET)"
+        )
+    return scope, canonical
+
+
 def verify_signed_call(
     secret: str,
     timestamp: str | None,
@@ -67,16 +114,9 @@ def verify_signed_call(
     target: str,
     body: bytes,
     now: float | None = None,
-) -> None:
-    if not timestamp or not signature:
-        raise SignatureError(f"this call must be signed: send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}")
-    _check_window(_unix_seconds(timestamp, TIMESTAMP_HEADER), now, TIMESTAMP_HEADER)
-    expected = call_signature(secret, timestamp, method, target, body)
-    if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
-        raise SignatureError(
-            f'{SIGNATURE_HEADER} does not match: sign "<timestamp>.<METHOD>.<path?query>.<raw body>" '
-            "with BRIDGE_CALLOUT_SECRET"
-        )
+) -> str:
+    """Check a call signed with `secret`; return its signature in canonical form."""
+    return signed_call_scope({"callout": secret}, timestamp, signature, method, target, body, now)[1]
 
 
 # --- UserSig --------------------------------------------------------------------------------------------------------
@@ -172,9 +212,12 @@ def im_callback_sign(token: str, request_time: str) -> str:
     return hashlib.sha256((token + request_time).encode()).hexdigest()
 
 
-def verify_im_callback(token: str, sign: str | None, request_time: str | None, now: float | None = None) -> None:
+def verify_im_callback(token: str, sign: str | None, request_time: str | None, now: float | None = None) -> str:
+    """Check a callback's Sign; return it in the form it is remembered in (lowercase hex)."""
     if not sign or not request_time:
         raise SignatureError("IM callbacks must carry Sign and RequestTime (callback authentication is on)")
     _check_window(_unix_seconds(request_time, "RequestTime"), now, "RequestTime")
-    if not hmac.compare_digest(im_callback_sign(token, request_time), sign.strip().lower()):
+    canonical = sign.strip(HTTP_WHITESPACE).lower()
+    if not hmac.compare_digest(im_callback_sign(token, request_time).encode(), canonical.encode()):
         raise SignatureError("Sign does not match IM_CALLBACK_TOKEN")
+    return canonical

@@ -33,10 +33,11 @@ from connectors.base import ConnectorLoadError, load_connector_classes
 
 
 class SigningSettings(BaseSettings):
-    """`sign` needs only the callout secret, not the whole service configuration."""
+    """`sign` needs only a signing secret, not the whole service configuration."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-    bridge_callout_secret: SecretStr
+    bridge_callout_secret: SecretStr | None = None
+    bridge_app_secret: SecretStr | None = None
 
 
 class DatabaseSettings(BaseSettings):
@@ -124,10 +125,14 @@ def cmd_usersig(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    name = "BRIDGE_APP_SECRET" if args.app else "BRIDGE_CALLOUT_SECRET"
     try:
-        secret = SigningSettings().bridge_callout_secret.get_secret_value()  # type: ignore[call-arg]
+        secret = getattr(SigningSettings(), name.lower())
     except Exception:
-        raise ConfigError("BRIDGE_CALLOUT_SECRET is required to sign calls") from None
+        secret = None
+    if secret is None:
+        raise ConfigError(f"{name} is required to sign calls")
+    secret = secret.get_secret_value()
     try:
         body = Path(args.file).read_bytes() if args.file and args.file != "-" else sys.stdin.buffer.read()
     except OSError as exc:
@@ -303,6 +308,7 @@ def parser() -> argparse.ArgumentParser:
     sign = sub.add_parser("sign", help="print signed-call headers for a body (stdin by default)")
     sign.add_argument("--method", default="POST")
     sign.add_argument("--target", default="/joingroup", help="path and query as sent")
+    sign.add_argument("--app", action="store_true", help="sign with BRIDGE_APP_SECRET (customer backends)")
     sign.add_argument("file", nargs="?")
     sign.set_defaults(func=cmd_sign)
     db = sub.add_parser("db", help="database schema")

@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     bridge_database_url: str = "sqlite:///./bridge.db"
     bridge_default_connector: str | None = None
     bridge_callout_secret: SecretStr | None = None
+    bridge_app_secret: SecretStr | None = None
     bridge_allowed_origins: Annotated[list[str], NoDecode] = []
     bridge_greeting: str = DEFAULT_GREETING
     bridge_host: str = "127.0.0.1"
@@ -169,10 +170,23 @@ class Settings(BaseSettings):
                 f"{missing} must be set too: Zendesk needs ZENDESK_URL, ZENDESK_EMAIL and ZENDESK_API_TOKEN"
             )
         if not self.bridge_sandbox:
-            for name in ("im_secret_key", "bridge_callout_secret", "zendesk_webhook_secret", "im_callback_token"):
+            for name in (
+                "im_secret_key",
+                "bridge_callout_secret",
+                "bridge_app_secret",
+                "zendesk_webhook_secret",
+                "im_callback_token",
+            ):
                 secret = getattr(self, name)
                 if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
                     raise ValueError(f"{name.upper()} is a placeholder value; set a real secret")
+        if (
+            self.bridge_app_secret is not None
+            and self.bridge_callout_secret is not None
+            and self.bridge_app_secret.get_secret_value() == self.bridge_callout_secret.get_secret_value()
+        ):
+            # The bridge tells the two apart by which one signed: the narrow one must not also be the full key.
+            raise ValueError("BRIDGE_APP_SECRET must differ from BRIDGE_CALLOUT_SECRET")
         if self.bridge_default_connector and self.bridge_default_connector not in self.enabled_connectors:
             raise ValueError(
                 f"BRIDGE_DEFAULT_CONNECTOR={self.bridge_default_connector!r} is not an enabled connector "

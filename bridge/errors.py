@@ -3,7 +3,8 @@
     BridgeError                  code, status, message: renders as the contract's error body
     ├── BadRequest (400)         the caller's input is wrong: fix it, do not retry
     │   └── PayloadTooLarge (413)
-    ├── SignatureError (401)     missing, wrong, stale or replayed authentication
+    ├── SignatureError (401)     missing, wrong, malformed or stale authentication
+    ├── Forbidden (403)          authenticated, but this caller may not do this
     ├── NotFound (404)
     ├── Conflict (409)
     ├── TooManyRequests (429)    retry after `retry_after` seconds (sent as Retry-After)
@@ -23,12 +24,20 @@ class BridgeError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.details = details or {}
+        self.headers = headers or {}  # sent with the error answer (Retry-After)
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -51,6 +60,11 @@ class SignatureError(BridgeError):
     code = "unauthenticated"
 
 
+class Forbidden(BridgeError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(BridgeError):
     status = 404
     code = "not_found"
@@ -66,8 +80,7 @@ class TooManyRequests(BridgeError):
     code = "too_many_requests"
 
     def __init__(self, message: str, *, retry_after: int):
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
 class UpstreamError(BridgeError):

@@ -268,6 +268,21 @@ class IMClient:
             "group_open_http_svc", "send_group_system_notification", {"GroupId": group_id, "Content": content}
         )
 
+    async def group_message(self, group_id: str, seq: int) -> dict[str, Any] | None:
+        """The message stored under `seq` in the group's history, as `group_msg_get_simple` lists it (`From_Account`,
+        `MsgBody`, `IsPlaceMsg` set when it was recalled, deleted or expired, ...); None when IM has no such
+        message or no such group. ReqMsgSeq is the newest seq to list, so the one item asked for is that message
+        when it exists."""
+        body = {"GroupId": group_id, "ReqMsgSeq": seq, "ReqMsgNumber": 1}
+        try:
+            answer = await self.call("group_open_http_svc", "group_msg_get_simple", body)
+        except GroupNotFound:
+            return None
+        for item in answer.get("RspMsgList") or []:
+            if isinstance(item, dict) and item.get("MsgSeq") == seq:
+                return item
+        return None
+
     async def send_text(
         self,
         group_id: str,

@@ -27,6 +27,12 @@ class Metrics:
         self.latency = Histogram(
             "bridge_http_request_seconds", "HTTP request duration", ["route"], registry=self.registry
         )
+        self.dropped_messages = Counter(
+            "bridge_transcript_dropped_messages",
+            "Chat messages not written into a ticket: not confirmed by IM, or from someone the link does not record",
+            ["reason"],
+            registry=self.registry,
+        )
         self.jobs = Gauge("bridge_jobs", "Jobs in the durable queue by status", ["status"], registry=self.registry)
         self.oldest_pending = Gauge(
             "bridge_jobs_oldest_pending_seconds", "Age of the oldest pending job", registry=self.registry

@@ -98,7 +98,9 @@ def openapi_document() -> dict[str, Any]:
                     "in": "header",
                     "name": "X-Bridge-Signature",
                     "description": "v1=hex HMAC-SHA256(secret, '<ts>.<METHOD>.<target>.<body>'), "
-                    "with X-Bridge-Timestamp",
+                    "with X-Bridge-Timestamp. BRIDGE_CALLOUT_SECRET signs every call; BRIDGE_APP_SECRET only "
+                    "createticket and customers' UserSigs (else 403). The same signature again within 300 s is a "
+                    "retry: the first answer again",
                 },
                 "userSig": {
                     "type": "apiKey",

@@ -19,6 +19,7 @@ from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError, TooManyRequests
 from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient
 from bridge.jobs import JobQueue, crash_point
+from bridge.metrics import Metrics
 from bridge.store import Database, Job, Link
 from connectors.base import Connector, NewTicket, TicketStatus
 
@@ -44,17 +45,29 @@ class Outcome:
 
 
 def request_hash(body: Any) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return _sha256(json.dumps(body, sort_keys=True, separators=(",", ":")))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Bridge:
     """The service: settings, storage, the IM client, the connectors and the job queue, wired together."""
 
-    def __init__(self, settings: Settings, db: Database, im: IMClient, connectors: dict[str, Connector]):
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        im: IMClient,
+        connectors: dict[str, Connector],
+        metrics: Metrics | None = None,
+    ):
         self.settings = settings
         self.db = db
         self.im = im
         self.connectors = connectors
+        self.metrics = metrics or Metrics()
         self.queue = JobQueue(
             db, retry_scale=settings.bridge_job_retry_scale, lease_seconds=settings.bridge_job_lease_seconds
         )
@@ -128,9 +141,11 @@ class Bridge:
 
     async def _join(self, job: Job) -> dict[str, Any]:
         group_id, user_id = job.payload["groupId"], job.payload["userId"]
+        link = await self.db.link_by_group(group_id)
+        if link and user_id != link.requester_id:
+            await self.db.see_agents(group_id, [user_id])  # before IM lets them speak
         await self.im.import_account(user_id)
         await self.im.add_members(group_id, [user_id])
-        link = await self.db.link_by_group(group_id)
         if link and user_id != link.requester_id:
             await self.db.update_link(group_id, agents=[*link.agents, user_id])
         return {}
@@ -199,6 +214,7 @@ class Bridge:
         if link.state == "closed" and ticket.status is not TicketStatus.CLOSED:
             await self.im.mute_all(group_id, False)
             await self.im.system_notification(group_id, REOPENED_NOTICE)
+        await self.db.see_agents(group_id, joined)  # before IM lets them speak: their first message is theirs
         for agent in joined:
             await self.im.import_account(agent)
         if joined:
@@ -220,8 +236,13 @@ class Bridge:
 
     # --- opening a ticket ---------------------------------------------------------------------------------------
 
-    async def create_ticket(self, provider: str, body: dict[str, Any], idempotency_key: str | None) -> Outcome:
-        """Open the ticket, then its group; a repeated Idempotency-Key returns the first outcome."""
+    async def create_ticket(
+        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str
+    ) -> Outcome:
+        """Open the ticket, then its group; a repeated Idempotency-Key of the same caller returns the first outcome.
+
+        `caller` is who asks: `user:<userId>` (a UserSig), `app` or `callout` (the secret that signed), `insecure`.
+        Keys are the caller's own: another caller's key never collides with them."""
         self.connector(provider)  # an unknown connector is a 404 before anything is stored
         user_id, limit = body["userId"], self.settings.bridge_create_per_user
         if self.open_creates[user_id] >= limit:
@@ -232,16 +253,22 @@ class Bridge:
         self.open_creates[user_id] += 1
         try:
             async with self.create_slots:
-                return await self._create_ticket(provider, body, idempotency_key)
+                return await self._create_ticket(provider, body, idempotency_key, caller)
         finally:
             self.open_creates[user_id] -= 1
             if not self.open_creates[user_id]:
                 del self.open_creates[user_id]
 
-    async def _create_ticket(self, provider: str, body: dict[str, Any], idempotency_key: str | None) -> Outcome:
+    async def _create_ticket(
+        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str
+    ) -> Outcome:
         digest = request_hash({"provider": provider, **body})
-        key = f"createticket:{idempotency_key}" if idempotency_key else f"createticket:{uuid.uuid4().hex}"
-        payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key}
+        key = f"createticket:{uuid.uuid4().hex}"
+        if idempotency_key:
+            scoped = f"{caller}:{idempotency_key}"
+            # Job keys hold 300 characters; a long user id and key together are hashed into them.
+            key = f"createticket:{scoped if len(scoped) <= 280 else 'sha256-' + _sha256(scoped)}"
+        payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key, "caller": caller}
         job, created = await self.queue.enqueue("createticket", payload, key, delay=INLINE_GRACE_SECONDS)
         if not created and job.payload.get("hash") != digest:
             raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")

@@ -40,6 +40,8 @@ class Link(SQLModel, table=True):
     group_id: str = Field(max_length=64, unique=True)
     requester_id: str = Field(max_length=64)
     agents_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    # Every agent the group ever had (current and past): whose chat messages may enter the ticket.
+    agents_seen_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     state: str = Field(default="open", max_length=16)  # pending, open, solved, closed, dismissed
     subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: float = Field(default_factory=now)
@@ -52,6 +54,10 @@ class Link(SQLModel, table=True):
     @agents.setter
     def agents(self, value: list[str]) -> None:
         self.agents_json = json.dumps(sorted(set(value)))
+
+    @property
+    def agents_seen(self) -> list[str]:
+        return list(json.loads(self.agents_seen_json))
 
     def public(self) -> dict[str, Any]:
         return {
@@ -67,10 +73,13 @@ class Link(SQLModel, table=True):
 
 
 class SeenSignature(SQLModel, table=True):
-    """Signatures already accepted, kept for the replay window."""
+    """Signatures already accepted, kept for the replay window; for a signed call, with the answer it was given
+    (status None while the first call is still running)."""
 
     signature: str = Field(primary_key=True, max_length=128)
     expires_at: float = Field(index=True)
+    status: int | None = None
+    response_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Job(SQLModel, table=True):
@@ -194,29 +203,79 @@ class Database:
         return insert(Link).values(**values).on_conflict_do_nothing()
 
     @staticmethod
-    def change_link(group_id: str, *, agents: list[str] | None = None, state: str | None = None) -> Executable:
-        """The statement setting a link's agents and/or state."""
+    def change_link(
+        group_id: str,
+        *,
+        agents: list[str] | None = None,
+        state: str | None = None,
+        agents_seen: list[str] | None = None,
+    ) -> Executable:
+        """The statement setting a link's agents, state and/or the record of agents seen."""
         values: dict[str, Any] = {"updated_at": now()}
         if agents is not None:
             values["agents_json"] = json.dumps(sorted(set(agents)))
         if state is not None:
             values["state"] = state
+        if agents_seen is not None:
+            values["agents_seen_json"] = json.dumps(sorted(set(agents_seen)))
         return update(Link).where(col(Link.group_id) == group_id).values(**values)
 
     async def update_link(self, group_id: str, *, agents: list[str] | None = None, state: str | None = None) -> None:
+        """Set a link's agents and/or state; agents written here are added to the agents the link has seen."""
         async with self.session() as s:
-            await s.exec(self.change_link(group_id, agents=agents, state=state))  # type: ignore[call-overload]
+            seen = None
+            if agents:
+                seen = await self._agents_seen(s, group_id, agents)
+            await s.exec(self.change_link(group_id, agents=agents, state=state, agents_seen=seen))  # type: ignore[call-overload]
+
+    async def see_agents(self, group_id: str, agents: list[str]) -> None:
+        """Record agents as the link's own before they are let into its group, so their first message is theirs."""
+        if not agents:
+            return
+        async with self.session() as s:
+            seen = await self._agents_seen(s, group_id, agents)
+            if seen is not None:
+                await s.exec(self.change_link(group_id, agents_seen=seen))  # type: ignore[call-overload]
+
+    @staticmethod
+    async def _agents_seen(s: AsyncSession, group_id: str, agents: list[str]) -> list[str] | None:
+        link = (await s.exec(select(Link).where(Link.group_id == group_id))).first()
+        return None if link is None else sorted(set(link.agents_seen) | set(agents))
 
     # --- replay and deduplication -------------------------------------------------------------------------------
 
     async def remember_signature(self, signature: str, expires_at: float) -> bool:
         """Record a signature; False when it was already seen (a replay)."""
+        return await self.claim_signature(signature, expires_at) is None
+
+    async def claim_signature(self, signature: str, expires_at: float) -> SeenSignature | None:
+        """Record a signature as in progress; None when it is new, else the row of the call that had it first."""
         try:
             async with self.session() as s:
                 s.add(SeenSignature(signature=signature, expires_at=expires_at))
-            return True
+            return None
         except IntegrityError:
-            return False
+            async with self.session() as s:
+                seen = await s.get(SeenSignature, signature)
+            if seen is None:  # purged in between: it expired, so the window check refuses the call anyway
+                return SeenSignature(signature=signature, expires_at=expires_at)
+            return seen
+
+    async def keep_answer(self, signature: str, status: int, response_json: str) -> None:
+        """Store the answer given to the call that claimed `signature`: its retries get it again."""
+        async with self.session() as s:
+            await s.exec(  # type: ignore[call-overload]
+                update(SeenSignature)
+                .where(col(SeenSignature.signature) == signature)
+                .values(status=status, response_json=response_json)
+            )
+
+    async def forget_signature(self, signature: str) -> None:
+        """Release a claimed signature whose call did nothing (it failed on the bridge's side): it may be retried."""
+        from sqlmodel import delete
+
+        async with self.session() as s:
+            await s.exec(delete(SeenSignature).where(col(SeenSignature.signature) == signature))  # type: ignore[call-overload]
 
     async def purge(self, event_days: float = 8) -> None:
         """Forget expired signatures, and finished jobs (whose keys deduplicate deliveries) past `event_days`."""

@@ -29,6 +29,8 @@ VECTORS: Any = json.loads(VECTORS_FILE.read_text())
 SDKAPPID = 1400000001
 IM_KEY = "im-test-key-" + "0" * 52
 CALLOUT_SECRET = "callout-secret-for-tests"
+APP_SECRET = "app-secret-for-tests"
+CALLBACK_TOKEN = "im-callback-token-for-tests"  # set on the bridge and on the IM emulator, as a deployment would
 PG_URL = os.environ.get("BRIDGE_TEST_DATABASE_URL")
 
 DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -58,7 +60,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def im_server() -> Iterator[BackgroundServer]:
-    with BackgroundServer(create_im(SDKAPPID, IM_KEY)) as server:
+    with BackgroundServer(create_im(SDKAPPID, IM_KEY, callback_token=CALLBACK_TOKEN)) as server:
         yield server
 
 
@@ -77,6 +79,7 @@ def make_settings(database_url: str, im_url: str, **overrides: Any) -> Settings:
         im_api_base=im_url,
         bridge_database_url=database_url,
         bridge_callout_secret=CALLOUT_SECRET,
+        im_callback_token=CALLBACK_TOKEN,
         bridge_job_retry_scale=0.001,
         bridge_create_patience_seconds=1.0,
         _env_file=None,

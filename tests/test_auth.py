@@ -174,3 +174,49 @@ def test_im_callback_vector_and_cases() -> None:
         args.update(bad)
         with pytest.raises(SignatureError):
             auth.verify_im_callback(**args)
+
+
+def test_canonical_signature_cases() -> None:
+    digits = "0123456789abcdef" * 4
+    canonical = "v1=" + digits
+    for same in (canonical, "V1=" + digits.upper(), "v1=" + digits.upper(), f" {canonical}\t", f"\t{canonical}  "):
+        assert auth.canonical_signature(same) == canonical, repr(same)
+    for bad in (
+        canonical + "\xa0",  # str.strip() would take these away
+        canonical + "\x85",
+        "\u3000" + canonical,
+        canonical + "\n",
+        "v1= " + digits,
+        "v1=" + digits[:-1],
+        "v1=" + digits + "0",
+        "v1=" + digits[:-1] + "g",
+        "v1=" + digits[:-1] + "\uff10",  # a fullwidth digit
+        "v2=" + digits,
+        digits,
+        "",
+    ):
+        with pytest.raises(SignatureError) as refused:
+            auth.canonical_signature(bad)
+        assert refused.value.code == "malformed_signature", repr(bad)
+
+
+def test_signed_call_scope_tells_the_secrets_apart() -> None:
+    body, now = b"{}", float(NOW)
+    secrets = {"callout": "full-key", "app": "narrow-key"}
+    for scope, secret in secrets.items():
+        headers = auth.signed_call_headers(secret, "POST", "/usersig", body, now=now)
+        found = auth.signed_call_scope(
+            secrets,
+            headers[auth.TIMESTAMP_HEADER],
+            headers[auth.SIGNATURE_HEADER].upper(),
+            "POST",
+            "/usersig",
+            body,
+            now,
+        )
+        assert found == (scope, headers[auth.SIGNATURE_HEADER])
+    other = auth.signed_call_headers("another-key", "POST", "/usersig", body, now=now)
+    with pytest.raises(SignatureError):
+        auth.signed_call_scope(
+            secrets, other[auth.TIMESTAMP_HEADER], other[auth.SIGNATURE_HEADER], "POST", "/usersig", body, now
+        )

@@ -70,6 +70,25 @@ def test_sign_without_secret_names_it(tmp_path: Path) -> None:
     assert result.returncode == 2 and b"BRIDGE_CALLOUT_SECRET" in result.stderr
 
 
+def test_sign_with_the_app_secret(tmp_path: Path) -> None:
+    body = b'{"userId":"cust1","caseInfo":{"subject":"From our backend"}}'
+    env = {"BRIDGE_CALLOUT_SECRET": "s3cret-x", "BRIDGE_APP_SECRET": "app-s3cret"}
+    result = run(["sign", "--app", "--target", "/createticket"], env, tmp_path, body)
+    assert result.returncode == 0, result.stderr
+    headers = dict(line.split(": ", 1) for line in result.stdout.decode().splitlines())
+    scope, _ = auth.signed_call_scope(
+        {"callout": "s3cret-x", "app": "app-s3cret"},
+        headers["X-Bridge-Timestamp"],
+        headers["X-Bridge-Signature"],
+        "POST",
+        "/createticket",
+        body,
+    )
+    assert scope == "app"
+    missing = run(["sign", "--app"], {"BRIDGE_CALLOUT_SECRET": "s3cret-x"}, tmp_path, b"{}")
+    assert "BRIDGE_APP_SECRET" in one_line_error(missing)
+
+
 def test_sign_a_missing_file_names_it(tmp_path: Path) -> None:
     result = run(["sign", "nonexist.json"], {"BRIDGE_CALLOUT_SECRET": "s3cret-x"}, tmp_path)
     assert "nonexist.json" in one_line_error(result) and not result.stdout
@@ -93,7 +112,7 @@ def test_usersig_follows_the_api_on_user_ids(tmp_path: Path) -> None:
 def test_db_upgrade_and_jobs(tmp_path: Path) -> None:
     env = {"BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path}/b.db"}  # the IM settings are not needed here
     result = run(["db", "upgrade"], env, tmp_path)
-    assert result.returncode == 0 and b"database schema at 0001" in result.stdout, result.stderr
+    assert result.returncode == 0 and b"database schema at 0002" in result.stdout, result.stderr
 
     async def make_dead_job() -> int:
         db = Database(env["BRIDGE_DATABASE_URL"])

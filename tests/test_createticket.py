@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -186,6 +187,35 @@ def test_idempotency_key(helpdesk_bridge: BridgeClient, zd_server, im_server, zd
         "/zendesk/createticket", {**body, "caseInfo": {"subject": "Twice"}}, headers={"Idempotency-Key": "abc-1"}
     )
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
+
+
+def test_idempotency_keys_are_the_callers_own(bridge_factory: BridgeFactory, zd_server, im_server, zd_admin) -> None:
+    """A key another customer used first is no obstacle: keys are scoped by the end user, or by the signing secret."""
+    from tests.conftest import APP_SECRET
+    from tests.test_webhooks import jobs
+
+    bridge = bridge_factory(**helpdesk_settings(zd_url=zd_server.url), bridge_app_secret=APP_SECRET)
+    key = {"Idempotency-Key": "order-1"}
+
+    def as_user(user: str, subject: str) -> httpx.Response:
+        body = {"userId": user, "caseInfo": {"subject": subject}}
+        headers = {**key, "Authorization": f"UserSig {bridge.usersig(user)}"}
+        return bridge.http.post("/zendesk/createticket", json=body, headers=headers)
+
+    squatter = as_user("mallory", "Claimed your key first")
+    victim = as_user("alice", "My own ticket")
+    victim_again = as_user("alice", "My own ticket")
+    assert squatter.status_code == victim.status_code == victim_again.status_code == 201, victim.text
+    assert victim.json()["ticketId"] != squatter.json()["ticketId"]
+    assert victim_again.json() == victim.json()
+    body = {"userId": "alice", "caseInfo": {"subject": "From a backend"}}
+    by_app = bridge.post("/zendesk/createticket", body, headers=key, secret=APP_SECRET)
+    by_callout = bridge.post("/zendesk/createticket", body, headers=key)
+    assert by_app.status_code == by_callout.status_code == 201
+    assert len({r.json()["ticketId"] for r in (squatter, victim, by_app, by_callout)}) == 4
+    assert len(emulator_state(zd_server)["tickets"]) == 4
+    callers = sorted(json.loads(j["payload_json"])["caller"] for j in jobs(bridge, "createticket"))
+    assert callers == ["app", "callout", "user:alice", "user:mallory"]
 
 
 def test_helpdesk_refusal_is_502_and_leaves_nothing(helpdesk_bridge: BridgeClient, zd_server, im_server) -> None:

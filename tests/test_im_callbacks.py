@@ -1,4 +1,5 @@
-"""POST /callbacks/im: Tencent's callback authentication, the transcript in the ticket, echo suppression, redelivery."""
+"""POST /callbacks/im: Tencent's callback authentication, the transcript in the ticket, echo suppression, redelivery,
+and what never reaches a ticket: messages IM does not confirm and senders the link does not record."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge import auth
+from bridge.errors import PermanentError
 from bridge.sandbox.server import BackgroundServer
-from bridge.transcript import render
+from bridge.transcript import RENDER, render
 from tests.conftest import (
+    CALLBACK_TOKEN,
     SDKAPPID,
     BridgeClient,
     BridgeFactory,
@@ -24,7 +29,7 @@ from tests.conftest import (
 from tests.test_convergence import wait_for
 from tests.test_webhooks import jobs
 
-TOKEN = "im-callback-token-for-tests"
+TOKEN = CALLBACK_TOKEN
 IM_OK = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
 AFTER_SEND = "Group.CallbackAfterSendMsg"
 
@@ -95,6 +100,25 @@ def send(im_server: BackgroundServer, group_id: str, sender: str, text: str = ""
     )
     assert r.status_code == 200, r.text
     return int(r.json()["MsgSeq"])
+
+
+def stored(im_server: BackgroundServer, bridge: BridgeClient, group_id: str, sender: str, text: str) -> dict[str, Any]:
+    """A message IM stored whose callback has not come (yet): the callback body IM would send for it."""
+    config = im_server.url + "/_emulator/config"
+    httpx.post(config, json={"callback_url": ""}).raise_for_status()
+    try:
+        seq = send(im_server, group_id, sender, text)
+    finally:
+        httpx.post(config, json={"callback_url": bridge.server.url + "/callbacks/im"}).raise_for_status()
+    return message(group_id, sender, text, seq=seq)
+
+
+def dropped(bridge: BridgeClient, reason: str) -> float:
+    """How many chat messages the bridge refused to write for `reason`, from its /metrics."""
+    for line in bridge.http.get("/metrics").text.splitlines():
+        if line.startswith(f'bridge_transcript_dropped_messages_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def delivered(im_server: BackgroundServer, count: int) -> list[dict[str, Any]]:
@@ -290,27 +314,32 @@ def test_bridge_posts_are_never_echoed(cb_bridge: BridgeClient, im_server: Backg
     assert len(im_state(im_server)["callbacks"]) == 2  # the greeting, a system notification, calls nothing back
 
 
-def test_redelivered_callback_makes_one_comment(cb_bridge: BridgeClient, zd_admin: Any) -> None:
+def test_redelivered_callback_makes_one_comment(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any
+) -> None:
     group = open_ticket(cb_bridge, "zendesk")
-    body = message(group, "cust1", "only once", seq=7)
-    for _ in range(3):
-        r = callback(cb_bridge, body)
+    body = stored(im_server, cb_bridge, group, "cust1", "only once")
+    for age in (0, 0, 1):  # the same callback twice, then redelivered a second later (signed afresh)
+        r = callback(cb_bridge, body, age=age)
         assert r.status_code == 200 and r.json() == IM_OK
+    # Without a MsgSeq a message cannot be confirmed with IM: answered OK, never written.
     no_seq = message(group, "cust1", "no sequence number", seq=None)
-    assert callback(cb_bridge, no_seq).json() == IM_OK and callback(cb_bridge, no_seq).json() == IM_OK
-    wait_for(lambda: len(comments(zd_admin, group)) == 3)
+    assert callback(cb_bridge, no_seq).json() == IM_OK
+    wait_for(lambda: len(comments(zd_admin, group)) == 2)
     wait_for(lambda: all(j["status"] == "done" for j in jobs(cb_bridge, "sync_message")))
-    assert [c["body"] for c in comments(zd_admin, group)[1:]] == ["only once", "no sequence number"]
-    assert len(jobs(cb_bridge, "sync_message")) == 2
+    assert [c["body"] for c in comments(zd_admin, group)[1:]] == ["only once"]
+    assert len(jobs(cb_bridge, "sync_message")) == 1
+    assert dropped(cb_bridge, "unconfirmable") == 1
 
 
 def test_helpdesk_outage_answers_ok_and_syncs_later(
-    cb_bridge: BridgeClient, zd_server: BackgroundServer, zd_admin: Any
+    cb_bridge: BridgeClient, im_server: BackgroundServer, zd_server: BackgroundServer, zd_admin: Any
 ) -> None:
     group = open_ticket(cb_bridge, "zendesk")
+    body = stored(im_server, cb_bridge, group, "cust1", "are you there?")
     set_faults(zd_server, outage=True)
     started = time.monotonic()
-    assert callback(cb_bridge, message(group, "cust1", "are you there?", seq=3)).json() == IM_OK
+    assert callback(cb_bridge, body).json() == IM_OK
     assert time.monotonic() - started < 1.0
     wait_for(lambda: jobs(cb_bridge, "sync_message")[0]["attempts"] >= 2)  # failed, retried, still failing
     set_faults(zd_server)
@@ -378,12 +407,140 @@ def test_other_commands_unlinked_groups_and_bad_bodies(cb_bridge: BridgeClient) 
         assert (r.status_code, r.json()) == (200, IM_OK), raw
 
 
-def test_without_a_token_no_sign_is_needed(
-    bridge_factory: BridgeFactory, zd_server: BackgroundServer, zd_admin: Any
+def test_callbacks_are_refused_without_a_token(
+    bridge_factory: BridgeFactory, zd_server: BackgroundServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bridge = bridge_factory(**helpdesk_settings(zd_url=zd_server.url))
+    bridge = bridge_factory(**helpdesk_settings(zd_url=zd_server.url), im_callback_token=None)
+    assert "IM_CALLBACK_TOKEN is not set" in caplog.text  # warned at start
     group = open_ticket(bridge, "zendesk")
-    r = callback(bridge, message(group, "cust1", "no auth configured"), params={"Sign": None, "RequestTime": None})
-    assert r.json() == IM_OK
+    for params in ({"Sign": None, "RequestTime": None}, {}):
+        r = callback(bridge, message(group, "cust1", "no auth configured"), params=params)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "callbacks_disabled", r.text
+    assert jobs(bridge, "sync_message") == []
+
+
+# --- what never reaches a ticket --------------------------------------------------------------------------------
+
+
+def test_messages_im_does_not_confirm_are_never_written(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any
+) -> None:
+    """The Sign covers only the time: a captured one signs any body for 300 s. IM's own record decides."""
+    group = open_ticket(cb_bridge, "zendesk")
+    agent = str(zd_admin.agents[0])
+    assert cb_bridge.post("/joingroup", {"groupId": group, "userId": agent}).status_code == 200
+    real = stored(im_server, cb_bridge, group, "cust1", "the customer's real words")
+    by_agent = stored(im_server, cb_bridge, group, agent, "the agent's words")
+    recalled = stored(im_server, cb_bridge, group, "cust1", "taken back")
+    assert im_call(im_server, "group_msg_recall", {"GroupId": group, "MsgSeqList": [{"MsgSeq": recalled["MsgSeq"]}]})[
+        "RecallRetList"
+    ] == [{"MsgSeq": recalled["MsgSeq"], "RetCode": 0}]
+    forged = [
+        message(group, "cust1", "a message IM never stored", seq=real["MsgSeq"] + 100),
+        {**by_agent, "From_Account": "cust1", "Operator_Account": "cust1"},  # another sender's message
+        recalled,
+    ]
+    for body in forged:
+        assert callback(cb_bridge, body).json() == IM_OK
+    wait_for(lambda: len(jobs(cb_bridge, "sync_message")) == 3)
+    wait_for(lambda: all(j["status"] == "done" for j in jobs(cb_bridge, "sync_message")))
+    assert dropped(cb_bridge, "unconfirmed") == 3
+    # A real message with forged words: the words written are IM's.
+    forged_words = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "forged"}}]
+    assert callback(cb_bridge, {**real, "MsgBody": forged_words}).json() == IM_OK
     wait_for(lambda: len(comments(zd_admin, group)) == 2)
-    assert callback(bridge, message(group, "cust1", seq=2), params={"SdkAppid": 1}).status_code == 401
+    assert [c["body"] for c in comments(zd_admin, group)[1:]] == ["the customer's real words"]
+
+
+def test_only_the_requester_and_the_tickets_agents_are_written(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any
+) -> None:
+    group = open_ticket(cb_bridge, "zendesk")
+    agent = str(zd_admin.agents[0])
+    # Someone else in the group (however they got in) is never written into the ticket, nor as anyone.
+    im_call(im_server, "account_import", {"UserID": "stranger"}, service="im_open_login_svc")
+    added = im_call(im_server, "add_group_member", {"GroupId": group, "MemberList": [{"Member_Account": "stranger"}]})
+    assert added["ErrorCode"] == 0, added
+    send(im_server, group, "stranger", "let me into your ticket")
+    wait_for(lambda: dropped(cb_bridge, "unknown_sender") == 1)
+    # The ticket's agent is, and stays one after leaving: a message sent while a member whose callback comes late.
+    assert cb_bridge.post("/joingroup", {"groupId": group, "userId": agent}).status_code == 200
+    late = stored(im_server, cb_bridge, group, agent, "sent before I left")
+    assert cb_bridge.post("/leavegroup", {"groupId": group, "userId": agent}).status_code == 200
+    assert callback(cb_bridge, late).json() == IM_OK
+    send(im_server, group, "cust1", "thank you")
+    wait_for(lambda: len(comments(zd_admin, group)) == 3)
+    wait_for(lambda: all(j["status"] == "done" for j in jobs(cb_bridge, "sync_message")))
+    written = comments(zd_admin, group)[1:]
+    assert [(c["body"], c["author_id"]) for c in written] == [
+        ("sent before I left", int(agent)),
+        ("thank you", zd_admin.ticket(group.removeprefix("ZENDESK#"))["requester_id"]),
+    ]
+    assert "let me into your ticket" not in str(comments(zd_admin, group))
+
+
+def test_an_identical_callback_is_remembered_but_callbacks_of_one_second_all_pass(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any
+) -> None:
+    """Two genuine callbacks in the same second share a Sign: only the same Sign with the same body is a replay."""
+    group = open_ticket(cb_bridge, "zendesk")
+    first = stored(im_server, cb_bridge, group, "cust1", "first")
+    second = stored(im_server, cb_bridge, group, "cust1", "second")
+    now = str(int(time.time()))
+    for body in (first, second, first):
+        r = callback(cb_bridge, body, params={"RequestTime": now}, sign=auth.im_callback_sign(TOKEN, now))
+        assert r.json() == IM_OK
+    wait_for(lambda: len(comments(zd_admin, group)) == 3)
+    wait_for(lambda: all(j["status"] == "done" for j in jobs(cb_bridge, "sync_message")))
+    assert [c["body"] for c in comments(zd_admin, group)[1:]] == ["first", "second"]
+    assert len(jobs(cb_bridge, "sync_message")) == 2
+
+
+# --- bad content and the order of work --------------------------------------------------------------------------
+
+MALFORMED = {"MsgType": "TIMImageElem", "MsgContent": {"ImageInfoArray": 5}}
+
+
+def test_malformed_content_never_retries_nor_holds_up_the_group(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, zd_server: BackgroundServer, zd_admin: Any
+) -> None:
+    group = open_ticket(cb_bridge, "zendesk")
+    send(im_server, group, "cust1", MsgBody=[MALFORMED])
+    wait_for(lambda: len(comments(zd_admin, group)) == 2)
+    assert comments(zd_admin, group)[-1]["body"] == "[image]"  # rendered safely, at once
+    wait_for(lambda: [j["status"] for j in jobs(cb_bridge, "sync_message")] == ["done"])
+    (job,) = jobs(cb_bridge, "sync_message")
+    assert (job["status"], job["attempts"], job["last_error"]) == ("done", 1, None)
+    # A message that keeps failing (the helpdesk is down) waits for its retry; the group's membership does not.
+    set_faults(zd_server, outage=True)
+    try:
+        send(im_server, group, "cust1", "are you there?")
+        wait_for(lambda: any(j["attempts"] >= 1 and j["status"] == "pending" for j in jobs(cb_bridge, "sync_message")))
+        r = cb_bridge.post("/joingroup", {"groupId": group, "userId": str(zd_admin.agents[0])})
+        assert r.status_code == 200 and "queued" not in r.json(), r.text
+    finally:
+        set_faults(zd_server)
+    wait_for(lambda: len(comments(zd_admin, group)) == 3)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
+FIELDS = ["Text", "ImageInfoArray", "URL", "Type", "Url", "FileName", "VideoUrl", "Data", "Desc", "Index"]
+ELEMENT = st.fixed_dictionaries(
+    {
+        "MsgType": st.sampled_from([*RENDER, "TIMRelayElem"]) | JSON,
+        "MsgContent": st.dictionaries(st.sampled_from(FIELDS + ["Latitude", "Longitude"]), JSON, max_size=4) | JSON,
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(msg_body=st.lists(ELEMENT | JSON, max_size=4) | JSON)
+def test_any_message_content_renders_or_fails_permanently(msg_body: Any) -> None:
+    try:
+        assert isinstance(render(msg_body), str)
+    except PermanentError:
+        pass  # the job is dead at once, with the reason

@@ -403,3 +403,33 @@ async def test_purge_keeps_recent_keys_and_forgets_old_ones(db: Database) -> Non
     assert {job.key for job in await queue.list()} == {"old-pending", "new-done"}, "unfinished work is never purged"
     assert await db.remember_signature("sig-old", expires_at=10**12), "an expired signature is forgotten"
     assert not await db.remember_signature("sig-new", expires_at=10**12)
+
+
+def test_upgrade_keeps_links_and_records_their_agents_as_seen(database_url: str) -> None:
+    """0001 -> head on a database in use: today's agents are the agents the link has seen."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from bridge.store import sync_url
+
+    command.upgrade(migrations.config(database_url), "0001")
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO link (provider, ticket_id, group_id, requester_id, agents_json, state, subject, "
+                    "created_at, updated_at) VALUES ('zendesk', '7', 'ZENDESK#7', 'cust', '[\"10001\"]', 'open', "
+                    "'s', 0, 0)"
+                )
+            )
+            conn.execute(text("INSERT INTO seensignature (signature, expires_at) VALUES ('v1=old', 1)"))
+        migrations.upgrade(database_url)
+        with engine.connect() as conn:
+            seen = conn.execute(text("SELECT agents_seen_json FROM link WHERE group_id = 'ZENDESK#7'")).scalar()
+            kept = conn.execute(text("SELECT status, response_json FROM seensignature")).one()
+    finally:
+        engine.dispose()
+    assert json.loads(str(seen)) == ["10001"]
+    assert tuple(kept) == (None, None)
+    assert migrations.current_revision(database_url) == migrations.head_revision(database_url)

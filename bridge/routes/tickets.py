@@ -27,7 +27,7 @@ async def create_ticket(request: Request) -> JSONResponse:
     body = await raw_body(request)
     provider = request.path_params.get("connector")
     user_id = peek_json(body).get("userId")
-    await check_signed_or_user(request, body, user_id if isinstance(user_id, str) else None)
+    caller = await check_signed_or_user(request, body, user_id if isinstance(user_id, str) else None)
     data = validate(CreateTicketBody, parse_json(body))
     if provider is None:
         provider = bridge.settings.default_connector or (
@@ -42,7 +42,7 @@ async def create_ticket(request: Request) -> JSONResponse:
     key = request.headers.get("idempotency-key")
     if key is not None and not (0 < len(key) <= 255):
         raise BadRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_request")
-    outcome = await bridge.create_ticket(provider, data.model_dump(), key)
+    outcome = await bridge.create_ticket(provider, data.model_dump(), key, caller)
     if outcome.queued and "ticketId" not in outcome.job.payload:
         # Another request with this Idempotency-Key is still opening the ticket.
         raise Conflict(

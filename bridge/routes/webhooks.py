@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bridge import auth
+from bridge import auth, transcript
 from bridge.errors import BadRequest, SignatureError
 from bridge.models import GROUP_ID
 from bridge.routes import IM_OK, bridge_of, ok, parse_json, raw_body
@@ -75,15 +76,21 @@ async def zendesk_webhook(request: Request) -> JSONResponse:
     signature = request.headers.get(ZENDESK_SIGNATURE)
     auth.verify_zendesk(secret.get_secret_value(), signature, request.headers.get(ZENDESK_TIMESTAMP), body)
     event = _zendesk_event(parse_json(body))
-    # Zendesk's invocation id names one delivery across its retries (each retry is signed afresh). Without it the
-    # signature is the best key we have; two identical bodies in one second then share it, which is why the
-    # invocation id wins: A -> B -> A within a second must not lose its last change.
+    # Zendesk's invocation id names one delivery across its retries (each retry is signed afresh), but it is not
+    # signed: a captured delivery replayed with another id (or none) must not become new work. So the signed content
+    # (timestamp and body) is remembered for the signature's window as well, and a delivery is new only when both
+    # are. The cost: the same body twice within one second (A -> B -> A) is taken as one delivery.
+    timestamp = request.headers.get(ZENDESK_TIMESTAMP) or ""
+    content = hashlib.sha256(timestamp.encode() + b"." + body).hexdigest()
     invocation = (request.headers.get(ZENDESK_INVOCATION) or "").strip()[:200]
-    key = f"zendesk-invocation:{invocation}" if invocation else f"zendesk-webhook:{(signature or '').strip()}"
+    key = f"zendesk-invocation:{invocation}" if invocation else f"zendesk-webhook:{content}"
     connector = bridge.connectors.get("zendesk")
     group_id = connector.group_id(event["ticket_id"]) if connector else f"ZENDESK#{event['ticket_id']}"
     if await bridge.db.link_by_group(group_id) is None:
         return ok({"ok": True, "ignored": "no linked group", "groupId": group_id})
+    # Kept until the timestamp is stale for sure: it may be up to a window ahead of the clock.
+    if not await bridge.db.remember_signature(f"zendesk:{content}", time.time() + 2 * auth.WINDOW_SECONDS + 1):
+        return ok({"ok": True, "duplicate": True, "groupId": group_id})
     # The job key's unique constraint is what makes a repeated delivery do nothing.
     job, created = await bridge.queue.enqueue(
         "converge",
@@ -99,23 +106,19 @@ async def zendesk_webhook(request: Request) -> JSONResponse:
 # --- Tencent IM -------------------------------------------------------------------------------------------------
 
 
-def _message_key(data: dict[str, Any], group_id: str) -> str:
-    seq = data.get("MsgSeq")
-    if isinstance(seq, int) and not isinstance(seq, bool):
-        return f"im-msg:{group_id}:{seq}"
-    fallback = f"{data.get('From_Account')}:{data.get('Random')}:{data.get('MsgTime')}"
-    return f"im-msg:{group_id}:" + (fallback if len(fallback) <= 200 else hashlib.sha256(fallback.encode()).hexdigest())
-
-
 async def im_callback(request: Request) -> JSONResponse:
     bridge = bridge_of(request)
     settings = bridge.settings
     body = await raw_body(request)
     query = request.query_params
-    if settings.im_callback_token is not None:
-        auth.verify_im_callback(
-            settings.im_callback_token.get_secret_value(), query.get("Sign"), query.get("RequestTime")
+    if settings.im_callback_token is None:
+        # Like signed calls without a secret: an unauthenticated callback could put any words in any ticket.
+        raise SignatureError(
+            "IM callbacks are disabled: IM_CALLBACK_TOKEN is not set on the bridge", code="callbacks_disabled"
         )
+    sign = auth.verify_im_callback(
+        settings.im_callback_token.get_secret_value(), query.get("Sign"), query.get("RequestTime")
+    )
     if query.get("SdkAppid") != str(settings.im_sdkappid):
         raise SignatureError("SdkAppid is missing or is not this bridge's IM_SDKAPPID", code="wrong_sdkappid")
     try:
@@ -139,19 +142,26 @@ async def im_callback(request: Request) -> JSONResponse:
     platform = query.get("OptPlatform") or data.get("OptPlatform")
     if sender == admin or (platform == "RESTAPI" and data.get("Operator_Account") == admin):
         return ok(IM_OK)  # the bridge's own posts: never echoed into the ticket
-    msg_body = data.get("MsgBody")
-    if not isinstance(msg_body, list) or await bridge.db.link_by_group(group_id) is None:
+    if not isinstance(data.get("MsgBody"), list) or await bridge.db.link_by_group(group_id) is None:
         return ok(IM_OK)
-    key = _message_key(data, group_id)
-    # Keyed by the message: a redelivered callback finds its job already stored and adds nothing.
-    payload = {
-        "groupId": group_id,
-        "from": sender,
-        "msgBody": msg_body,
-        "msgSeq": data.get("MsgSeq"),
-        "msgTime": data.get("MsgTime"),
-    }
-    await bridge.queue.enqueue("sync_message", payload, key=key, ordering_key=group_id)
+    seq = data.get("MsgSeq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= 0xFFFFFFFF:
+        # The message is confirmed with IM by its MsgSeq before it reaches a ticket; without one it cannot be.
+        log.warning("IM callback for group %r without an integer MsgSeq: dropped", group_id)
+        bridge.metrics.dropped_messages.labels("unconfirmable").inc()
+        return ok(IM_OK)
+    # Sign is sha256(token + RequestTime): every callback of the same second shares it, so the Sign alone would take
+    # a second message of that second for a replay. Remembered with the body's hash, only an identical callback is
+    # one; a forged body under a captured Sign passes here and is stopped by the confirmation with IM (transcript).
+    replay_key = "im:" + hashlib.sha256(f"{sign}:{hashlib.sha256(body).hexdigest()}".encode()).hexdigest()
+    if not await bridge.db.remember_signature(replay_key, int(query.get("RequestTime") or 0) + auth.WINDOW_SECONDS + 1):
+        return ok(IM_OK)
+    # Keyed by the message: a redelivered callback finds its job already stored and adds nothing. Messages have
+    # their own order per group, so a message that keeps failing never holds up a membership change.
+    payload = {"groupId": group_id, "from": sender, "msgSeq": seq, "msgTime": data.get("MsgTime")}
+    await bridge.queue.enqueue(
+        "sync_message", payload, key=f"im-msg:{group_id}:{seq}", ordering_key=transcript.ordering_key(group_id)
+    )
     return ok(IM_OK)
 
 

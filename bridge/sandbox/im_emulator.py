@@ -100,7 +100,7 @@ class IMState:
       "MaxMemberNum", "ApplyJoinOption", "MuteAllMember" ("On"/"Off"), "Dismissed" (bool), "CreateTime",
       "Members": {UserID: {"Role": "Owner"/"Admin"/"Member", "JoinTime"}}, "Tips": [join/quit notices]}
     - `messages`: GroupId -> [{"GroupId", "MsgSeq", "MsgTime", "Random", "From_Account", "MsgBody",
-      "CloudCustomData", "OptPlatform", "OnlineOnlyFlag"}]
+      "CloudCustomData", "OptPlatform", "OnlineOnlyFlag", "Recalled" (once recalled)}]
     - `notifications`: GroupId -> [{"Content", "ToMembers_Account", "Time"}]
     - `requests`: one entry per /v4 call: {"Time", "Service", "Command", "Query" (no usersig), "Body", "ErrorCode"}
     - `callbacks`: one entry per callback delivery: {"CallbackCommand", "GroupId", "MsgSeq", "Url", "Status", ...}
@@ -209,6 +209,7 @@ class Emulator:
             (GROUP_SVC, "send_group_system_notification"): self.send_group_system_notification,
             (GROUP_SVC, "send_group_msg"): self.send_group_msg,
             (GROUP_SVC, "group_msg_get_simple"): self.group_msg_get_simple,
+            (GROUP_SVC, "group_msg_recall"): self.group_msg_recall,
         }
         self.reset()
 
@@ -705,10 +706,13 @@ class Emulator:
         page = stored[::-1][:number]
         items = []
         for m in page:
+            # "Pulling Historical Group Messages": IsPlaceMsg 1 marks a message that expired, failed to be stored
+            # or was deleted; a recalled one is modelled the same way here, its body gone.
+            recalled = bool(m.get("Recalled"))
             item = {
                 "From_Account": m["From_Account"],
-                "IsPlaceMsg": 0,
-                "MsgBody": m["MsgBody"],
+                "IsPlaceMsg": int(recalled),
+                "MsgBody": [] if recalled else m["MsgBody"],
                 "MsgPriority": 1,
                 "MsgRandom": m["Random"],
                 "MsgSeq": m["MsgSeq"],
@@ -718,6 +722,26 @@ class Emulator:
                 item["CloudCustomData"] = m["CloudCustomData"]
             items.append(item)
         return {"GroupId": group["GroupId"], "IsFinished": int(len(stored) <= number), "RspMsgList": items}
+
+    def group_msg_recall(self, body: dict[str, Any]) -> dict[str, Any]:
+        """ "Recalling Group Messages": `{"GroupId", "MsgSeqList": [{"MsgSeq"}]}` (at most 10), a RetCode per seq."""
+        group = self.live_group(body)
+        seqs = body.get("MsgSeqList")
+        if (
+            not isinstance(seqs, list)
+            or not 1 <= len(seqs) <= 10
+            or not all(isinstance(i, dict) and _uint32(i.get("MsgSeq")) for i in seqs)
+        ):
+            raise ApiError(10004, "invalid parameter: MsgSeqList must list 1 to 10 {MsgSeq}")
+        stored = {m["MsgSeq"]: m for m in self.state.messages.get(group["GroupId"], [])}
+        results = []
+        for item in seqs:
+            message = stored.get(item["MsgSeq"])
+            if message is not None:
+                message["Recalled"] = True
+            # 10030 is the documentation's example RetCode of a seq that could not be recalled.
+            results.append({"MsgSeq": item["MsgSeq"], "RetCode": 0 if message is not None else 10030})
+        return {"RecallRetList": results}
 
     # --- callbacks ----------------------------------------------------------------------------------------------
 

@@ -61,7 +61,7 @@ class Sandbox:
 def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
     values = {
         name: secrets.token_hex(16)
-        for name in ("im_key", "callout", "sf_password", "sf_token", "zd_token", "webhook", "callback")
+        for name in ("im_key", "callout", "app", "sf_password", "sf_token", "zd_token", "webhook", "callback")
     }
     bridge_url = f"http://{host}:{port}"
     im = BackgroundServer(
@@ -95,6 +95,7 @@ def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
         zendesk_webhook_secret=values["webhook"],
         bridge_database_url=f"sqlite:///{folder.name}/bridge.db",
         bridge_callout_secret=values["callout"],
+        bridge_app_secret=values["app"],
         bridge_default_connector="zendesk",
         bridge_host=host,
         bridge_port=port,
@@ -142,6 +143,7 @@ Paste these into a bash shell (they define the variables and a `signed` helper f
 export BRIDGE={bridge} IM={sandbox.im.url} SF={sandbox.salesforce.url} ZD={sandbox.zendesk.url}
 export HB="{shlex.quote(sys.executable)} -m bridge.cli"  # helpdesk-bridge, wherever it is installed
 export BRIDGE_CALLOUT_SECRET={s.bridge_callout_secret.get_secret_value() if s.bridge_callout_secret else ""}
+export BRIDGE_APP_SECRET={s.bridge_app_secret.get_secret_value() if s.bridge_app_secret else ""}
 export USERSIG='{usersig}'
 export SF_TOKEN={salesforce_token(sandbox)} ZD_AUTH={ZD_EMAIL}/token:{sandbox.secrets["zd_token"]}
 signed() {{ curl -s -X "${{3:-POST}}" "$BRIDGE$1" -H 'Content-Type: application/json' \\

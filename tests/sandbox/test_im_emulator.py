@@ -374,6 +374,19 @@ def test_send_group_msg_and_history(im: IM, server: BackgroundServer) -> None:
     assert im.code(f"{GROUP}/group_msg_get_simple", {"GroupId": "G1", "ReqMsgNumber": 21}) == 10004
 
 
+def test_recalled_message_is_a_placeholder_in_history(im: IM) -> None:
+    im.users("cust")
+    im.group("G1", members=("cust",))
+    for n in (1, 2):
+        im.send("G1", f"message {n}", rand=n, From_Account="cust")
+    recalled = im.ok(f"{GROUP}/group_msg_recall", {"GroupId": "G1", "MsgSeqList": [{"MsgSeq": 1}, {"MsgSeq": 9}]})
+    assert recalled["RecallRetList"] == [{"MsgSeq": 1, "RetCode": 0}, {"MsgSeq": 9, "RetCode": 10030}]
+    history = im.ok(f"{GROUP}/group_msg_get_simple", {"GroupId": "G1", "ReqMsgNumber": 2})["RspMsgList"]
+    assert [(m["MsgSeq"], m["IsPlaceMsg"], bool(m["MsgBody"])) for m in history] == [(2, 0, True), (1, 1, False)]
+    assert im.code(f"{GROUP}/group_msg_recall", {"GroupId": "G1", "MsgSeqList": []}) == 10004
+    assert im.code(f"{GROUP}/group_msg_recall", {"GroupId": "nope", "MsgSeqList": [{"MsgSeq": 1}]}) == 10010
+
+
 def test_duplicate_random_and_content_is_dropped(im: IM, server: BackgroundServer) -> None:
     im.group("G1")
     first = im.send("G1", "hello", rand=77)
