@@ -21,6 +21,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from bridge.config import Settings
+from bridge.console import routes as console
+from bridge.console.service import Console
 from bridge.errors import BridgeError
 from bridge.im import IMClient
 from bridge.metrics import Metrics, MetricsMiddleware
@@ -151,6 +153,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
             await connector.start()
         bridge = Bridge(settings, db, im, connectors, metrics)
         app.state.bridge = bridge
+        app.state.console = Console(bridge)
         tasks = [asyncio.create_task(_purge(db))]
         if run_worker:
             tasks.append(asyncio.create_task(bridge.queue.work()))
@@ -182,7 +185,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
             )
         )
     app = Starlette(
-        routes=[*ops.routes, *groups.routes, *tickets.routes, *events.routes, *webhooks.routes],
+        routes=[*ops.routes, *groups.routes, *tickets.routes, *events.routes, *webhooks.routes, *console.routes],
         middleware=middleware,
         exception_handlers={
             BridgeError: bridge_error,

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     zendesk_email: str | None = None
     zendesk_api_token: SecretStr | None = None
     zendesk_webhook_secret: SecretStr | None = None
+    # The agent console's Zendesk app (connectors/zendesk/app): its signed-URL JWTs are checked against these.
+    zendesk_app_public_key: str | None = Field(None, description="the app's public key (PEM), or use the _FILE form")
+    zendesk_app_public_key_file: str | None = None
+    zendesk_app_installation_id: str | None = Field(None, pattern=r"^[0-9]{1,20}$")
+    zendesk_app_sdk_url: str = "https://static.zdassets.com/zendesk_app_framework_sdk/2.0/zaf_sdk.min.js"
 
     bridge_database_url: str = "sqlite:///./bridge.db"
     bridge_default_connector: str | None = None
@@ -109,6 +114,12 @@ class Settings(BaseSettings):
     )
     zendesk_rate_limit: int = Field(700, ge=0, description="Zendesk calls per minute (0: no limit of our own)")
     salesforce_rate_limit: int = Field(0, ge=0, description="Salesforce calls per minute (0: no limit of our own)")
+    bridge_console_session_seconds: int = Field(
+        600, ge=30, le=86400, description="an agent console session lasts this long; the open page renews it"
+    )
+    bridge_console_poll_seconds: float = Field(
+        5.0, gt=0, description="the console pulls the group's history this often when IM callbacks do not arrive"
+    )
 
     @field_validator("im_api_base", "salesforce_login_url", "zendesk_url", mode="after")
     @classmethod
@@ -144,6 +155,23 @@ class Settings(BaseSettings):
             except OSError as exc:
                 raise ValueError(f"cannot be read: {value}: {exc.strerror or type(exc).__name__}") from None
         return value
+
+    @field_validator("zendesk_app_public_key_file")
+    @classmethod
+    def _app_key_file(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Path(value).read_bytes()
+            except OSError as exc:
+                raise ValueError(f"cannot be read: {value}: {exc.strerror or type(exc).__name__}") from None
+        return value
+
+    @property
+    def zendesk_app_key(self) -> str | None:
+        """The Zendesk app's public key (PEM), from ZENDESK_APP_PUBLIC_KEY or its file."""
+        if self.zendesk_app_public_key_file:
+            return Path(self.zendesk_app_public_key_file).read_text()
+        return self.zendesk_app_public_key
 
     @model_validator(mode="after")
     def _complete(self) -> Settings:

@@ -27,6 +27,9 @@ ADMIN_SIG_RENEW_BEFORE = 3600
 GROUP_NAME_MAX_BYTES = 30
 ADD_MEMBER_BATCH = 300
 DELETE_MEMBER_BATCH = 100
+HISTORY_PAGE = 20  # group_msg_get_simple returns at most 20 messages a call
+PROFILE_BATCH = 100  # portrait_get takes at most 100 accounts a call
+NICK_TAG = "Tag_Profile_IM_Nick"
 
 # Member results of add_group_member.
 MEMBER_FAILED, MEMBER_ADDED, MEMBER_ALREADY, MEMBER_PENDING = 0, 1, 2, 3
@@ -189,6 +192,18 @@ class IMClient:
             body["Nick"] = nick
         await self.call("im_open_login_svc", "account_import", body)
 
+    async def nicks(self, user_ids: list[str]) -> dict[str, str]:
+        """Accounts' Nick (`portrait_get`, 100 a call); accounts without one are left out."""
+        names: dict[str, str] = {}
+        for start in range(0, len(user_ids), PROFILE_BATCH):
+            body = {"To_Account": user_ids[start : start + PROFILE_BATCH], "TagList": [NICK_TAG]}
+            answer = await self.call("profile", "portrait_get", body)
+            for item in answer.get("UserProfileItem") or []:
+                for tag in item.get("ProfileItem") or []:
+                    if tag.get("Tag") == NICK_TAG and isinstance(tag.get("Value"), str) and tag["Value"]:
+                        names[str(item.get("To_Account"))] = tag["Value"]
+        return names
+
     # --- groups -------------------------------------------------------------------------------------------------
 
     async def create_group(
@@ -225,6 +240,14 @@ class IMClient:
     async def member_ids(self, group_id: str) -> list[str]:
         answer = await self.call("group_open_http_svc", "get_group_member_info", {"GroupId": group_id})
         return [m["Member_Account"] for m in answer.get("MemberList") or []]
+
+    async def group_messages(self, group_id: str, before: int | None = None) -> dict[str, Any]:
+        """One page of the group's history (`group_msg_get_simple`): `RspMsgList` newest first, at most 20, up to
+        and including MsgSeq `before` when given; `IsFinished` 1 when nothing older is left."""
+        body: dict[str, Any] = {"GroupId": group_id, "ReqMsgNumber": HISTORY_PAGE}
+        if before is not None:
+            body["ReqMsgSeq"] = before
+        return await self.call("group_open_http_svc", "group_msg_get_simple", body)
 
     async def destroy_group(self, group_id: str) -> None:
         await self.call("group_open_http_svc", "destroy_group", {"GroupId": group_id})

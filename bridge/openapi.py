@@ -8,10 +8,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from bridge import __version__
+from bridge.console.models import ConsoleMessageBody, ConsoleSessionBody, ConsoleTicketBody
 from bridge.models import AssignmentBody, CreateTicketBody, GroupBody, MemberBody, SalesforceEvents, UserSigBody
 
 SIGNED: list[dict[str, list[str]]] = [{"signedCall": []}]
 SIGNED_OR_USER: list[dict[str, list[str]]] = [{"signedCall": []}, {"userSig": []}]
+CONSOLE: list[dict[str, list[str]]] = [{"consoleSession": []}]
+GROUP = "/console/api/groups/{groupId}"
 
 # (method, path, summary, request model, security, success status)
 OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[dict[str, list[str]]] | None, str]] = [
@@ -41,6 +44,43 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[dict[str, lis
     ("post", "/callbacks/im", "Tencent IM third-party callbacks", None, [{"imCallback": []}], "200"),
     ("get", "/links/{groupId}", "The link of a group", None, SIGNED, "200"),
     ("get", "/links", "The link of a ticket (provider, ticketId query parameters)", None, SIGNED, "200"),
+    ("get", "/console/", "The agent console page (it waits for a session from the frame around it)", None, None, "200"),
+    (
+        "post",
+        "/console/zendesk",
+        "The console in Zendesk: the app's signed first load (form field token)",
+        None,
+        [{"zendeskApp": []}],
+        "200",
+    ),
+    (
+        "post",
+        "/console/sessions",
+        "Open a console session for a helpdesk user on a ticket",
+        ConsoleSessionBody,
+        SIGNED,
+        "201",
+    ),
+    (
+        "post",
+        "/console/api/sessions/zendesk",
+        "Trade a Zendesk grant for the session of the ticket beside the app",
+        ConsoleTicketBody,
+        [{"consoleGrant": []}],
+        "201",
+    ),
+    ("post", "/console/api/session", "Renew the console session", None, CONSOLE, "200"),
+    ("get", GROUP, "The ticket's state and the group's members", None, CONSOLE, "200"),
+    ("get", GROUP + "/messages", "The group's history, newest last (before= a MsgSeq for older)", None, CONSOLE, "200"),
+    ("post", GROUP + "/messages", "Send a text as the agent", ConsoleMessageBody, CONSOLE, "201"),
+    (
+        "get",
+        GROUP + "/events",
+        "Server-sent events: new messages (after= a MsgSeq), state changes",
+        None,
+        CONSOLE,
+        "200",
+    ),
     ("get", "/healthz", "Liveness", None, None, "200"),
     ("get", "/readyz", "Readiness: the database answers", None, None, "200"),
     ("get", "/metrics", "Prometheus metrics", None, None, "200"),
@@ -110,6 +150,19 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "zendeskWebhook": {"type": "apiKey", "in": "header", "name": "X-Zendesk-Webhook-Signature"},
                 "imCallback": {"type": "apiKey", "in": "query", "name": "Sign"},
+                "consoleSession": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a console session (POST /console/sessions, or the Zendesk app); 403 outside "
+                    "its agent's group",
+                },
+                "consoleGrant": {"type": "http", "scheme": "bearer", "description": "the grant of a Zendesk load"},
+                "zendeskApp": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "token",
+                    "description": "form field token: Zendesk's RS256 JWT for the app (signedUrls)",
+                },
             },
         },
     }

@@ -7,6 +7,9 @@ Every method is async; connectors built on blocking libraries run them in thread
 Errors: a connector raises `bridge.errors.PermanentError` (do not retry: bad input, bad credentials),
 `bridge.errors.RetriableError` (timeouts, 5xx, 429 with `retry_after`) or `bridge.errors.NotFound` (no such ticket),
 mapping its library's exceptions through one table.
+
+Optional: `async def user_name(helpdesk_user_id) -> str | None`, a user's display name, which the agent console
+imports as the agent's IM Nick (without it the console shows the account).
 """
 
 from __future__ import annotations

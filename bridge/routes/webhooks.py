@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge import auth, transcript
+from bridge.console.service import console_sent
 from bridge.errors import BadRequest, SignatureError
 from bridge.models import GROUP_ID
 from bridge.routes import IM_OK, bridge_of, ok, parse_json, raw_body
@@ -138,9 +139,13 @@ async def im_callback(request: Request) -> JSONResponse:
         return ok(IM_OK)
     if not GROUP_ID.match(group_id):  # no IM group has such an ID (NUL, control characters): refused before storage
         raise BadRequest("GroupId must be 1 to 48 printable ASCII characters", code="invalid_request")
+    request.app.state.console.hub.publish(group_id)  # wakes the agent consoles showing this group
     admin = settings.im_admin_userid
     platform = query.get("OptPlatform") or data.get("OptPlatform")
-    if sender == admin or (platform == "RESTAPI" and data.get("Operator_Account") == admin):
+    # An agent's message from the console is sent through REST by the admin too, marked as the console's: it goes
+    # into the ticket as the agent's (From_Account). Only the admin can send through REST, so the mark is the
+    # bridge's own word.
+    if sender == admin or (platform == "RESTAPI" and data.get("Operator_Account") == admin and not console_sent(data)):
         return ok(IM_OK)  # the bridge's own posts: never echoed into the ticket
     if not isinstance(data.get("MsgBody"), list) or await bridge.db.link_by_group(group_id) is None:
         return ok(IM_OK)

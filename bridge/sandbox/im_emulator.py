@@ -14,6 +14,8 @@ State lives in `app.state.im` (an `IMState` of plain dicts and lists, see its do
 | `POST /_emulator/reset` | back to the state at start (admin account only, faults cleared, config as created) |
 | `POST /_emulator/send` | `{"GroupId", "From_Account", "Text"}` (or `"MsgBody"`): a message from the app/SDK |
 | `POST /_emulator/config` | `{"callback_url", "callback_token"}`: where `Group.CallbackAfterSendMsg` goes |
+| `POST /_emulator/client/send` | `{"UserID", "UserSig", "GroupId", "Text", "Random"?}`: a member sends a text |
+| `POST /_emulator/client/messages` | `{"UserID", "UserSig", "GroupId", "AfterSeq"?}`: a member reads the messages |
 | `GET/POST /_emulator/faults` | fault injection (bridge.sandbox.faults) |
 """
 
@@ -34,6 +36,7 @@ from typing import Any, TypeGuard
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -80,9 +83,13 @@ ERRORS: dict[int, str] = {
     10025: "the group ID has already been used, and the operator is its owner",
     10037: "the number of groups a single user can create and join exceeds the limit",
     80002: "the message body is too long: at most 8 KB",
+    # Profile API ("Pulling Profiles", portrait_get): 40001 the body cannot be decoded, 40003 an account that was
+    # never imported.
+    40001: "Err_Profile_Comm_Decode_Fail: the request body is not valid",
+    40003: "Err_Profile_Account_Not_Exist: the account does not exist",
 }
-GROUP_SVC, LOGIN_SVC = "group_open_http_svc", "im_open_login_svc"
-INTERNAL_ERROR = {GROUP_SVC: 10002, LOGIN_SVC: 70500}
+GROUP_SVC, LOGIN_SVC, PROFILE_SVC = "group_open_http_svc", "im_open_login_svc", "profile"
+INTERNAL_ERROR = {GROUP_SVC: 10002, LOGIN_SVC: 70500, PROFILE_SVC: 40006}
 GROUP_TYPES = ("Private", "Public", "ChatRoom", "AVChatRoom", "Community")
 ID_PREFIX = {"Private": "1", "Public": "2", "ChatRoom": "3", "AVChatRoom": "a", "Community": "_"}
 JOIN_OPTIONS = ("FreeAccess", "NeedPermission", "DisableApply")
@@ -210,6 +217,7 @@ class Emulator:
             (GROUP_SVC, "send_group_msg"): self.send_group_msg,
             (GROUP_SVC, "group_msg_get_simple"): self.group_msg_get_simple,
             (GROUP_SVC, "group_msg_recall"): self.group_msg_recall,
+            (PROFILE_SVC, "portrait_get"): self.portrait_get,
         }
         self.reset()
 
@@ -321,6 +329,32 @@ class Emulator:
             else:
                 failed.append(user_id if isinstance(user_id, str) else json.dumps(user_id))
         return {"FailAccounts": failed}
+
+    def portrait_get(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Profiles of up to 100 imported accounts; only the standard Nick tag is modelled."""
+        accounts, tags = body.get("To_Account"), body.get("TagList")
+        if (
+            not isinstance(accounts, list)
+            or not 0 < len(accounts) <= 100
+            or not all(isinstance(a, str) for a in accounts)
+            or not isinstance(tags, list)
+        ):
+            raise ApiError(40001, "To_Account (1 to 100 UserIDs) and TagList are required")
+        unknown = [a for a in accounts if a not in self.state.accounts]
+        if unknown:
+            raise ApiError(40003)
+        items = []
+        for account in accounts:
+            profile = [{"Tag": "Tag_Profile_IM_Nick", "Value": self.state.accounts[account]["Nick"]}]
+            items.append(
+                {
+                    "To_Account": account,
+                    "ProfileItem": [p for p in profile if p["Tag"] in tags],
+                    "ResultCode": 0,
+                    "ResultInfo": "",
+                }
+            )
+        return {"UserProfileItem": items, "ErrorDisplay": ""}
 
     def account_check(self, body: dict[str, Any]) -> dict[str, Any]:
         items = body.get("CheckItem")
@@ -883,6 +917,62 @@ class Emulator:
             }
         )
 
+    # --- the client SDK's side: a user logged in with their own UserSig (the customer page uses these) ----------
+
+    def client_user(self, data: dict[str, Any]) -> str:
+        """The UserID a client call is made as, proven by its UserSig (as the SDK's login does)."""
+        user_id, usersig = data.get("UserID"), data.get("UserSig")
+        if not valid_userid(user_id) or not isinstance(usersig, str) or not usersig:
+            raise ApiError(70402, "invalid parameter: UserID and UserSig are required")
+        error = verify_usersig(usersig, identifier=user_id, sdkappid=self.sdkappid, key=self.secret_key)
+        if error:
+            raise ApiError(error)
+        if user_id not in self.state.accounts:
+            raise ApiError(10019, f"the user {user_id!r} has not been imported")
+        return user_id
+
+    def client_group(self, data: dict[str, Any], user_id: str) -> dict[str, Any]:
+        group = self.live_group(data)
+        if user_id not in group["Members"]:
+            raise ApiError(10007, f"{user_id!r} is not a member of the group")
+        return group
+
+    async def client_send(self, request: Request) -> Response:
+        """A member sends a text message (the SDK's sendMessage): stored, and the after-send callback fires."""
+        data = await _json_object(request)
+        try:
+            user_id = self.client_user(data)
+            group = self.client_group(data, user_id)
+            text, rand = data.get("Text"), data.get("Random", random.getrandbits(32))
+            if not isinstance(text, str) or not text.strip() or not _uint32(rand):
+                raise ApiError(10004, "invalid parameter: Text (non-empty) and Random (uint32) are required")
+            self.check_sender(group, user_id)
+            msg_body = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]
+            message, new = self.store_message(group, user_id, msg_body, rand, "", "Web")
+        except ApiError as err:
+            return answer(code=err.code, info=err.info)
+        if new:
+            self.after_send(group, message, operator=user_id)
+        return answer({"MsgSeq": message["MsgSeq"], "MsgTime": message["MsgTime"]})
+
+    async def client_messages(self, request: Request) -> Response:
+        """A member reads the group's stored messages after `AfterSeq`, oldest first (the SDK's getMessageList)."""
+        data = await _json_object(request)
+        try:
+            user_id = self.client_user(data)
+            group = self.client_group(data, user_id)
+        except ApiError as err:
+            return answer(code=err.code, info=err.info)
+        after = data.get("AfterSeq", 0)
+        after = after if _uint32(after) else 0
+        messages = [
+            {k: m[k] for k in ("MsgSeq", "MsgTime", "From_Account", "MsgBody")}
+            for m in self.state.messages.get(group["GroupId"], [])
+            if m["MsgSeq"] > after and not m["OnlineOnlyFlag"]
+        ]
+        nicks = {a: self.state.accounts.get(a, {}).get("Nick", "") for a in {m["From_Account"] for m in messages}}
+        return answer({"GroupId": group["GroupId"], "MsgList": messages, "Nicks": nicks})
+
 
 async def _json_object(request: Request) -> dict[str, Any]:
     try:
@@ -919,9 +1009,15 @@ def create_app(
         Route(CONTROL_PREFIX + "reset", emulator.control_reset, methods=["POST"]),
         Route(CONTROL_PREFIX + "config", emulator.control_config, methods=["POST"]),
         Route(CONTROL_PREFIX + "send", emulator.control_send, methods=["POST"]),
+        Route(CONTROL_PREFIX + "client/send", emulator.client_send, methods=["POST"]),
+        Route(CONTROL_PREFIX + "client/messages", emulator.client_messages, methods=["POST"]),
         *fault_routes(emulator.faults),
     ]
-    middleware = [Middleware(FaultMiddleware, faults=emulator.faults, error=emulator.injected_error)]
+    middleware = [
+        # Web clients reach IM from their own pages' origins (the sandbox's customer page does too).
+        Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=["Content-Type"]),
+        Middleware(FaultMiddleware, faults=emulator.faults, error=emulator.injected_error),
+    ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.im = emulator.state
     app.state.emulator = emulator

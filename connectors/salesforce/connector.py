@@ -110,6 +110,19 @@ class SalesforceConnector:
     def agent_id(self, helpdesk_user_id: str) -> str | None:
         return canonical_id(helpdesk_user_id, "005")
 
+    async def user_name(self, helpdesk_user_id: str) -> str | None:
+        """A user's `Name` (the agent console's Nick for the agent), None when unknown."""
+        user_id = canonical_id(helpdesk_user_id, "005")
+        if user_id is None:
+            return None
+        try:
+            user = await self._run(
+                "read the User", lambda sf: _sobject(sf, "User").get(user_id, params={"fields": "Name"})
+            )
+        except NotFound:
+            return None
+        return str(user.get("Name") or "") or None
+
     # --- tickets ---
     async def create_ticket(self, ticket: NewTicket) -> str:
         fields: dict[str, Any] = {"Subject": ticket.subject[:SUBJECT_MAX], "Origin": "Chat"}

@@ -115,6 +115,17 @@ class ZendeskConnector:
         value = str(helpdesk_user_id).strip() if helpdesk_user_id is not None else ""
         return value if _DIGITS.match(value) else None
 
+    async def user_name(self, helpdesk_user_id: str) -> str | None:
+        """A Zendesk user's display name (the agent console's Nick for the agent), None when unknown."""
+        if not _DIGITS.match(str(helpdesk_user_id)):
+            return None
+        zenpy, _ = self._client()
+        try:
+            user = await self._run("reading a Zendesk user", lambda: zenpy.users(id=int(helpdesk_user_id)))
+        except NotFound:
+            return None
+        return str(getattr(user, "name", "") or "") or None
+
     @staticmethod
     def _ticket_number(ticket_id: str) -> int:
         if not _DIGITS.match(str(ticket_id)):
