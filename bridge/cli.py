@@ -268,6 +268,24 @@ def _zendesk_settings() -> Settings:
     return cast(Settings, values)
 
 
+def cmd_zendesk_app(args: argparse.Namespace) -> int:
+    from connectors.zendesk import sidebar_app
+
+    out = Path(args.out)
+    try:
+        names = sidebar_app.build(out)
+    except OSError as exc:
+        print(f"helpdesk-bridge: cannot write {out}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return 1
+    print(f"{out}: {', '.join(names)}")
+    print(
+        "Upload it in Zendesk (Admin Center > Apps and integrations > Zendesk Support apps > Upload private app), "
+        "set Bridge URL, then set ZENDESK_APP_PUBLIC_KEY (GET /api/v2/apps/<app id>/public_key.pem) and "
+        "ZENDESK_APP_INSTALLATION_ID (GET /api/v2/apps/installations.json) on the bridge."
+    )
+    return 0
+
+
 def cmd_zendesk(args: argparse.Namespace) -> int:
     from bridge.errors import BridgeError
     from connectors.zendesk import setup as zendesk_setup
@@ -334,6 +352,9 @@ def parser() -> argparse.ArgumentParser:
     )
     zendesk_setup.set_defaults(func=cmd_zendesk)
     zendesk_sub.add_parser("teardown", help="remove the webhook and the triggers").set_defaults(func=cmd_zendesk)
+    zendesk_app = zendesk_sub.add_parser("app", help="build the ticket-sidebar app's zip (the agent console)")
+    zendesk_app.add_argument("--out", default="helpdesk-bridge-zendesk-app.zip", help="the zip to write")
+    zendesk_app.set_defaults(func=cmd_zendesk_app)
     return p
 
 

@@ -40,15 +40,23 @@ def console_of(request: Request) -> Console:
     return request.app.state.console  # type: ignore[no-any-return]
 
 
+# The pages that load the console: the bridge's own, and the Zendesk app's sidebar page (shipped in the app, served
+# here because Zendesk posts its signed token to the bridge).
+PAGES = {
+    "console": STATIC / "index.html",
+    "zendesk": files("connectors.zendesk") / "app" / "assets" / "iframe.html",
+}
+
+
 @cache
-def _page() -> str:
-    return (STATIC / "index.html").read_text(encoding="utf-8")
+def _template(name: str) -> str:
+    return PAGES[name].read_text(encoding="utf-8")
 
 
-def page(bootstrap: dict[str, Any], script_origins: tuple[str, ...] = ()) -> HTMLResponse:
-    """The console page with `bootstrap` for its script (JSON in a non-executed script element)."""
+def page(name: str, bootstrap: dict[str, Any], script_origins: tuple[str, ...] = ()) -> HTMLResponse:
+    """A page that loads the console, with `bootstrap` for its script (JSON in a non-executed script element)."""
     data = json.dumps(bootstrap).replace("<", "\\u003c")
-    html = _page().replace("{{bootstrap}}", data)
+    html = _template(name).replace("{{bootstrap}}", data)
     scripts = " ".join(("'self'", *script_origins))
     csp = f"default-src 'self'; script-src {scripts}; connect-src 'self'; img-src 'self' data:; object-src 'none'"
     return HTMLResponse(html, headers={**NO_STORE, "Content-Security-Policy": csp})
@@ -62,7 +70,7 @@ def session_of(request: Request) -> auth.Session:
 
 
 async def console_page(request: Request) -> Response:
-    return page({})
+    return page("console", {})
 
 
 async def zendesk_entry(request: Request) -> Response:
@@ -82,7 +90,7 @@ async def zendesk_entry(request: Request) -> Response:
     sdk = settings.zendesk_app_sdk_url
     grant = auth.issue_grant(console.key, "zendesk", user_id)
     parts = urlsplit(sdk)
-    return page({"zendesk": {"grant": grant, "sdk": sdk}}, (f"{parts.scheme}://{parts.netloc}",))
+    return page("zendesk", {"zendesk": {"grant": grant, "sdk": sdk}}, (f"{parts.scheme}://{parts.netloc}",))
 
 
 async def open_session(request: Request) -> JSONResponse:

@@ -15,7 +15,7 @@ State lives in `app.state.im` (an `IMState` of plain dicts and lists, see its do
 | `POST /_emulator/send` | `{"GroupId", "From_Account", "Text"}` (or `"MsgBody"`): a message from the app/SDK |
 | `POST /_emulator/config` | `{"callback_url", "callback_token"}`: where `Group.CallbackAfterSendMsg` goes |
 | `POST /_emulator/client/send` | `{"UserID", "UserSig", "GroupId", "Text", "Random"?}`: a member sends a text |
-| `POST /_emulator/client/messages` | `{"UserID", "UserSig", "GroupId", "AfterSeq"?}`: a member reads the messages |
+| `POST /_emulator/client/messages` | `{"UserID", "UserSig", "GroupId", "AfterSeq"?}`: messages, notices, join tips |
 | `GET/POST /_emulator/faults` | fault injection (bridge.sandbox.faults) |
 """
 
@@ -970,8 +970,14 @@ class Emulator:
             for m in self.state.messages.get(group["GroupId"], [])
             if m["MsgSeq"] > after and not m["OnlineOnlyFlag"]
         ]
-        nicks = {a: self.state.accounts.get(a, {}).get("Nick", "") for a in {m["From_Account"] for m in messages}}
-        return answer({"GroupId": group["GroupId"], "MsgList": messages, "Nicks": nicks})
+        # What else the SDK shows in the chat: group system notifications and join/leave tips.
+        notices = [n["Content"] for n in self.state.notifications.get(group["GroupId"], [])]
+        tips = [{"Type": t["Type"], "Members": t["Members"]} for t in group["Tips"]]
+        senders = {m["From_Account"] for m in messages} | {a for t in tips for a in t["Members"]}
+        nicks = {a: self.state.accounts.get(a, {}).get("Nick", "") for a in senders}
+        return answer(
+            {"GroupId": group["GroupId"], "MsgList": messages, "Notices": notices, "Tips": tips, "Nicks": nicks}
+        )
 
 
 async def _json_object(request: Request) -> dict[str, Any]:

@@ -20,10 +20,12 @@ from bridge import auth
 from bridge.app import create_app
 from bridge.cli import configure_logging
 from bridge.config import Settings
+from bridge.sandbox.customer import create_app as create_customer
 from bridge.sandbox.im_emulator import create_app as create_im
 from bridge.sandbox.salesforce_emulator import create_app as create_sf
 from bridge.sandbox.server import BackgroundServer
 from bridge.sandbox.zendesk_emulator import create_app as create_zd
+from connectors.zendesk import sidebar_app
 from connectors.zendesk.setup import setup as zendesk_setup
 
 SDKAPPID = 1400000000
@@ -51,9 +53,10 @@ class Sandbox:
     settings: Settings
     secrets: dict[str, str]
     folder: tempfile.TemporaryDirectory[str]
+    customer: BackgroundServer
 
     def stop(self) -> None:
-        for server in (self.im, self.salesforce, self.zendesk):
+        for server in (self.im, self.salesforce, self.zendesk, self.customer):
             server.stop()
         self.folder.cleanup()
 
@@ -79,6 +82,8 @@ def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
         )
     ).start()
     zendesk = BackgroundServer(create_zd(email=ZD_EMAIL, api_token=values["zd_token"])).start()
+    app_key, installation = install_zendesk_app(zendesk.url, values["zd_token"], bridge_url)
+    customer = BackgroundServer(create_customer(bridge_url, values["callout"], im.url)).start()
     folder = tempfile.TemporaryDirectory(prefix="helpdesk-bridge-sandbox-")
     settings = SandboxSettings(
         im_sdkappid=SDKAPPID,
@@ -93,6 +98,9 @@ def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
         zendesk_email=ZD_EMAIL,
         zendesk_api_token=values["zd_token"],
         zendesk_webhook_secret=values["webhook"],
+        zendesk_app_public_key=app_key,
+        zendesk_app_installation_id=installation,
+        zendesk_app_sdk_url=zendesk.url + "/_emulator/apps/zaf_sdk.js",
         bridge_database_url=f"sqlite:///{folder.name}/bridge.db",
         bridge_callout_secret=values["callout"],
         bridge_app_secret=values["app"],
@@ -103,7 +111,21 @@ def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
     )
     # Zendesk's side of the loop, as an admin would set it up: the signed webhook and the bridge's triggers.
     zendesk_setup(settings, bridge_url)
-    return Sandbox(im, salesforce, zendesk, settings, values, folder)
+    return Sandbox(im, salesforce, zendesk, settings, values, folder, customer)
+
+
+def install_zendesk_app(zendesk_url: str, api_token: str, bridge_url: str) -> tuple[str, str]:
+    """Install the ticket-sidebar app in the Zendesk emulator, as an admin would upload it (its manifest's location,
+    the bridge URL setting); the app's public key and installation id, read back through Zendesk's Apps API."""
+    location = sidebar_app.manifest()["location"]["support"]["ticket_sidebar"]["url"]
+    httpx.post(
+        zendesk_url + "/_emulator/apps/install", json={"location_url": location, "settings": {"bridge_url": bridge_url}}
+    ).raise_for_status()
+    with httpx.Client(base_url=zendesk_url + "/api/v2", auth=(f"{ZD_EMAIL}/token", api_token)) as api:
+        installation = api.get("/apps/installations.json").json()["installations"][0]
+        key = api.get(f"/apps/{installation['app_id']}/public_key.pem")
+        key.raise_for_status()
+    return key.text, str(installation["id"])
 
 
 def salesforce_token(sandbox: Sandbox) -> str:
@@ -148,6 +170,16 @@ export USERSIG='{usersig}'
 export SF_TOKEN={salesforce_token(sandbox)} ZD_AUTH={ZD_EMAIL}/token:{sandbox.secrets["zd_token"]}
 signed() {{ curl -s -X "${{3:-POST}}" "$BRIDGE$1" -H 'Content-Type: application/json' \\
   -H @<(printf %s "$2" | $HB sign --method "${{3:-POST}}" --target "$1") ${{2:+-d "$2"}}; echo; }}
+
+Watch a conversation, in two browser windows:
+  a. The customer: {sandbox.customer.url}/ -> Start chat. A Zendesk ticket opens with its chat group and greeting.
+  b. An agent takes it: set TICKET to the ticket number the customer page shows, and
+       curl -s -X PUT $ZD/api/v2/tickets/$TICKET.json -u "$ZD_AUTH" -H 'Content-Type: application/json' \\
+         -d '{{"ticket":{{"assignee_id":{zd_agent}}}}}'; echo
+     The agent joins the chat; the customer's window says so.
+  c. The agent's console, in the ticket's sidebar as Zendesk shows it (the app's signed first load):
+       {sandbox.zendesk.url}/_emulator/apps/ticket_sidebar?user_id={zd_agent}
+  Write in both windows: each message reaches the other side at once and lands in the ticket's comments.
 
 1. A customer opens a Zendesk ticket from the app (authenticated by their UserSig):
      curl -s -X POST $BRIDGE/zendesk/createticket -H "Authorization: UserSig $USERSIG" \\

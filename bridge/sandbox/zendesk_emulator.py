@@ -7,7 +7,8 @@ endpoint, signed the way Zendesk signs (base64 HMAC-SHA256 over timestamp + body
 with a 10 s timeout.
 
 State lives in plain dicts at `app.state.zd`. Control routes under `/_emulator/` (no auth): `GET state`,
-`POST reset`, `POST rate_limit` and the shared fault routes. `rate_limit` takes `{"count": n, "retry_after": s}` (the
+`POST reset`, `POST rate_limit`, `apps/...` (the installed app: bridge/sandbox/zendesk_apps.py) and the shared fault
+routes. `rate_limit` takes `{"count": n, "retry_after": s}` (the
 next n calls answer 429) or `{"per_minute": n}` (the account budget Zendesk enforces: more than n calls in a sliding
 minute answer 429 with the seconds until a call leaves the window; `"window"` shortens the minute for tests). Every
 API answer carries `X-Rate-Limit` and `X-Rate-Limit-Remaining` while a budget is set.
@@ -50,6 +51,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.sandbox.faults import CONTROL_PREFIX, FaultMiddleware, Faults, fault_routes
+from bridge.sandbox.zendesk_apps import ZendeskApps
 
 API = "/api/v2"
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
@@ -202,6 +204,7 @@ class ZendeskEmulator:
         self.faults = Faults()
         self.tasks: set[asyncio.Task[None]] = set()
         self.calls: deque[float] = deque()  # when the calls of the current rate-limit window came
+        self.apps = ZendeskApps(self)  # the installed app with signed URLs (the agent console)
 
     # ---------------------------------------------------------------- plumbing
     def reset(self) -> None:
@@ -1233,6 +1236,7 @@ class ZendeskEmulator:
             Route(CONTROL_PREFIX + "state", self.control_state, methods=["GET"]),
             Route(CONTROL_PREFIX + "reset", self.control_reset, methods=["POST"]),
             Route(CONTROL_PREFIX + "rate_limit", self.control_rate_limit, methods=["POST"]),
+            *self.apps.routes(API, e),
             *fault_routes(self.faults),
         ]
         return routes

@@ -9,6 +9,17 @@
   "use strict";
 
   var RENEW_BEFORE = 60; // seconds before expiry
+  var MARKUP =
+    '<main id="console" class="console" aria-live="polite">' +
+    '<header class="head"><div class="title"><span id="subject">Helpdesk Bridge chat</span> ' +
+    '<span id="state" class="badge" hidden></span></div><div id="members" class="members"></div></header>' +
+    '<p id="notice" class="notice" role="status">Opening the chat\u2026</p>' +
+    '<button id="older" class="older" type="button" hidden>Show older messages</button>' +
+    '<ol id="messages" class="messages"></ol>' +
+    '<form id="composer" class="composer">' +
+    '<textarea id="text" rows="2" maxlength="4000" placeholder="Write to the customer" aria-label="Message" ' +
+    'disabled></textarea><button id="send" type="submit" disabled>Send</button></form></main>';
+  document.body.insertAdjacentHTML("afterbegin", MARKUP); // one markup for every page that loads the console
   var $ = function (id) { return document.getElementById(id); };
   var boot = JSON.parse($("bootstrap").textContent || "{}");
   var session = null; // {token, expiresAt, groupId, agent}
