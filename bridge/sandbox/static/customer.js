@@ -36,7 +36,7 @@
       notices = answer.Notices.length;
       answer.Tips.slice(tips).forEach(function (tip) {
         tip.Members.filter(function (m) { return m !== me.userId; }).forEach(function (m) {
-          var name = answer.Nicks[m] || m;
+          var name = answer.Nicks[m] || "An agent";
           add("notice", "", name + (tip.Type === "Join" ? " joined the chat" : " left the chat"));
         });
       });
