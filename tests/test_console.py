@@ -462,3 +462,21 @@ def test_the_console_api_is_in_the_openapi_document(desk: Desk) -> None:
         assert path in paths, path
     assert "post" in paths["/console/api/groups/{groupId}/messages"]
     assert paths["/console/api/groups/{groupId}"]["get"]["security"] == [{"consoleSession": []}]
+
+
+def test_the_salesforce_package_opens_a_session_for_the_cases_owner(desk: Desk, sf_admin: Any) -> None:
+    """What HelpdeskBridgeConsoleController sends: the running user's Id and the Case on screen, signed."""
+    r = desk.bridge.post("/salesforce/createticket", {"userId": "cust9", "caseInfo": {"subject": "Refund"}})
+    case_id = r.json()["ticketId"]
+    owner, other = sf_admin.state["agent_ids"][:2]
+    sf_admin.update_case(case_id, OwnerId=owner)
+    assert desk.bridge.post("/assignment", {"groupId": case_id, "newOwnerId": owner}).status_code == 200
+    body = {"provider": "salesforce", "userId": owner[:15], "ticketId": case_id[:15]}  # 15-character forms too
+    r = desk.bridge.post("/console/sessions", body)
+    assert r.status_code == 201, r.text
+    assert r.json()["groupId"] == case_id
+    assert desk.api("GET", group_path(case_id, "/messages"), r.json()["token"]).status_code == 200
+    r = desk.bridge.post("/console/sessions", {**body, "userId": other})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_your_ticket"
+    r = desk.bridge.post("/console/sessions", {**body, "userId": "00G000000000001"})  # a queue is nobody
+    assert r.status_code == 400

@@ -29,6 +29,7 @@
   var canSend = false;
   var stopped = false;
   var renewTimer = null;
+  var generation = 0; // a new session (another ticket) restarts the page; older streams stop
 
   function notice(text, isError) {
     var el = $("notice");
@@ -131,6 +132,7 @@
 
   function listen() {
     if (stopped) return;
+    var mine = generation;
     fetch(groupPath("/events?after=" + lastSeq), {
       headers: { Authorization: "Bearer " + session.token, Accept: "text/event-stream" },
       cache: "no-store",
@@ -148,7 +150,7 @@
       var buffer = "";
       var pump = function () {
         return reader.read().then(function (chunk) {
-          if (chunk.done) return null;
+          if (chunk.done || mine !== generation) return mine === generation ? null : { reason: "replaced" };
           buffer += decoder.decode(chunk.value, { stream: true });
           var parts = buffer.split("\n\n");
           buffer = parts.pop();
@@ -171,10 +173,12 @@
       };
       return pump();
     }).then(function (ended) {
+      if (ended && ended.reason === "replaced") return;
       if (ended && ended.reason === "expired") stop("Your session has expired: open the chat again from the ticket.");
       else if (ended && ended.reason === "revoked") stop(ended.message || "This ticket is no longer yours.");
       else setTimeout(listen, 300);
     }, function (err) {
+      if (mine !== generation) return;
       if (err.status === 401 || err.status === 403) stop(err.message);
       else setTimeout(listen, 3000);
     });
@@ -195,6 +199,11 @@
   }
 
   function start(token) {
+    generation += 1;
+    shown = {};
+    lastSeq = 0;
+    oldestSeq = null;
+    $("messages").textContent = "";
     // Renewing at once checks the token and says which group it opens.
     return api("POST", "/console/api/session", undefined, token).then(function (opened) {
       session = opened;
