@@ -179,6 +179,16 @@ def im_call(
     return answer  # type: ignore[no-any-return]
 
 
+def im_client(server: BackgroundServer, user: str, command: str, body: dict[str, Any]) -> dict[str, Any]:
+    """What an app user does with the client SDK, logged in with their own UserSig (the emulator's client routes).
+    The user's account is imported first, as any app does for its users."""
+    im_call(server, "account_import", {"UserID": user}, service="im_open_login_svc")
+    login = {"UserID": user, "UserSig": auth.gen_usersig(SDKAPPID, IM_KEY, user, 3600)}
+    answer = httpx.post(f"{server.url}/_emulator/client/{command}", json={**login, **body})
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
 def make_group(server: BackgroundServer, group_id: str, *members: str) -> None:
     for member in members:
         im_call(server, "account_import", {"UserID": member}, service="im_open_login_svc")

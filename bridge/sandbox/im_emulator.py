@@ -6,17 +6,25 @@ POST, `sdkappid`, `identifier` and `usersig` present, the per-API rate limit, th
 im_usersig.py), that the identifier is the app admin, a known service and command, and a JSON-object body.
 
 State lives in `app.state.im` (an `IMState` of plain dicts and lists, see its docstring). Control routes under
-`/_emulator/` are never authenticated nor faulted:
+`/_emulator/` are never faulted; only the client routes are authenticated:
 
 | route | what |
 | --- | --- |
 | `GET /_emulator/state` | JSON dump of accounts, groups, messages, notifications, callbacks, request log |
 | `POST /_emulator/reset` | back to the state at start (admin account only, faults cleared, config as created) |
-| `POST /_emulator/send` | `{"GroupId", "From_Account", "Text"}` (or `"MsgBody"`): a message from the app/SDK |
+| `POST /_emulator/send` | `{"GroupId", "From_Account", "Text"}` (or `"MsgBody"`): a member's message from the app/SDK |
 | `POST /_emulator/config` | `{"callback_url", "callback_token"}`: where `Group.CallbackAfterSendMsg` goes |
 | `POST /_emulator/client/send` | `{"UserID", "UserSig", "GroupId", "Text", "Random"?}`: a member sends a text |
 | `POST /_emulator/client/messages` | `{"UserID", "UserSig", "GroupId", "AfterSeq"?}`: messages, notices, join tips |
+| `POST /_emulator/client/create_group` | `{"UserID", "UserSig", "GroupId"?, "Type"?, "Name", ...}`: the user owns it |
+| `POST /_emulator/client/apply_join` | `{"UserID", "UserSig", "GroupId"}`: asks to join; answers a `JoinedStatus` |
+| `POST /_emulator/client/invite` | `{"UserID", "UserSig", "GroupId", "MemberList": [{"Member_Account"}]}`: invites |
+| `POST /_emulator/client/get_group_profile` | `{"UserID", "UserSig", "GroupId"}`: what anyone can read of a group |
 | `GET/POST /_emulator/faults` | fault injection (bridge.sandbox.faults) |
+
+The client routes are what any app user can do with the client SDK, whatever the app's backend intends: logged in
+with their own UserSig, answered like the REST API (HTTP 200 with `ActionStatus`/`ErrorCode`), under IM's group type
+rules.
 """
 
 from __future__ import annotations
@@ -81,6 +89,8 @@ ERRORS: dict[int, str] = {
     10023: "message frequency limit exceeded, please lengthen the interval between messages",
     10024: "this invitation or application has already been handled",
     10025: "the group ID has already been used, and the operator is its owner",
+    # A client SDK error: applying to join a Private (Work) group, which members join only by invitation.
+    8508: "applying to join a Private (Work) group is not allowed: a member must invite you",
     10037: "the number of groups a single user can create and join exceeds the limit",
     80002: "the message body is too long: at most 8 KB",
     # Profile API ("Pulling Profiles", portrait_get): 40001 the body cannot be decoded, 40003 an account that was
@@ -93,6 +103,8 @@ INTERNAL_ERROR = {GROUP_SVC: 10002, LOGIN_SVC: 70500, PROFILE_SVC: 40006}
 GROUP_TYPES = ("Private", "Public", "ChatRoom", "AVChatRoom", "Community")
 ID_PREFIX = {"Private": "1", "Public": "2", "ChatRoom": "3", "AVChatRoom": "a", "Community": "_"}
 JOIN_OPTIONS = ("FreeAccess", "NeedPermission", "DisableApply")
+# Who may invite others into a group from the client SDK, by group type (absent: nobody).
+INVITERS = {"Private": ("Owner", "Admin", "Member"), "Public": ("Owner", "Admin"), "Community": ("Owner", "Admin")}
 GROUP_MSG_PER_SECOND = 40  # per group; over it: 10023
 DEDUP_SECONDS = 300  # same Random and content within 5 minutes is the same message
 CALLBACK_TIMEOUT = 2.0  # what Tencent gives a callback
@@ -105,7 +117,8 @@ class IMState:
     - `accounts`: UserID -> {"UserID", "Nick", "FaceUrl", "CreateTime"}
     - `groups`: GroupId -> {"GroupId", "Type", "Name", "Owner_Account", "Introduction", "Notification", "FaceUrl",
       "MaxMemberNum", "ApplyJoinOption", "MuteAllMember" ("On"/"Off"), "Dismissed" (bool), "CreateTime",
-      "Members": {UserID: {"Role": "Owner"/"Admin"/"Member", "JoinTime"}}, "Tips": [join/quit notices]}
+      "Members": {UserID: {"Role": "Owner"/"Admin"/"Member", "JoinTime"}}, "Tips": [join/quit notices],
+      "Applications": [{"Requestor_Account", "Time"}] (join requests waiting for an approval nobody gives here)}
     - `messages`: GroupId -> [{"GroupId", "MsgSeq", "MsgTime", "Random", "From_Account", "MsgBody",
       "CloudCustomData", "OptPlatform", "OnlineOnlyFlag", "Recalled" (once recalled)}]
     - `notifications`: GroupId -> [{"Content", "ToMembers_Account", "Time"}]
@@ -218,6 +231,12 @@ class Emulator:
             (GROUP_SVC, "group_msg_get_simple"): self.group_msg_get_simple,
             (GROUP_SVC, "group_msg_recall"): self.group_msg_recall,
             (PROFILE_SVC, "portrait_get"): self.portrait_get,
+        }
+        self.client_commands: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+            "create_group": self.client_create_group,
+            "apply_join": self.client_apply_join,
+            "invite": self.client_invite,
+            "get_group_profile": self.client_get_group_profile,
         }
         self.reset()
 
@@ -413,7 +432,8 @@ class Emulator:
             if key in body and not (_uint32(body[key]) and body[key] > 0):
                 raise ApiError(10004, f"invalid parameter: {key}")
 
-    def create_group(self, body: dict[str, Any]) -> dict[str, Any]:
+    def create_group(self, body: dict[str, Any], operator: str | None = None) -> dict[str, Any]:
+        operator = operator or self.admin
         group_type = body.get("Type")
         if group_type not in GROUP_TYPES:
             raise ApiError(10004, "invalid parameter: Type must be one of " + ", ".join(GROUP_TYPES))
@@ -439,7 +459,10 @@ class Emulator:
             group_id = self.check_custom_group_id(body["GroupId"], group_type)
             existing = self.state.groups.get(group_id)
             if existing is not None and not existing["Dismissed"]:
-                raise ApiError(10025)
+                # The error table: 10025 "used, and the operator is its owner" (the app admin owns what it created
+                # without an Owner_Account), 10021 "used by someone else".
+                owner = existing["Owner_Account"] or self.admin
+                raise ApiError(10025 if owner == operator else 10021)
         else:
             group_id = self.new_group_id(group_type)
         now = _now()
@@ -467,6 +490,7 @@ class Emulator:
             "LastInfoTime": now,
             "Members": members,
             "Tips": [],
+            "Applications": [],
         }
         self.state.messages[group_id] = []
         self.state.notifications[group_id] = []
@@ -917,7 +941,7 @@ class Emulator:
             }
         )
 
-    # --- the client SDK's side: a user logged in with their own UserSig (the customer page uses these) ----------
+    # --- the client SDK's side: a user logged in with their own UserSig (the customer page sends and reads) -----
 
     def client_user(self, data: dict[str, Any]) -> str:
         """The UserID a client call is made as, proven by its UserSig (as the SDK's login does)."""
@@ -979,6 +1003,83 @@ class Emulator:
             {"GroupId": group["GroupId"], "MsgList": messages, "Notices": notices, "Tips": tips, "Nicks": nicks}
         )
 
+    async def client(self, request: Request) -> Response:
+        """The client SDK's group actions (`client_commands`), as the user whose UserSig the body carries."""
+        command = self.client_commands.get(request.path_params["command"])
+        if command is None:
+            return JSONResponse({"error": "unknown client command"}, status_code=404)
+        data = await _json_object(request)
+        try:
+            user_id = self.client_user(data)
+            body = {k: v for k, v in data.items() if k not in ("UserID", "UserSig")}
+            return answer(command(user_id, body))
+        except ApiError as err:
+            return answer(code=err.code, info=err.info)
+
+    def client_create_group(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        # An SDK createGroup may choose the group ID; the creator is the owner.
+        return self.create_group({"Type": "Public", **body, "Owner_Account": user}, operator=user)
+
+    def client_apply_join(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Group types decide (Tencent's group type table): Private (Work) groups take no applications (SDK error
+        8508); Public groups follow ApplyJoinOption (FreeAccess joins, NeedPermission waits for the owner or an
+        admin, DisableApply refuses: 10007, insufficient permission); AVChatRoom groups are free to join."""
+        group = self.live_group(body)
+        if user in group["Members"]:
+            return {"JoinedStatus": "AlreadyInGroup"}
+        if group["Type"] == "Private":
+            raise ApiError(8508)
+        option = "FreeAccess" if group["Type"] == "AVChatRoom" else group["ApplyJoinOption"]
+        if option == "DisableApply":
+            raise ApiError(10007, "this group does not accept applications to join")
+        if option == "NeedPermission":
+            group["Applications"].append({"Requestor_Account": user, "Time": _now()})
+            return {"JoinedStatus": "WaitAdminApproval"}
+        if len(group["Members"]) >= group["MaxMemberNum"]:
+            raise ApiError(10014)
+        group["Members"][user] = {"Role": "Member", "JoinTime": _now()}
+        group["Tips"].append({"Type": "Join", "Operator_Account": user, "Members": [user], "Time": _now()})
+        return {"JoinedStatus": "JoinedSuccess"}
+
+    def client_invite(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Private (Work) groups: any member invites anyone, no approval. Public and Community groups: members
+        cannot invite, only the owner or an admin (and the app admin over REST). ChatRoom and AVChatRoom groups are
+        joined freely, never by invitation."""
+        group = self.live_group(body)
+        role = group["Members"].get(user, {}).get("Role")
+        if role not in INVITERS.get(group["Type"], ()):
+            raise ApiError(10007, f"{user!r} may not invite anyone into this {group['Type']} group")
+        member_list = body.get("MemberList")
+        if not isinstance(member_list, list) or not member_list:
+            raise ApiError(10004, "invalid parameter: MemberList is required")
+        invited = [m.get("Member_Account") if isinstance(m, dict) else None for m in member_list]
+        unknown = [a for a in invited if not (valid_userid(a) and a in self.state.accounts)]
+        if unknown:
+            raise ApiError(10019, "these accounts have not been imported: " + ", ".join(map(str, unknown)))
+        results, added = [], []
+        for account in invited:
+            assert isinstance(account, str)
+            if account in group["Members"]:
+                results.append({"Member_Account": account, "Result": 2})
+            else:
+                group["Members"][account] = {"Role": "Member", "JoinTime": _now()}
+                added.append(account)
+                results.append({"Member_Account": account, "Result": 1})
+        if added:
+            group["Tips"].append({"Type": "Invite", "Operator_Account": user, "Members": added, "Time": _now()})
+        return {"MemberList": results}
+
+    def client_get_group_profile(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Anyone can look a group up by ID and read its public profile, except a Private (Work) group's."""
+        group = self.live_group(body)
+        if group["Type"] == "Private" and user not in group["Members"]:
+            raise ApiError(10007, "only members can read a Private group's profile")
+        fields = ("GroupId", "Type", "Name", "Introduction", "FaceUrl", "Owner_Account", "ApplyJoinOption")
+        profile = {key: group[key] for key in fields}
+        if user in group["Members"]:
+            profile["Notification"] = group["Notification"]
+        return {"GroupInfo": {**profile, "MemberNum": len(group["Members"])}}
+
 
 async def _json_object(request: Request) -> dict[str, Any]:
     try:
@@ -1017,6 +1118,7 @@ def create_app(
         Route(CONTROL_PREFIX + "send", emulator.control_send, methods=["POST"]),
         Route(CONTROL_PREFIX + "client/send", emulator.client_send, methods=["POST"]),
         Route(CONTROL_PREFIX + "client/messages", emulator.client_messages, methods=["POST"]),
+        Route(CONTROL_PREFIX + "client/{command}", emulator.client, methods=["POST"]),
         *fault_routes(emulator.faults),
     ]
     middleware = [

@@ -642,6 +642,119 @@ def test_a_slow_callback_never_delays_the_answer(im: IM, receiver: Receiver) -> 
         receiver.delay = 0.0
 
 
+# --- the client SDK: what any app user can do --------------------------------------------------------------------
+
+
+def client(im: IM, user: str, command: str, body: dict[str, Any], usersig: str | None = None) -> dict[str, Any]:
+    """A client SDK call as `user`, whose account exists (apps import their users)."""
+    im.users(user)
+    login = {"UserID": user, "UserSig": usersig or sig(user)}
+    reply = im.client.post(f"/_emulator/client/{command}", json={**login, **body})
+    assert reply.status_code == 200, reply.text
+    answer = dict(reply.json())
+    assert answer["ActionStatus"] == ("OK" if answer["ErrorCode"] == 0 else "FAIL"), answer
+    return answer
+
+
+def test_client_create_group_takes_the_id_and_makes_the_user_its_owner(im: IM, server: BackgroundServer) -> None:
+    answer = client(im, "squatter", "create_group", {"GroupId": "ZENDESK#9", "Name": "Mine"})
+    assert (answer["ErrorCode"], answer["GroupId"]) == (0, "ZENDESK#9")
+    group = server.app.state.im.groups["ZENDESK#9"]
+    assert (group["Type"], group["Owner_Account"], group["Members"]["squatter"]["Role"]) == (
+        "Public",
+        "squatter",
+        "Owner",
+    )
+    # The admin's create of that ID now meets "used by someone else"; the owner's own retry meets 10025.
+    assert im.code(f"{GROUP}/create_group", {"Type": "Public", "Name": "n", "GroupId": "ZENDESK#9"}) == 10021
+    assert client(im, "squatter", "create_group", {"GroupId": "ZENDESK#9", "Name": "Again"})["ErrorCode"] == 10025
+    im.group("ZENDESK#10")  # the admin's group, no owner: the admin's retry is 10025, anyone else's 10021
+    assert im.code(f"{GROUP}/create_group", {"Type": "Public", "Name": "n", "GroupId": "ZENDESK#10"}) == 10025
+    assert client(im, "squatter", "create_group", {"GroupId": "ZENDESK#10", "Name": "Mine"})["ErrorCode"] == 10021
+    im.ok(f"{GROUP}/destroy_group", {"GroupId": "ZENDESK#9"})  # the app admin dismisses any group...
+    im.group("ZENDESK#9")  # ...and its ID is free again
+
+
+@pytest.mark.parametrize(
+    ("group_type", "option", "code", "status"),
+    [
+        ("Public", "FreeAccess", 0, "JoinedSuccess"),
+        ("Public", "NeedPermission", 0, "WaitAdminApproval"),
+        ("Public", "DisableApply", 10007, None),
+        ("ChatRoom", "FreeAccess", 0, "JoinedSuccess"),
+        ("Private", "FreeAccess", 8508, None),  # Work groups are joined by invitation only
+        ("AVChatRoom", "DisableApply", 0, "JoinedSuccess"),
+    ],
+)
+def test_client_apply_join_follows_the_group_type(
+    im: IM, server: BackgroundServer, group_type: str, option: str, code: int, status: str | None
+) -> None:
+    im.group("G1", Type=group_type, ApplyJoinOption=option)
+    answer = client(im, "joiner", "apply_join", {"GroupId": "G1"})
+    assert (answer["ErrorCode"], answer.get("JoinedStatus")) == (code, status)
+    group = server.app.state.im.groups["G1"]
+    assert ("joiner" in group["Members"]) == (status == "JoinedSuccess")
+    assert [a["Requestor_Account"] for a in group["Applications"]] == (
+        ["joiner"] if status == "WaitAdminApproval" else []
+    )
+    if status == "JoinedSuccess":
+        assert client(im, "joiner", "apply_join", {"GroupId": "G1"})["JoinedStatus"] == "AlreadyInGroup"
+    assert client(im, "joiner", "apply_join", {"GroupId": "nope"})["ErrorCode"] == 10010
+
+
+@pytest.mark.parametrize(
+    ("group_type", "inviter", "code"),
+    [
+        ("Public", "member", 10007),  # members of a Public group cannot invite
+        ("Public", "owner", 0),
+        ("Public", "outsider", 10007),
+        ("Private", "member", 0),  # any member of a Work group invites anyone, no approval
+        ("ChatRoom", "owner", 10007),  # Meeting groups are joined freely, never by invitation
+    ],
+)
+def test_client_invite_follows_the_group_type(
+    im: IM, server: BackgroundServer, group_type: str, inviter: str, code: int
+) -> None:
+    im.users("owner", "member", "outsider", "friend")
+    im.group("G1", owner="owner", members=("member",), Type=group_type)
+    invite = {"GroupId": "G1", "MemberList": [{"Member_Account": "friend"}]}
+    answer = client(im, inviter, "invite", invite)
+    assert answer["ErrorCode"] == code, answer
+    assert ("friend" in server.app.state.im.groups["G1"]["Members"]) == (code == 0)
+    if code == 0:
+        assert answer["MemberList"] == [{"Member_Account": "friend", "Result": 1}]
+        ghost = {"GroupId": "G1", "MemberList": [{"Member_Account": "ghost"}]}
+        assert client(im, inviter, "invite", ghost)["ErrorCode"] == 10019
+
+
+def test_client_get_group_profile_is_what_anyone_can_read(im: IM) -> None:
+    im.users("cust")
+    im.group("G1", members=("cust",), Notification="for members", Introduction="about us")
+    profile = client(im, "stranger", "get_group_profile", {"GroupId": "G1"})["GroupInfo"]
+    assert (profile["Name"], profile["Introduction"], profile["MemberNum"]) == ("Printer on fire", "about us", 1)
+    assert "Notification" not in profile
+    assert client(im, "cust", "get_group_profile", {"GroupId": "G1"})["GroupInfo"]["Notification"] == "for members"
+    im.group("W1", Type="Private", members=("cust",))
+    assert client(im, "stranger", "get_group_profile", {"GroupId": "W1"})["ErrorCode"] == 10007
+
+
+def test_client_routes_need_the_users_own_usersig(im: IM) -> None:
+    im.group("G1")
+    body = {"GroupId": "G1"}
+    assert client(im, "someone", "apply_join", body, usersig=sig("someone-else"))["ErrorCode"] == 70013
+    assert client(im, "someone", "apply_join", body, usersig=sig("someone", key="f" * 64))["ErrorCode"] == 70009
+    assert im.client.post("/_emulator/client/apply_join", json=body).json()["ErrorCode"] == 70402
+    assert im.client.post("/_emulator/client/kick_everyone", json=body).status_code == 404
+
+
+def test_send_refuses_a_sender_who_is_not_a_member(im: IM, server: BackgroundServer) -> None:
+    im.users("cust", "stranger")
+    im.group("G1", members=("cust",))
+    reply = im.client.post("/_emulator/send", json={"GroupId": "G1", "From_Account": "stranger", "Text": "hi"})
+    assert reply.status_code == 409 and reply.json()["ErrorCode"] == 10007
+    assert server.app.state.im.messages["G1"] == []
+
+
 # --- control routes and the UserSig check itself ----------------------------------------------------------------
 
 
