@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import string
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -12,6 +14,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_GREETING = "We're assigning an agent to your subject, please wait..."
+DEFAULT_GROUP_NAME = "Support ticket {ticketId}"
+GROUP_NAME_FIELDS = ("ticketId", "subject")
+# Agents' IM account prefixes: characters IM UserIDs (and the bridge's userId rule) allow, short enough that a prefix
+# and an 18-character Salesforce Id or a 20-digit Zendesk id stay within IM's 32 bytes.
+_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,12}$")
 # Values people paste from examples; refused as secrets outside the sandbox.
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "xxx", "your-secret", "todo", "test"}
 
@@ -87,6 +94,9 @@ class Settings(BaseSettings):
     bridge_app_secret: SecretStr | None = None
     bridge_allowed_origins: Annotated[list[str], NoDecode] = []
     bridge_greeting: str = DEFAULT_GREETING
+    bridge_group_name: str = DEFAULT_GROUP_NAME
+    zendesk_agent_prefix: str = "zd_"
+    salesforce_agent_prefix: str = "sf_"
     bridge_host: str = "127.0.0.1"
     bridge_port: int = Field(8000, gt=0, lt=65536, validation_alias=AliasChoices("bridge_port", "port"))
     bridge_max_header_bytes: int = Field(32 * 1024, ge=1024, description="request line and headers, at most")
@@ -138,6 +148,27 @@ class Settings(BaseSettings):
     def _admin(cls, value: str) -> str:
         if not value or len(value.encode()) > 32:
             raise ValueError("must be 1 to 32 bytes")
+        return value
+
+    @field_validator("bridge_group_name")
+    @classmethod
+    def _group_name(cls, value: str) -> str:
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+            unknown = sorted(fields - set(GROUP_NAME_FIELDS))
+            if not unknown:
+                value.format(ticketId="1", subject="s")  # what parse() does not check: specs, conversions
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"is not a valid template ({exc}); use {{ticketId}} and {{subject}}") from None
+        if unknown:
+            raise ValueError(f"may use {{ticketId}} and {{subject}} only, not {', '.join(repr(u) for u in unknown)}")
+        return value
+
+    @field_validator("zendesk_agent_prefix", "salesforce_agent_prefix")
+    @classmethod
+    def _agent_prefix(cls, value: str) -> str:
+        if not _PREFIX.match(value):
+            raise ValueError("must be 1 to 12 letters, digits, '_' or '-'")
         return value
 
     @field_validator("bridge_database_url")
@@ -215,6 +246,10 @@ class Settings(BaseSettings):
         ):
             # The bridge tells the two apart by which one signed: the narrow one must not also be the full key.
             raise ValueError("BRIDGE_APP_SECRET must differ from BRIDGE_CALLOUT_SECRET")
+        zd, sf = self.zendesk_agent_prefix, self.salesforce_agent_prefix
+        if zd.startswith(sf) or sf.startswith(zd):
+            # One account must never read as both a Zendesk and a Salesforce agent.
+            raise ValueError(f"ZENDESK_AGENT_PREFIX ({zd!r}) and SALESFORCE_AGENT_PREFIX ({sf!r}) must not overlap")
         if self.bridge_default_connector and self.bridge_default_connector not in self.enabled_connectors:
             raise ValueError(
                 f"BRIDGE_DEFAULT_CONNECTOR={self.bridge_default_connector!r} is not an enabled connector "
@@ -231,6 +266,15 @@ class Settings(BaseSettings):
         if self.zendesk_url:
             enabled.append("zendesk")
         return enabled
+
+    @property
+    def agent_prefixes(self) -> tuple[str, ...]:
+        """Every agent account prefix: customer userIds may not start with one."""
+        return (self.zendesk_agent_prefix, self.salesforce_agent_prefix)
+
+    def group_name(self, ticket_id: str, subject: str) -> str:
+        """The IM group's Name from BRIDGE_GROUP_NAME (the IM client cuts it to IM's 30 bytes)."""
+        return self.bridge_group_name.format(ticketId=ticket_id, subject=subject)
 
     @property
     def default_connector(self) -> str | None:

@@ -212,8 +212,10 @@ class IMClient:
         name: str,
         members: tuple[str, ...] | list[str] = (),
         type_: str = "Public",
-        apply_join: str = "FreeAccess",
+        apply_join: str = "DisableApply",
     ) -> None:
+        """A group with no Owner_Account: only the app admin adds or removes members. Public, because members of a
+        Public group cannot invite anyone; DisableApply, because nobody may ask to join."""
         body: dict[str, Any] = {
             "Type": type_,
             "GroupId": group_id,

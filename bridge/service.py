@@ -17,7 +17,7 @@ from typing import Any
 from bridge import transcript
 from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError, TooManyRequests
-from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient
+from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
 from bridge.jobs import JobQueue, crash_point
 from bridge.metrics import Metrics
 from bridge.store import Database, Job, Link
@@ -137,6 +137,25 @@ class Bridge:
                 f"connector {name!r} is not enabled (enabled: {enabled})", code="unknown_connector"
             ) from None
 
+    def owner_of(self, group_id: str) -> Connector | None:
+        """The connector whose ticket group IDs include `group_id`, if any."""
+        return next((c for c in self.connectors.values() if c.ticket_id(group_id) is not None), None)
+
+    # --- accounts -----------------------------------------------------------------------------------------------
+
+    def is_reserved(self, user_id: str) -> bool:
+        """True for accounts no customer may use: the IM admin's, and anything an agent's account could be."""
+        return user_id == self.settings.im_admin_userid or user_id.startswith(self.settings.agent_prefixes)
+
+    def check_customer(self, user_id: str) -> None:
+        if self.is_reserved(user_id):
+            prefixes = ", ".join(self.settings.agent_prefixes)
+            raise BadRequest(
+                f"userId {user_id!r} is reserved: it is the IM admin account or starts with an agent account prefix "
+                f"({prefixes}); give the customer an IM account of their own",
+                code="reserved_user_id",
+            )
+
     # --- membership primitives ----------------------------------------------------------------------------------
 
     async def _join(self, job: Job) -> dict[str, Any]:
@@ -168,19 +187,29 @@ class Bridge:
         return {}
 
     async def _assignment(self, job: Job) -> dict[str, Any]:
-        """Converge a linked group on its ticket's owner; apply the callout's delta to a group with no link."""
+        """Converge a linked group on its ticket's owner; apply the callout's delta to a group with no link, as the
+        agents' accounts of the connector whose group ID it is."""
         group_id = job.payload["groupId"]
         if await self.db.link_by_group(group_id) is not None:
             return await self._converge(job)
+        connector = self.owner_of(group_id)
+        if connector is None:
+            raise NotFound(
+                f"{group_id!r} is not a ticket's group ID of an enabled connector, so its owners have no agent "
+                "accounts; use /joingroup and /leavegroup for other groups",
+                code="unknown_group",
+            )
         joined, left = [], []
         new, old = job.payload.get("newOwnerId"), job.payload.get("oldOwnerId")
-        if old and old != new and _is_user(old):
-            await self.im.delete_members(group_id, [old])
-            left.append(old)
-        if new and _is_user(new):
-            await self.im.import_account(new)
-            await self.im.add_members(group_id, [new])
-            joined.append(new)
+        new_agent = connector.agent_id(new) if new else None
+        old_agent = connector.agent_id(old) if old else None
+        if old_agent and old_agent != new_agent:
+            await self.im.delete_members(group_id, [old_agent])
+            left.append(old_agent)
+        if new_agent:
+            await self.im.import_account(new_agent)
+            await self.im.add_members(group_id, [new_agent])
+            joined.append(new_agent)
         return {"joined": joined, "left": left}
 
     # --- convergence and closing --------------------------------------------------------------------------------
@@ -244,6 +273,7 @@ class Bridge:
         `caller` is who asks: `user:<userId>` (a UserSig), `app` or `callout` (the secret that signed), `insecure`.
         Keys are the caller's own: another caller's key never collides with them."""
         self.connector(provider)  # an unknown connector is a 404 before anything is stored
+        self.check_customer(body["userId"])
         user_id, limit = body["userId"], self.settings.bridge_create_per_user
         if self.open_creates[user_id] >= limit:
             raise TooManyRequests(
@@ -310,7 +340,7 @@ class Bridge:
         ticket_id, group_id, user_id = payload["ticketId"], payload["groupId"], request["userId"]
         ids = {"provider": provider, "ticketId": ticket_id, "groupId": group_id}
         try:
-            await self._open_group(job, group_id, user_id, info)
+            await self._open_group(job, ticket_id, group_id, user_id, info)
         except RetriableError as exc:
             exc.details.update(ids)
             raise
@@ -343,19 +373,45 @@ class Bridge:
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, 5.0)
 
-    async def _open_group(self, job: Job, group_id: str, user_id: str, info: dict[str, Any]) -> None:
+    async def _reclaim_group(self, group_id: str, name: str, user_id: str) -> None:
+        """10021: an app user created the ticket's group ID first (the client SDK lets anyone choose a group ID).
+        Never adopted: dismissed with the admin's rights and created afresh; if IM will not, the request fails."""
+        group = await self.im.get_group(group_id)
+        squatter = (group or {}).get("Owner_Account") or "no owner"
+        log.warning(
+            "IM group %s was not created by the bridge (owner: %s): dismissing it and creating the ticket's group",
+            group_id,
+            squatter,
+        )
+        try:
+            try:
+                await self.im.destroy_group(group_id)
+            except GroupNotFound:
+                pass  # dismissed meanwhile: the ID is free
+            await self.im.create_group(group_id, name, members=[user_id])
+        except IMError as exc:
+            raise PermanentError(
+                f"the IM group ID {group_id} is taken by another IM user ({squatter}) and could not be reclaimed: "
+                f"{exc.message}",
+                upstream="im",
+                upstream_code=exc.upstream_code,
+            ) from None
+
+    async def _open_group(self, job: Job, ticket_id: str, group_id: str, user_id: str, info: dict[str, Any]) -> None:
         """Group, greeting, then the link marked open, each recorded once done so a retry skips it."""
         steps = set(job.payload.get("done", []))
         if "group" not in steps:
             await self.im.import_account(user_id, nick=info.get("name"))
+            name = self.settings.group_name(ticket_id, info["subject"])
             try:
-                await self.im.create_group(group_id, info["subject"], members=[user_id])
-            except (GroupExists, GroupIdTaken):
-                # A retried create after a lost answer meets 10025 (10021 when IM does not count the admin as the
-                # owner of a group created without one): the ID is this ticket's own, so the group is ours; make
-                # sure the customer is in.
+                await self.im.create_group(group_id, name, members=[user_id])
+            except GroupExists:
+                # 10025, "used, and you are its owner": only this app's admin creates groups without an owner, so
+                # this is a retried create after a lost answer; make sure the customer is in.
                 if user_id not in await self.im.member_ids(group_id):
                     await self.im.add_members(group_id, [user_id])
+            except GroupIdTaken:
+                await self._reclaim_group(group_id, name, user_id)
             steps.add("group")
         if "greeting" not in steps:
             # Recorded first, which also checks this runner still holds the job: one that lost it stops here
@@ -366,10 +422,6 @@ class Bridge:
             await self.im.system_notification(group_id, self.settings.bridge_greeting)
             steps.add("greeting")
         await self.queue.checkpoint(job, self.db.change_link(group_id, state="open"), done=sorted(steps))
-
-
-def _is_user(owner_id: str) -> bool:
-    return not owner_id.startswith("00G")
 
 
 def _stored_error(job: Job) -> BridgeError:

@@ -53,7 +53,8 @@ class TicketStatus(StrEnum):
 
 @dataclass(frozen=True)
 class TicketState:
-    """A ticket as the helpdesk has it now. `agent_id` is the owner's IM user ID, None for a queue or no one."""
+    """A ticket as the helpdesk has it now. `agent_id` is the owner's IM account (Connector.agent_id), None for a
+    queue or no one."""
 
     ticket_id: str
     agent_id: str | None
@@ -68,7 +69,8 @@ class Author(StrEnum):
 
 @dataclass(frozen=True)
 class Comment:
-    """A chat message to append to the ticket. `author_id` is the sender's IM user ID; `key` makes it idempotent."""
+    """A chat message to append to the ticket. `author_id` is the sender's IM user ID (an agent's is the prefixed
+    account that `agent_id` made: the connector maps it back to the helpdesk user); `key` makes it idempotent."""
 
     ticket_id: str
     body: str
@@ -105,7 +107,8 @@ class Connector(Protocol):
         """The ticket ID of a group ID of this connector, or None when the group is not one of ours."""
 
     def agent_id(self, helpdesk_user_id: str) -> str | None:
-        """The IM user ID of a helpdesk owner, or None when the owner is not a user (a queue, nobody)."""
+        """The IM account of a helpdesk owner, `<prefix><user id>` so it never meets a customer's userId; None when
+        the owner is not a user (a queue, nobody)."""
 
     async def create_ticket(self, ticket: NewTicket) -> str:
         """Create the ticket and return its ID. With `request_key`, a retry returns the ticket made the first time."""

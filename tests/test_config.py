@@ -39,3 +39,22 @@ def test_a_missing_private_key_file_stops_the_start(tmp_path: Path) -> None:
     error = one_line_error(run(["serve"], env, tmp_path))
     assert "SALESFORCE_PRIVATE_KEY_FILE" in error and "No such file" in error
     assert not (tmp_path / "b.db").exists()  # stopped before touching the database
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"BRIDGE_GROUP_NAME": "Ticket {ticketId} for {customer}"}, "not 'customer'"),
+        ({"BRIDGE_GROUP_NAME": "Ticket {ticketId"}, "not a valid template"),
+        ({"BRIDGE_GROUP_NAME": "Ticket {ticketId:d}"}, "not a valid template"),
+        ({"BRIDGE_GROUP_NAME": "Ticket {}"}, "may use {ticketId} and {subject} only"),
+        ({"ZENDESK_AGENT_PREFIX": "zd agent "}, "ZENDESK_AGENT_PREFIX must be 1 to 12"),
+        ({"ZENDESK_AGENT_PREFIX": "sf"}, "must not overlap"),
+    ],
+)
+def test_a_bad_group_name_template_or_agent_prefix_stops_the_start(
+    tmp_path: Path, env: dict[str, str], says: str
+) -> None:
+    error = one_line_error(run(["serve"], {**IM, **env, "BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path}/b.db"}, tmp_path))
+    assert next(iter(env)) in error and says in error, error
+    assert not (tmp_path / "b.db").exists()

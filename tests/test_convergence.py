@@ -14,6 +14,16 @@ from tests.conftest import BridgeClient, im_state, members_of, set_faults
 CASE = {"subject": "Where is my order"}
 
 
+def sf(user_id: str) -> str:
+    """A Salesforce agent's IM account."""
+    return f"sf_{user_id}"
+
+
+def zd(user_id: object) -> str:
+    """A Zendesk agent's IM account."""
+    return f"zd_{user_id}"
+
+
 def open_case(bridge: BridgeClient, user: str = "cust1") -> str:
     r = bridge.post("/salesforce/createticket", {"userId": user, "caseInfo": CASE})
     assert r.status_code == 201, r.text
@@ -32,13 +42,13 @@ def test_assignment_follows_owner_not_callout(helpdesk_bridge: BridgeClient, im_
     sf_admin.update_case(case_id, OwnerId=a1)
     r = helpdesk_bridge.post("/assignment", {"groupId": case_id, "newOwnerId": a1, "oldOwnerId": None})
     assert r.status_code == 200, r.text
-    assert r.json()["joined"] == [a1] and r.json()["left"] == []
-    assert members_of(im_server, case_id) == {"cust1", a1}
+    assert r.json()["joined"] == [sf(a1)] and r.json()["left"] == []
+    assert members_of(im_server, case_id) == {"cust1", sf(a1)}
     sf_admin.update_case(case_id, OwnerId=a2)
     # A late, stale callout (a1 again) still converges on the real owner, a2.
     r = helpdesk_bridge.post("/assignment", {"groupId": case_id, "newOwnerId": a1, "oldOwnerId": a2})
-    assert r.json()["joined"] == [a2] and r.json()["left"] == [a1]
-    assert members_of(im_server, case_id) == {"cust1", a2}
+    assert r.json()["joined"] == [sf(a2)] and r.json()["left"] == [sf(a1)]
+    assert members_of(im_server, case_id) == {"cust1", sf(a2)}
 
 
 def test_queue_owner_means_no_agent_and_customer_is_told(helpdesk_bridge: BridgeClient, im_server, sf_admin) -> None:
@@ -48,7 +58,7 @@ def test_queue_owner_means_no_agent_and_customer_is_told(helpdesk_bridge: Bridge
     helpdesk_bridge.post("/assignment", {"groupId": case_id, "newOwnerId": agent})
     sf_admin.update_case(case_id, OwnerId=queue)
     r = helpdesk_bridge.post("/assignment", {"groupId": case_id, "newOwnerId": queue, "oldOwnerId": agent})
-    assert r.status_code == 200 and r.json()["left"] == [agent]
+    assert r.status_code == 200 and r.json()["left"] == [sf(agent)]
     assert members_of(im_server, case_id) == {"cust1"}
     notices = [n["Content"] for n in im_state(im_server)["notifications"][case_id]]
     assert "waiting" in notices[-1]
@@ -59,7 +69,7 @@ def test_fifteen_character_ids_are_normalised(helpdesk_bridge: BridgeClient, im_
     agent = sf_admin.state["agent_ids"][0]
     sf_admin.update_case(case_id, OwnerId=agent)
     r = helpdesk_bridge.post("/assignment", {"groupId": case_id[:15], "newOwnerId": agent[:15]})
-    assert r.status_code == 200 and r.json()["groupId"] == case_id and r.json()["joined"] == [agent]
+    assert r.status_code == 200 and r.json()["groupId"] == case_id and r.json()["joined"] == [sf(agent)]
 
 
 def test_salesforce_events_converge_and_close(helpdesk_bridge: BridgeClient, im_server, sf_admin) -> None:
@@ -71,7 +81,7 @@ def test_salesforce_events_converge_and_close(helpdesk_bridge: BridgeClient, im_
         {"events": [{"type": "owner_changed", "caseId": case_id, "ownerId": agent, "previousOwnerId": None}]},
     )
     assert r.status_code == 202 and r.json() == {"accepted": 1}
-    wait_for(lambda: members_of(im_server, case_id) == {"cust1", agent})
+    wait_for(lambda: members_of(im_server, case_id) == {"cust1", sf(agent)})
     sf_admin.update_case(case_id, Status="Closed")
     helpdesk_bridge.post(
         "/salesforce/events",
@@ -85,7 +95,7 @@ def test_salesforce_events_converge_and_close(helpdesk_bridge: BridgeClient, im_
         {"events": [{"type": "status_changed", "caseId": case_id, "status": "Working", "isClosed": False}]},
     )
     wait_for(lambda: im_state(im_server)["groups"][case_id]["MuteAllMember"] == "Off")
-    wait_for(lambda: members_of(im_server, case_id) == {"cust1", agent})
+    wait_for(lambda: members_of(im_server, case_id) == {"cust1", sf(agent)})
     sf_admin.delete_case(case_id)
     helpdesk_bridge.post("/salesforce/events", {"events": [{"type": "deleted", "caseId": case_id}]})
     wait_for(lambda: im_state(im_server)["groups"][case_id]["Dismissed"])
@@ -112,7 +122,7 @@ def test_events_queue_while_im_is_down(helpdesk_bridge: BridgeClient, im_server,
     assert r.status_code == 202
     time.sleep(0.3)
     set_faults(im_server)
-    wait_for(lambda: members_of(im_server, case_id) == {"cust1", agent})
+    wait_for(lambda: members_of(im_server, case_id) == {"cust1", sf(agent)})
 
 
 def test_zendesk_assignment(helpdesk_bridge: BridgeClient, im_server, zd_admin) -> None:
@@ -120,8 +130,8 @@ def test_zendesk_assignment(helpdesk_bridge: BridgeClient, im_server, zd_admin) 
     agent = str(zd_admin.agents[0])
     zd_admin.update(ticket, assignee_id=int(agent))
     r = helpdesk_bridge.post("/assignment", {"groupId": f"ZENDESK#{ticket}", "newOwnerId": agent})
-    assert r.status_code == 200 and r.json()["joined"] == [agent]
-    assert members_of(im_server, f"ZENDESK#{ticket}") == {"cust1", agent}
+    assert r.status_code == 200 and r.json()["joined"] == [zd(agent)]
+    assert members_of(im_server, f"ZENDESK#{ticket}") == {"cust1", zd(agent)}
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -144,7 +154,7 @@ def test_any_order_converges(helpdesk_bridge: BridgeClient, im_server, sf_admin,
         for r in pool.map(lambda body: helpdesk_bridge.post("/assignment", body), deliveries):
             assert r.status_code in (200, 202), r.text
     final = history[-1]
-    expected = {"cust-p"} | ({final} if final.startswith("005") else set())
+    expected = {"cust-p"} | ({sf(final)} if final.startswith("005") else set())
     wait_for(lambda: members_of(im_server, case_id) == expected)
 
 
@@ -223,7 +233,7 @@ def test_owner_set_at_creation_joins_once_the_group_opens(
     time.sleep(0.3)
     set_faults(im_server)
     wait_for(
-        lambda: case_id in im_state(im_server)["groups"] and members_of(im_server, case_id) == {"cust-early", agent}
+        lambda: case_id in im_state(im_server)["groups"] and members_of(im_server, case_id) == {"cust-early", sf(agent)}
     )
     # Zendesk: a ticket assigned before the bridge heard of any change still gets its agent once opened.
     set_faults(im_server, outage=True, status=503)
@@ -234,6 +244,6 @@ def test_owner_set_at_creation_joins_once_the_group_opens(
     wait_for(
         lambda: (
             f"ZENDESK#{ticket}" in im_state(im_server)["groups"]
-            and members_of(im_server, f"ZENDESK#{ticket}") == {"cust-early2", str(zd_admin.agents[0])}
+            and members_of(im_server, f"ZENDESK#{ticket}") == {"cust-early2", zd(zd_admin.agents[0])}
         )
     )

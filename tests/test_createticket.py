@@ -45,7 +45,9 @@ def test_zendesk_ticket_group_greeting_link(helpdesk_bridge: BridgeClient, im_se
     requester = zd_admin.http.get(f"/users/{ticket['requester_id']}.json").json()["user"]
     assert requester["name"] == "Jane" and requester["email"] == "jane@example.com"
     group = im_state(im_server)["groups"][f"ZENDESK#{ticket_id}"]
-    assert group["Type"] == "Public" and group["ApplyJoinOption"] == "FreeAccess"
+    # Only the bridge's admin adds members: nobody may ask to join, members of a Public group cannot invite, no owner.
+    assert (group["Type"], group["ApplyJoinOption"], group["Owner_Account"]) == ("Public", "DisableApply", "")
+    assert group["Name"] == f"Support ticket {ticket_id}"  # IM shows a Public group's name to anyone: no subject
     assert members_of(im_server, f"ZENDESK#{ticket_id}") == {"user1"}
     notices = im_state(im_server)["notifications"][f"ZENDESK#{ticket_id}"]
     assert [n["Content"] for n in notices] == ["We're assigning an agent to your subject, please wait..."]
@@ -260,11 +262,11 @@ def test_im_down_answers_202_then_finishes(helpdesk_bridge: BridgeClient, im_ser
         time.sleep(0.1)
 
 
-def test_retried_group_create_meeting_10021_finishes_the_group(
+def test_retried_group_create_meeting_10021_never_adopts_the_group(
     helpdesk_bridge: BridgeClient, im_server, zd_server
 ) -> None:
-    """The first create went through but its answer was lost; IM answers the retry 10021 (the admin is not the owner
-    of a group created without one). The group is this ticket's own: the customer is checked in, greeted once."""
+    """IM answers the create 10021, "used by someone else", for a group that is already there. Whoever made it, the
+    bridge never adopts it: it dismisses it and creates the ticket's own, with the customer in, greeted once."""
     ticket_id = emulator_state(zd_server)["next_id"]["ticket"]
     group_id = f"ZENDESK#{ticket_id}"
     im_call(im_server, "account_import", {"UserID": "user11"}, service="im_open_login_svc")
@@ -274,14 +276,21 @@ def test_retried_group_create_meeting_10021_finishes_the_group(
     assert r.status_code == 201, r.text
     assert r.json()["groupId"] == group_id
     assert members_of(im_server, group_id) == {"user11"}
+    group = im_state(im_server)["groups"][group_id]
+    assert (group["Name"], group["ApplyJoinOption"]) == (f"Support ticket {ticket_id}", "DisableApply")
+    requests = im_state(im_server)["requests"]
+    commands = [r["Command"] for r in requests if r["Command"] in ("create_group", "destroy_group")]
+    # The earlier group, the create IM refused with 10021, then that group dismissed and the ticket's created.
+    assert commands == ["create_group", "create_group", "destroy_group", "create_group"]
     assert [n["Content"] for n in im_state(im_server)["notifications"][group_id]] == [
         "We're assigning an agent to your subject, please wait..."
     ]
 
 
-def test_long_subject_is_cut_for_the_group_name(helpdesk_bridge: BridgeClient, im_server) -> None:
+def test_long_subject_is_cut_for_the_group_name(bridge_factory: BridgeFactory, zd_server, im_server) -> None:
+    client = bridge_factory(**helpdesk_settings(zd_url=zd_server.url), bridge_group_name="{subject}")
     subject = "Ünïcödé " * 20
-    r = helpdesk_bridge.post("/zendesk/createticket", {"userId": "user9", "caseInfo": {"subject": subject}})
+    r = client.post("/zendesk/createticket", {"userId": "user9", "caseInfo": {"subject": subject}})
     assert r.status_code == 201, r.text
     name = im_state(im_server)["groups"][r.json()["groupId"]]["Name"]
     assert len(name.encode()) <= 30 and subject.startswith(name)

@@ -150,7 +150,7 @@ def test_customer_and_agent_messages_become_zendesk_comments(
 ) -> None:
     group = open_ticket(cb_bridge, "zendesk")
     requester = zd_admin.ticket(group.removeprefix("ZENDESK#"))["requester_id"]
-    agent = str(zd_admin.agents[0])
+    agent = f"zd_{zd_admin.agents[0]}"  # the agent's IM account
     assert cb_bridge.post("/joingroup", {"groupId": group, "userId": agent}).status_code == 200
 
     send(im_server, group, "cust1", "My printer is on fire")
@@ -165,7 +165,7 @@ def test_customer_and_agent_messages_become_zendesk_comments(
     )
     assert (from_agent["body"], from_agent["author_id"], from_agent["public"]) == (
         "Please step away from the printer",
-        int(agent),
+        zd_admin.agents[0],
         True,
     )
     assert all(c["Response"] == IM_OK for c in delivered(im_server, 2))
@@ -176,15 +176,15 @@ def test_messages_become_published_case_comments(
 ) -> None:
     case_id = open_ticket(cb_bridge, "salesforce", user="cust2")
     agent = sf_admin.state["agent_ids"][0]
-    assert cb_bridge.post("/joingroup", {"groupId": case_id, "userId": agent}).status_code == 200
+    assert cb_bridge.post("/joingroup", {"groupId": case_id, "userId": f"sf_{agent}"}).status_code == 200
     send(im_server, case_id, "cust2", "Where is my refund?")
     wait_for(lambda: len(case_comments(sf_server, case_id)) == 1)
-    send(im_server, case_id, agent, "On its way")
+    send(im_server, case_id, f"sf_{agent}", "On its way")
     wait_for(lambda: len(case_comments(sf_server, case_id)) == 2)
     first, second = sorted(case_comments(sf_server, case_id), key=lambda c: c["Id"])
     assert first["IsPublished"] and second["IsPublished"]
     assert "Where is my refund?" in first["CommentBody"] and "cust2" in first["CommentBody"]
-    assert "On its way" in second["CommentBody"] and agent in second["CommentBody"]
+    assert second["CommentBody"] == f"Agent ({agent}): On its way"  # the Salesforce user, not the IM account
 
 
 def test_images_files_and_custom_messages(cb_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any) -> None:

@@ -97,7 +97,7 @@ def test_walkthrough_salesforce_and_signed_calls(sandbox: tuple[str, str]) -> No
         assert time.time() < deadline, "the owner_changed event was never applied"
         time.sleep(0.2)
     link = json.loads(bash(prelude, f'signed "/links/{case_id}" "" GET'))
-    assert len(link["agents"]) == 1 and link["agents"][0].startswith("005")
+    assert len(link["agents"]) == 1 and link["agents"][0].startswith("sf_005")  # the agent's IM account
     joined = bash(prelude, f"""signed /joingroup '{{"groupId":"{case_id}","userId":"agent2"}}'""")
     assert json.loads(joined)["ok"] is True
 
@@ -112,6 +112,8 @@ def test_walkthrough_assignment_and_transcript(sandbox: tuple[str, str]) -> None
     while not json.loads(bash(prelude, f'signed "/links?provider=zendesk&ticketId={ticket}" "" GET'))["agents"]:
         assert time.time() < deadline, "the Zendesk webhook never moved the agent into the group"
         time.sleep(0.2)
+    agents = json.loads(bash(prelude, f'signed "/links?provider=zendesk&ticketId={ticket}" "" GET'))["agents"]
+    assert [a.startswith("zd_") for a in agents] == [True]
     chat = step(text, 3).replace("$TICKET", ticket)
     deadline = time.time() + 10
     bash(prelude, chat.splitlines()[0])

@@ -227,12 +227,12 @@ def test_group_follows_zendesk_without_assignment_calls(
     assert any("signing secret: Zendesk signs with ZENDESK_WEBHOOK_SECRET" in line for line in lines)
     ticket = open_ticket(zd_bridge)
     group = f"ZENDESK#{ticket}"
-    a1, a2 = (str(a) for a in zd_admin.agents[:2])
+    a1, a2 = (f"zd_{a}" for a in zd_admin.agents[:2])  # the agents' IM accounts
 
-    zd_admin.update(ticket, assignee_id=int(a1))
+    zd_admin.update(ticket, assignee_id=zd_admin.agents[0])
     first_a1 = int(time.time())
     wait_for(lambda: members_of(im_server, group) == {"cust1", a1})
-    zd_admin.update(ticket, assignee_id=int(a2))
+    zd_admin.update(ticket, assignee_id=zd_admin.agents[1])
     wait_for(lambda: members_of(im_server, group) == {"cust1", a2})
     zd_admin.update(ticket, assignee_id=None)
     wait_for(lambda: members_of(im_server, group) == {"cust1"})
@@ -241,7 +241,7 @@ def test_group_follows_zendesk_without_assignment_calls(
     # which the bridge takes for a replay (Zendesk signs whole seconds). Zendesk's own events carry an id; this
     # legacy trigger body does not, so the repeat comes a second later, as any real one would.
     wait_for(lambda: int(time.time()) > first_a1 + 1)
-    zd_admin.update(ticket, assignee_id=int(a1))
+    zd_admin.update(ticket, assignee_id=zd_admin.agents[0])
     wait_for(lambda: members_of(im_server, group) == {"cust1", a1})
 
     zd_admin.update(ticket, status="solved")  # solved: a notice, the group and its agent stay

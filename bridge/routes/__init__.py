@@ -13,7 +13,6 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge import auth, ids
-from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, Forbidden, PayloadTooLarge, SignatureError
 from bridge.service import Bridge
 
@@ -103,18 +102,6 @@ def target_of(request: Request) -> str:
 # Who called, as the routes and the service name it: the secret that signed, or the end user a UserSig is for.
 CALLOUT, APP, INSECURE = "callout", "app", "insecure"
 CLAIM = "signature_claim"  # request.state entry: the canonical signature this request claimed
-
-
-def agent_prefixes(settings: Settings) -> tuple[str, ...]:
-    """The prefixes of agents' IM accounts (`zd_`, `sf_` unless configured otherwise)."""
-    return tuple(
-        prefix
-        for prefix in (
-            getattr(settings, "zendesk_agent_prefix", "zd_"),
-            getattr(settings, "salesforce_agent_prefix", "sf_"),
-        )
-        if prefix
-    )
 
 
 class AnsweredBefore(BridgeError):

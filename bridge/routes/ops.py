@@ -13,7 +13,7 @@ from bridge import auth
 from bridge.errors import Forbidden
 from bridge.models import UserSigBody
 from bridge.openapi import openapi_document
-from bridge.routes import APP, agent_prefixes, bridge_of, check_signed, ok, parse_json, raw_body, validate
+from bridge.routes import APP, bridge_of, check_signed, ok, parse_json, raw_body, validate
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -39,11 +39,12 @@ async def usersig(request: Request) -> JSONResponse:
     body = await raw_body(request)
     scope = await check_signed(request, body, app_allowed=True)
     data = validate(UserSigBody, parse_json(body))
-    settings = bridge_of(request).settings
+    bridge = bridge_of(request)
+    settings = bridge.settings
     if data.userId == settings.im_admin_userid:
         # The admin's UserSig is every REST power over the whole IM application: never handed out.
         raise Forbidden("no UserSig is issued for IM_ADMIN_USERID, whoever asks")
-    if scope == APP and data.userId.startswith(agent_prefixes(settings)):
+    if scope == APP and bridge.is_reserved(data.userId):
         raise Forbidden("BRIDGE_APP_SECRET gets UserSigs for customers only, not for agents' accounts")
     sig = auth.gen_usersig(
         settings.im_sdkappid, settings.im_secret_key.get_secret_value(), data.userId, data.expireSeconds

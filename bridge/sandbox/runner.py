@@ -150,7 +150,8 @@ def walkthrough(sandbox: Sandbox) -> str:
     sf_state = httpx.get(sandbox.salesforce.url + "/_emulator/state").json()
     zd_users = httpx.get(sandbox.zendesk.url + "/_emulator/state").json()["users"]
     zd_agent = next(u["id"] for u in zd_users.values() if u["role"] == "agent")
-    sf_agent = sf_state["agent_ids"][0]
+    sf_agent, sf_agent2 = sf_state["agent_ids"][:2]
+    zd_prefix, sf_prefix = sandbox.settings.zendesk_agent_prefix, sandbox.settings.salesforce_agent_prefix
     usersig = auth.gen_usersig(SDKAPPID, sandbox.secrets["im_key"], "customer1", 86400)
     return f"""
 Helpdesk Bridge sandbox: the bridge and emulators of Tencent IM, Salesforce and Zendesk, all on loopback.
@@ -189,7 +190,8 @@ Watch a conversation, in two browser windows:
      curl -s $IM/_emulator/state
 
 2. An agent takes the ticket in Zendesk (set TICKET to the ticketId above). Zendesk's trigger calls the bridge's
-   webhook and the agent joins the group:
+   webhook and the agent joins the group as the IM account {zd_prefix}{zd_agent} (agents' accounts are prefixed, so
+   no customer's userId is ever an agent's):
      TICKET=1
      curl -s -X PUT $ZD/api/v2/tickets/$TICKET.json -u "$ZD_AUTH" -H 'Content-Type: application/json' \\
        -d '{{"ticket":{{"assignee_id":{zd_agent}}}}}'; echo
@@ -200,7 +202,8 @@ Watch a conversation, in two browser windows:
        -d '{{"GroupId":"ZENDESK#'$TICKET'","From_Account":"customer1","Text":"It is still smoking"}}'; echo
      curl -s $ZD/api/v2/tickets/$TICKET/comments.json -u "$ZD_AUTH"; echo
 
-4. Salesforce: open a Case, give it to an agent, and send the event the Apex trigger would send:
+4. Salesforce: open a Case, give it to an agent, and send the event the Apex trigger would send (the agent joins as
+   {sf_prefix}{sf_agent}):
      signed /salesforce/createticket '{{"userId":"customer2","caseInfo":{{"subject":"Refund please"}}}}'
      CASE=<ticketId from the answer>
      curl -s -X PATCH $SF/services/data/v62.0/sobjects/Case/$CASE -H "Authorization: Bearer $SF_TOKEN" \\
@@ -208,8 +211,8 @@ Watch a conversation, in two browser windows:
      signed /salesforce/events '{{"events":[{{"type":"owner_changed","caseId":"'$CASE'","ownerId":"{sf_agent}"}}]}}'
      signed "/links/$CASE" "" GET
 
-5. The seed's primitives, signed, and the job queue:
-     signed /joingroup '{{"groupId":"'$CASE'","userId":"agent2"}}'
+5. The seed's primitives take IM accounts as given (here a second agent's), signed; and the job queue:
+     signed /joingroup '{{"groupId":"'$CASE'","userId":"{sf_prefix}{sf_agent2}"}}'
      BRIDGE_DATABASE_URL={s.bridge_database_url} $HB jobs list
 
 Press Ctrl-C to stop; everything lives in memory and in {sandbox.folder.name}, which is removed at exit.

@@ -108,7 +108,13 @@ class SalesforceConnector:
         return canonical_id(group_id, "500")
 
     def agent_id(self, helpdesk_user_id: str) -> str | None:
-        return canonical_id(helpdesk_user_id, "005")
+        user_id = canonical_id(helpdesk_user_id, "005")
+        return f"{self.settings.salesforce_agent_prefix}{user_id}" if user_id else None
+
+    def _user_of_agent(self, account: str) -> str | None:
+        """The Salesforce user Id behind an agent's IM account; None for any other account."""
+        prefix = self.settings.salesforce_agent_prefix
+        return canonical_id(account[len(prefix) :], "005") if account.startswith(prefix) else None
 
     async def user_name(self, helpdesk_user_id: str) -> str | None:
         """A user's `Name` (the agent console's Nick for the agent), None when unknown."""
@@ -200,8 +206,11 @@ class SalesforceConnector:
         case_id = canonical_id(comment.ticket_id, "500")
         if case_id is None:
             raise PermanentError(f"{comment.ticket_id!r} is not a Salesforce Case Id", upstream=UPSTREAM)
-        who = "Customer" if comment.author is Author.CUSTOMER else "Agent"
-        body = f"{who} ({comment.author_id}): {comment.body}"[:COMMENT_MAX]
+        if comment.author is Author.CUSTOMER:
+            who = f"Customer ({comment.author_id})"
+        else:
+            who = f"Agent ({self._user_of_agent(comment.author_id) or comment.author_id})"
+        body = f"{who}: {comment.body}"[:COMMENT_MAX]
         data = {"ParentId": case_id, "CommentBody": body, "IsPublished": comment.public}
         result = await self._run("add the CaseComment", lambda sf: _sobject(sf, "CaseComment").create(data))
         return str(result["id"])

@@ -113,7 +113,13 @@ class ZendeskConnector:
 
     def agent_id(self, helpdesk_user_id: str) -> str | None:
         value = str(helpdesk_user_id).strip() if helpdesk_user_id is not None else ""
-        return value if _DIGITS.match(value) else None
+        return f"{self.settings.zendesk_agent_prefix}{value}" if _DIGITS.match(value) else None
+
+    def _user_of_agent(self, account: str) -> int | None:
+        """The Zendesk user id behind an agent's IM account; None for any other account (never a raw id)."""
+        prefix = self.settings.zendesk_agent_prefix
+        value = account[len(prefix) :] if account.startswith(prefix) else ""
+        return int(value) if _DIGITS.match(value) else None
 
     async def user_name(self, helpdesk_user_id: str) -> str | None:
         """A Zendesk user's display name (the agent console's Nick for the agent), None when unknown."""
@@ -242,7 +248,7 @@ class ZendeskConnector:
         )
 
     async def add_comment(self, comment: Comment) -> str:
-        """Append a comment authored by the agent (a Zendesk user id) or by the ticket's requester.
+        """Append a comment authored by the agent (the user behind a `zd_<id>` account) or by the ticket's requester.
 
         Not deduplicated here: Zendesk takes an Idempotency-Key only on create, and finding an earlier copy
         would cost a comment listing per message. The caller records `comment.key` once this returns.
@@ -252,7 +258,7 @@ class ZendeskConnector:
 
         def add() -> str:
             if comment.author == Author.AGENT:
-                author_id = int(comment.author_id) if _DIGITS.match(comment.author_id or "") else None
+                author_id = self._user_of_agent(comment.author_id or "")
             else:
                 with self._requesters_lock:
                     author_id = self._requesters.get(number)

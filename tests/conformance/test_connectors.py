@@ -26,6 +26,7 @@ class Harness:
     server: BackgroundServer
     admin: Any
     agents: list[str]  # helpdesk user IDs of two agents
+    prefix: str  # of the agents' IM accounts, so they never meet a customer's userId
     queue: str | None  # an owner that is not a user, when the helpdesk has one
     set_owner: Callable[[str, str | None], None]
     close: Callable[[str], None]
@@ -40,6 +41,7 @@ def salesforce(server: BackgroundServer) -> Harness:
         server,
         admin,
         admin.state["agent_ids"][:2],
+        "sf_",
         admin.state["default_queue_id"],
         set_owner=lambda t, owner: admin.update_case(t, OwnerId=owner or admin.state["default_queue_id"]),
         close=lambda t: admin.update_case(t, Status="Closed"),
@@ -55,6 +57,7 @@ def zendesk(server: BackgroundServer) -> Harness:
         server,
         admin,
         [str(a) for a in admin.agents[:2]],
+        "zd_",
         None,
         set_owner=lambda t, owner: admin.update(t, assignee_id=int(owner) if owner else None),
         close=lambda t: admin.update(t, status="closed"),
@@ -97,7 +100,8 @@ async def test_ids(connector: Connector, harness: Harness) -> None:
     assert connector.ticket_id(group_id) == ticket_id
     assert 0 < len(group_id.encode()) <= 48 and group_id.isprintable() and not group_id.startswith("@TGS#")
     assert connector.ticket_id("some-other-group") is None
-    assert connector.agent_id(harness.agents[0]) == harness.agents[0]
+    account = connector.agent_id(harness.agents[0])
+    assert account == harness.prefix + harness.agents[0] and len(account.encode()) <= 32
     if harness.queue:
         assert connector.agent_id(harness.queue) is None
 
@@ -109,9 +113,10 @@ async def test_ticket_life(connector: Connector, harness: Harness) -> None:
     fresh = await connector.get_ticket(ticket_id)
     assert fresh.ticket_id == ticket_id and fresh.status is TicketStatus.OPEN and fresh.agent_id is None
     harness.set_owner(ticket_id, harness.agents[0])
-    assert (await connector.get_ticket(ticket_id)).agent_id == harness.agents[0], "read fresh, never cached"
+    first, second = (harness.prefix + agent for agent in harness.agents)
+    assert (await connector.get_ticket(ticket_id)).agent_id == first, "read fresh, never cached"
     harness.set_owner(ticket_id, harness.agents[1])
-    assert (await connector.get_ticket(ticket_id)).agent_id == harness.agents[1]
+    assert (await connector.get_ticket(ticket_id)).agent_id == second
     harness.set_owner(ticket_id, None)
     assert (await connector.get_ticket(ticket_id)).agent_id is None
     harness.close(ticket_id)
@@ -132,7 +137,7 @@ async def test_request_key_makes_one_ticket(connector: Connector) -> None:
 async def test_comments(connector: Connector, harness: Harness) -> None:
     ticket_id = await connector.create_ticket(NewTicket(user_id="conf-5", subject="Talk", email="c5@example.com"))
     harness.set_owner(ticket_id, harness.agents[0])
-    for author, author_id in ((Author.CUSTOMER, "conf-5"), (Author.AGENT, harness.agents[0])):
+    for author, author_id in ((Author.CUSTOMER, "conf-5"), (Author.AGENT, harness.prefix + harness.agents[0])):
         comment_id = await connector.add_comment(
             Comment(ticket_id, f"hello from the {author.value}", author, author_id, key=f"k-{author.value}")
         )

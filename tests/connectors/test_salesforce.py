@@ -138,8 +138,8 @@ def test_id_helpers_follow_the_vectors(vector: dict[str, str]) -> None:
     prefix = id15[:3]
     assert sf.ticket_id(id15) == (id18 if prefix == "500" else None)
     assert sf.ticket_id(id18) == (id18 if prefix == "500" else None)
-    assert sf.agent_id(id15) == (id18 if prefix == "005" else None)
-    assert sf.agent_id(id18) == (id18 if prefix == "005" else None)
+    assert sf.agent_id(id15) == (f"sf_{id18}" if prefix == "005" else None)
+    assert sf.agent_id(id18) == (f"sf_{id18}" if prefix == "005" else None)
     if prefix == "500":
         assert sf.group_id(id15) == sf.group_id(id18) == id18
         assert sf.ticket_id(id18[:15] + id18[15:].lower()) == id18  # the suffix is case-insensitive
@@ -151,6 +151,7 @@ def test_id_helpers_refuse_what_is_not_ours() -> None:
     assert sf.ticket_id("5005g00000ABCdeAAA") is None  # wrong checksum
     assert sf.agent_id("00G5g000001QueU") is None  # a queue is nobody
     assert sf.agent_id("") is None
+    assert sf.agent_id("sf_0055g00000XyZabAAF") is None  # an account is not a user Id
     assert sf.group_id("not-an-id") == "not-an-id"
 
 
@@ -336,7 +337,7 @@ async def test_owner_changes_are_read_fresh(emulator: BackgroundServer) -> None:
     now = await sf.get_ticket(case_id[:15])
     assert (now.ticket_id, now.agent_id, now.status, now.raw_status) == (
         case_id,
-        agent,
+        f"sf_{agent}",
         TicketStatus.OPEN,
         "Working",
     )
@@ -388,7 +389,7 @@ async def test_comments(emulator: BackgroundServer) -> None:
     case_id = await sf.create_ticket(TICKET)
     agent = state(emulator)["agent_ids"][0]
     public = await sf.add_comment(Comment(case_id[:15], "It still smokes", Author.CUSTOMER, "user1", key="m1"))
-    note = await sf.add_comment(Comment(case_id, "check the fuse", Author.AGENT, agent, key="m2", public=False))
+    note = await sf.add_comment(Comment(case_id, "check the fuse", Author.AGENT, f"sf_{agent}", key="m2", public=False))
     comments = state(emulator)["case_comments"]
     assert public.startswith("00a") and len(public) == 18
     assert comments[public]["ParentId"] == case_id

@@ -110,7 +110,15 @@ def test_ids() -> None:
         None,
         None,
     ]
-    assert [conn.agent_id(u) for u in ("10002", "", "00G000000000001", "-1")] == ["10002", None, None, None]
+    assert [conn.agent_id(u) for u in ("10002", "", "00G000000000001", "-1", "zd_10002")] == [
+        "zd_10002",  # agents' IM accounts are prefixed: a customer whose userId is 10002 is someone else
+        None,
+        None,
+        None,
+        None,
+    ]
+    other = ZendeskConnector(settings_for("https://acme.zendesk.com", zendesk_agent_prefix="agent-"), conn.limiter)
+    assert other.agent_id("10002") == "agent-10002"
 
 
 @pytest.mark.parametrize(
@@ -301,9 +309,9 @@ async def test_get_ticket_is_fresh_and_maps_statuses(
     first = await connector.get_ticket(tid)
     assert (first.agent_id, first.status, first.raw_status) == (None, TicketStatus.OPEN, "new")
     zd.put(f"/tickets/{tid}.json", json={"ticket": {"assignee_id": ALICE}})
-    assert (await connector.get_ticket(tid)).agent_id == str(ALICE)  # not zenpy's cached object
+    assert (await connector.get_ticket(tid)).agent_id == f"zd_{ALICE}"  # not zenpy's cached object
     zd.put(f"/tickets/{tid}.json", json={"ticket": {"assignee_id": BOB}})
-    assert (await connector.get_ticket(tid)).agent_id == str(BOB)
+    assert (await connector.get_ticket(tid)).agent_id == f"zd_{BOB}"
     expected = {
         "pending": TicketStatus.OPEN,
         "hold": TicketStatus.OPEN,
@@ -341,14 +349,14 @@ async def test_comments_as_requester_and_as_agent(server: BackgroundServer, conn
             Comment(ticket_id=tid, body="from customer", author=Author.CUSTOMER, author_id="user1", key="c1")
         ),
         await connector.add_comment(
-            Comment(ticket_id=tid, body="from Alice", author=Author.AGENT, author_id=str(ALICE), key="c2")
+            Comment(ticket_id=tid, body="from Alice", author=Author.AGENT, author_id=f"zd_{ALICE}", key="c2")
         ),
         await connector.add_comment(
             Comment(
                 ticket_id=tid,
                 body="internal note",
                 author=Author.AGENT,
-                author_id=str(BOB),
+                author_id=f"zd_{BOB}",
                 key="c3",
                 public=False,
             )
@@ -362,6 +370,9 @@ async def test_comments_as_requester_and_as_agent(server: BackgroundServer, conn
                 key="c4",
             )
         ),
+        await connector.add_comment(
+            Comment(ticket_id=tid, body="a raw user id", author=Author.AGENT, author_id=str(BOB), key="c5")
+        ),
     ]
     await fresh.close()
     comments = state(server)["comments"][tid][1:]
@@ -371,6 +382,7 @@ async def test_comments_as_requester_and_as_agent(server: BackgroundServer, conn
         ("from Alice", ALICE, True),
         ("internal note", BOB, False),
         ("agent without Zendesk id", 10001, True),
+        ("a raw user id", 10001, True),  # an account without the agent prefix is nobody's: the API user writes it
     ]
 
 
