@@ -376,23 +376,24 @@ class Bridge:
     async def _reclaim_group(self, group_id: str, name: str, user_id: str) -> None:
         """10021: an app user created the ticket's group ID first (the client SDK lets anyone choose a group ID).
         Never adopted: dismissed with the admin's rights and created afresh; if IM will not, the request fails."""
-        group = await self.im.get_group(group_id)
-        squatter = (group or {}).get("Owner_Account") or "no owner"
-        log.warning(
-            "IM group %s was not created by the bridge (owner: %s): dismissing it and creating the ticket's group",
-            group_id,
-            squatter,
-        )
         try:
+            group = await self.im.get_group(group_id)
+            squatter = (group or {}).get("Owner_Account") or "no owner"
+            log.warning(
+                "IM group %s was not created by the bridge (owner: %s): dismissing it and creating the ticket's group",
+                group_id,
+                squatter,
+            )
             try:
                 await self.im.destroy_group(group_id)
             except GroupNotFound:
                 pass  # dismissed meanwhile: the ID is free
             await self.im.create_group(group_id, name, members=[user_id])
         except IMError as exc:
+            # The squatter's account is in the log, not in the customer's answer.
             raise PermanentError(
-                f"the IM group ID {group_id} is taken by another IM user ({squatter}) and could not be reclaimed: "
-                f"{exc.message}",
+                f"the IM group ID {group_id} is taken by another IM user and the bridge could not reclaim it "
+                f"({exc.message})",
                 upstream="im",
                 upstream_code=exc.upstream_code,
             ) from None
