@@ -294,7 +294,7 @@ def test_render_table() -> None:
 
 def test_bridge_posts_are_never_echoed(cb_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any) -> None:
     group = open_ticket(cb_bridge, "zendesk")
-    agent = str(zd_admin.agents[0])
+    agent = f"zd_{zd_admin.agents[0]}"  # the agent's IM account
     assert cb_bridge.post("/joingroup", {"groupId": group, "userId": agent}).status_code == 200
     text = {"MsgType": "TIMTextElem", "MsgContent": {"Text": "posted by the bridge"}}
     # What the bridge itself sends through REST: as the admin, and on an agent's behalf (Operator_Account admin).
@@ -427,7 +427,7 @@ def test_messages_im_does_not_confirm_are_never_written(
 ) -> None:
     """The Sign covers only the time: a captured one signs any body for 300 s. IM's own record decides."""
     group = open_ticket(cb_bridge, "zendesk")
-    agent = str(zd_admin.agents[0])
+    agent = f"zd_{zd_admin.agents[0]}"  # the agent's IM account
     assert cb_bridge.post("/joingroup", {"groupId": group, "userId": agent}).status_code == 200
     real = stored(im_server, cb_bridge, group, "cust1", "the customer's real words")
     by_agent = stored(im_server, cb_bridge, group, agent, "the agent's words")
@@ -456,7 +456,7 @@ def test_only_the_requester_and_the_tickets_agents_are_written(
     cb_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any
 ) -> None:
     group = open_ticket(cb_bridge, "zendesk")
-    agent = str(zd_admin.agents[0])
+    agent = f"zd_{zd_admin.agents[0]}"  # the agent's IM account
     # Someone else in the group (however they got in) is never written into the ticket, nor as anyone.
     im_call(im_server, "account_import", {"UserID": "stranger"}, service="im_open_login_svc")
     added = im_call(im_server, "add_group_member", {"GroupId": group, "MemberList": [{"Member_Account": "stranger"}]})
@@ -473,7 +473,7 @@ def test_only_the_requester_and_the_tickets_agents_are_written(
     wait_for(lambda: all(j["status"] == "done" for j in jobs(cb_bridge, "sync_message")))
     written = comments(zd_admin, group)[1:]
     assert [(c["body"], c["author_id"]) for c in written] == [
-        ("sent before I left", int(agent)),
+        ("sent before I left", zd_admin.agents[0]),
         ("thank you", zd_admin.ticket(group.removeprefix("ZENDESK#"))["requester_id"]),
     ]
     assert "let me into your ticket" not in str(comments(zd_admin, group))
@@ -516,7 +516,7 @@ def test_malformed_content_never_retries_nor_holds_up_the_group(
     try:
         send(im_server, group, "cust1", "are you there?")
         wait_for(lambda: any(j["attempts"] >= 1 and j["status"] == "pending" for j in jobs(cb_bridge, "sync_message")))
-        r = cb_bridge.post("/joingroup", {"groupId": group, "userId": str(zd_admin.agents[0])})
+        r = cb_bridge.post("/joingroup", {"groupId": group, "userId": f"zd_{zd_admin.agents[0]}"})
         assert r.status_code == 200 and "queued" not in r.json(), r.text
     finally:
         set_faults(zd_server)
