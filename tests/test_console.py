@@ -128,6 +128,7 @@ def test_state_names_the_ticket_and_the_members(desk: Desk) -> None:
     agent = desk.zd.agents[0]
     desk.assign(ticket, agent)
     session = desk.session(ticket, agent)
+    assert session["agent"] == f"zd_{agent}"  # the agent's IM account, never a customer's userId
     state = desk.api("GET", group_path(group), session["token"]).json()
     assert (state["ticketId"], state["state"], state["canSend"]) == (ticket, "open", True)
     assert {m["account"]: m["role"] for m in state["members"]} == {"cust1": "customer", session["agent"]: "agent"}
