@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 import httpx
 
 from bridge import auth
-from bridge.sandbox.im_emulator import create_app as create_im
+from bridge.sandbox.im import create_app as create_im
 from bridge.sandbox.process import BridgeProcess
 from bridge.sandbox.salesforce_emulator import create_app as create_sf
 from bridge.sandbox.server import BackgroundServer, free_port

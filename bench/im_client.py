@@ -1,6 +1,6 @@
 """Throughput of the bridge's IMClient against the IM emulator: the aiohttp transport it uses vs httpx's own.
 
-Starts the IM emulator (bridge.sandbox.im_emulator) on loopback, by default in a child process so that it does not
+Starts the IM emulator (bridge.sandbox.im) on loopback, by default in a child process so that it does not
 share this process's GIL, creates a group and some accounts, then times `IMClient.add_members(group, [one account])`
 (one add_group_member call each) per transport, concurrency and injected emulator latency. Prints figures, asserts
 nothing.
@@ -32,7 +32,7 @@ import httpx
 
 from bridge.errors import UpstreamError
 from bridge.im import IMClient
-from bridge.sandbox.im_emulator import create_app
+from bridge.sandbox.im import create_app
 from bridge.sandbox.server import BackgroundServer, free_port
 
 SDKAPPID, SECRET_KEY = 1400000001, "bench-secret-key-0123456789abcdef"

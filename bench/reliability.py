@@ -22,7 +22,7 @@ import httpx
 
 from bridge import auth
 from bridge.jobs import JobQueue
-from bridge.sandbox.im_emulator import create_app as create_im
+from bridge.sandbox.im import create_app as create_im
 from bridge.sandbox.process import BridgeProcess
 from bridge.sandbox.server import BackgroundServer
 from bridge.sandbox.zendesk_emulator import create_app as create_zd

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from bridge import auth
 from bridge.app import create_app
 from bridge.config import Settings
-from bridge.sandbox.im_emulator import create_app as create_im
+from bridge.sandbox.im import create_app as create_im
 from bridge.sandbox.server import BackgroundServer
 from bridge.store import sync_url
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bridge.im import AccountNotFound, GroupExists, GroupNotFound, IMAuthError, IMClient, IMError, IMRetriableError
-from bridge.sandbox.im_emulator import create_app as create_im
+from bridge.sandbox.im import create_app as create_im
 from bridge.sandbox.server import BackgroundServer
 from tests.conftest import IM_KEY, SDKAPPID, set_faults
 

@@ -21,7 +21,7 @@ from bridge.app import create_app
 from bridge.cli import configure_logging
 from bridge.config import Settings
 from bridge.sandbox.customer import create_app as create_customer
-from bridge.sandbox.im_emulator import create_app as create_im
+from bridge.sandbox.im import create_app as create_im
 from bridge.sandbox.salesforce_emulator import create_app as create_sf
 from bridge.sandbox.server import BackgroundServer
 from bridge.sandbox.zendesk_emulator import create_app as create_zd

@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from TLSSigAPIv2 import TLSSigAPIv2
 
-from bridge.sandbox.im_emulator import create_app
-from bridge.sandbox.im_usersig import verify_usersig
+from bridge.sandbox.im import create_app
+from bridge.sandbox.im.usersig import verify_usersig
 from bridge.sandbox.server import BackgroundServer
 from tests.conftest import VECTORS
 
