@@ -41,7 +41,7 @@ from bridge.sandbox.im import create_app as create_im
 from bridge.sandbox.process import BridgeProcess
 from bridge.sandbox.salesforce_emulator import create_app as create_sf
 from bridge.sandbox.server import BackgroundServer, free_port
-from bridge.sandbox.zendesk_emulator import create_app as create_zd
+from bridge.sandbox.zendesk import create_app as create_zd
 
 SDKAPPID, IM_KEY = 1400000003, "bench-im-key-0123456789abcdef"
 ZD_EMAIL, ZD_TOKEN = "admin@example.com", "bench-zendesk-token-0123456789"

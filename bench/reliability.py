@@ -25,7 +25,7 @@ from bridge.jobs import JobQueue
 from bridge.sandbox.im import create_app as create_im
 from bridge.sandbox.process import BridgeProcess
 from bridge.sandbox.server import BackgroundServer
-from bridge.sandbox.zendesk_emulator import create_app as create_zd
+from bridge.sandbox.zendesk import create_app as create_zd
 from bridge.store import Database
 
 SDKAPPID, IM_KEY = 1400000000, "bench-im-key"

@@ -230,7 +230,7 @@ def sf_server() -> Iterator[BackgroundServer]:
 
 @pytest.fixture
 def zd_server() -> Iterator[BackgroundServer]:
-    from bridge.sandbox.zendesk_emulator import create_app as create_zd
+    from bridge.sandbox.zendesk import create_app as create_zd
 
     with BackgroundServer(create_zd(email=ZD_EMAIL, api_token=ZD_TOKEN)) as server:
         yield server

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from bridge.config import Settings
 from bridge.errors import NotFound, PermanentError, RetriableError
 from bridge.sandbox.server import BackgroundServer, free_port
-from bridge.sandbox.zendesk_emulator import create_app
+from bridge.sandbox.zendesk import create_app
 from connectors.base import ENTRY_POINT_GROUP, Author, Comment, Connector, NewTicket, TicketStatus
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.client import zenpy_host

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.sandbox.server import BackgroundServer
-from bridge.sandbox.zendesk_emulator import create_app
+from bridge.sandbox.zendesk import create_app
 from tests.conftest import VECTORS
 
 EMAIL = "admin@example.com"

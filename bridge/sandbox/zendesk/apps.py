@@ -21,7 +21,7 @@ import json
 import re
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -31,9 +31,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.sandbox.faults import CONTROL_PREFIX
-
-if TYPE_CHECKING:
-    from bridge.sandbox.zendesk_emulator import ZendeskEmulator
+from bridge.sandbox.zendesk.core import API, Endpoint, not_found
 
 APP_ID, INSTALLATION_ID = 71001, 81001
 TOKEN_SECONDS = 300
@@ -110,8 +108,8 @@ document.getElementById("signed").submit();
 class ZendeskApps:
     """The installed app: its key pair, installation settings and location URL."""
 
-    def __init__(self, emulator: ZendeskEmulator):
-        self.emulator = emulator
+    def __init__(self, state: dict[str, Any]):
+        self.state = state
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.location_url: str | None = None
         self.settings: dict[str, Any] = {}
@@ -146,7 +144,7 @@ class ZendeskApps:
 
     async def public_key(self, request: Request, actor: dict[str, Any]) -> Response:
         if request.path_params["id"] != str(APP_ID):
-            return JSONResponse({"error": "RecordNotFound", "description": "Not found"}, status_code=404)
+            raise not_found()
         return Response(self.public_pem(), media_type="application/x-pem-file")
 
     async def installations(self, request: Request, actor: dict[str, Any]) -> Response:
@@ -164,7 +162,7 @@ class ZendeskApps:
         return JSONResponse({"app_id": APP_ID, "installation_id": INSTALLATION_ID, "location": self.location()})
 
     async def sidebar(self, request: Request) -> Response:
-        state = self.emulator.state
+        state = self.state
         try:
             user_id = int(request.query_params["user_id"])
             agent = state["users"][user_id]
@@ -188,7 +186,7 @@ class ZendeskApps:
         return HTMLResponse(page)
 
     async def ticket_view(self, request: Request) -> Response:
-        state = self.emulator.state
+        state = self.state
         ticket_id = int(request.query_params.get("ticket_id") or 0)
         comments = [
             {
@@ -203,10 +201,10 @@ class ZendeskApps:
     async def sdk(self, request: Request) -> Response:
         return Response(SDK, media_type="text/javascript")
 
-    def routes(self, api: str, endpoint: Any) -> list[Route]:
+    def routes(self, endpoint: Endpoint) -> list[Route]:
         return [
-            Route(api + "/apps/{id}/public_key.pem", endpoint(self.public_key), methods=["GET"]),
-            Route(api + "/apps/installations.json", endpoint(self.installations), methods=["GET"]),
+            Route(API + "/apps/{id}/public_key.pem", endpoint(self.public_key), methods=["GET"]),
+            Route(API + "/apps/installations.json", endpoint(self.installations), methods=["GET"]),
             Route(CONTROL_PREFIX + "apps/install", self.install, methods=["POST"]),
             Route(CONTROL_PREFIX + "apps/ticket_sidebar", self.sidebar, methods=["GET"]),
             Route(CONTROL_PREFIX + "apps/ticket_view", self.ticket_view, methods=["GET"]),
