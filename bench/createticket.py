@@ -39,7 +39,7 @@ import httpx
 from bridge import auth
 from bridge.sandbox.im import create_app as create_im
 from bridge.sandbox.process import BridgeProcess
-from bridge.sandbox.salesforce_emulator import create_app as create_sf
+from bridge.sandbox.salesforce import create_app as create_sf
 from bridge.sandbox.server import BackgroundServer, free_port
 from bridge.sandbox.zendesk import create_app as create_zd
 

@@ -215,7 +215,7 @@ SF_ADMIN_APP = ("admin-console-app", "admin-console-secret")  # a connected app 
 
 @pytest.fixture
 def sf_server() -> Iterator[BackgroundServer]:
-    from bridge.sandbox.salesforce_emulator import create_app as create_sf
+    from bridge.sandbox.salesforce import create_app as create_sf
 
     app = create_sf(
         username=SF_USER,

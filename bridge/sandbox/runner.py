@@ -22,7 +22,7 @@ from bridge.cli import configure_logging
 from bridge.config import Settings
 from bridge.sandbox.customer import create_app as create_customer
 from bridge.sandbox.im import create_app as create_im
-from bridge.sandbox.salesforce_emulator import create_app as create_sf
+from bridge.sandbox.salesforce import create_app as create_sf
 from bridge.sandbox.server import BackgroundServer
 from bridge.sandbox.zendesk import create_app as create_zd
 from connectors.zendesk import sidebar_app

@@ -13,7 +13,7 @@ import pytest
 
 from bridge.config import Settings
 from bridge.errors import NotFound, PermanentError, RetriableError
-from bridge.sandbox.salesforce_emulator import create_app
+from bridge.sandbox.salesforce import create_app
 from bridge.sandbox.server import BackgroundServer, free_port
 from connectors.base import Author, Comment, Connector, NewTicket, TicketStatus
 from connectors.salesforce import SalesforceConnector

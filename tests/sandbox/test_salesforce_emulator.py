@@ -14,7 +14,8 @@ import jwt
 import pytest
 
 from bridge.ids import is_salesforce_id
-from bridge.sandbox.salesforce_emulator import create_app, make_id
+from bridge.sandbox.salesforce import create_app
+from bridge.sandbox.salesforce.core import make_id
 from bridge.sandbox.server import BackgroundServer
 from tests.conftest import rsa_key_pair
 
