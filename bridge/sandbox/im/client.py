@@ -182,18 +182,7 @@ class Client:
         unknown = [a for a in invited if not (valid_userid(a) and a in self.state.accounts)]
         if unknown:
             raise ApiError(10019, "these accounts have not been imported: " + ", ".join(map(str, unknown)))
-        results, added = [], []
-        for account in invited:
-            assert isinstance(account, str)
-            if account in group["Members"]:
-                results.append({"Member_Account": account, "Result": 2})
-            else:
-                group["Members"][account] = {"Role": "Member", "JoinTime": unix_now()}
-                added.append(account)
-                results.append({"Member_Account": account, "Result": 1})
-        if added:
-            group["Tips"].append({"Type": "Invite", "Operator_Account": user, "Members": added, "Time": unix_now()})
-        return {"MemberList": results}
+        return {"MemberList": self.groups.add_members(group, invited, user, "Invite")}
 
     def get_group_profile(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
         """Anyone can look a group up by ID and read its public profile, except a Private (Work) group's."""

@@ -160,8 +160,14 @@ class Groups:
         fresh = {a for a in wanted if valid_userid(a) and a not in group["Members"]}
         if len(group["Members"]) + len(fresh) > group["MaxMemberNum"]:
             raise ApiError(10014)
+        tip = None if body.get("Silence") == 1 else "Join"
+        return {"MemberList": self.add_members(group, wanted, self.admin, tip)}
+
+    def add_members(self, group: dict[str, Any], accounts: list[Any], operator: str, tip: str | None) -> list[Any]:
+        """Add imported accounts as members: a Result per account (0 not a UserID, 1 added, 2 already a member),
+        and a tip of the `tip` type naming those added, as the group's members see it."""
         results, added = [], []
-        for account in wanted:
+        for account in accounts:
             if not valid_userid(account):
                 results.append({"Member_Account": account if isinstance(account, str) else "", "Result": 0})
             elif account in group["Members"]:
@@ -170,9 +176,9 @@ class Groups:
                 group["Members"][account] = {"Role": "Member", "JoinTime": unix_now()}
                 added.append(account)
                 results.append({"Member_Account": account, "Result": 1})
-        if added and body.get("Silence") != 1:
-            group["Tips"].append({"Type": "Join", "Operator_Account": self.admin, "Members": added, "Time": unix_now()})
-        return {"MemberList": results}
+        if added and tip:
+            group["Tips"].append({"Type": tip, "Operator_Account": operator, "Members": added, "Time": unix_now()})
+        return results
 
     def delete_group_member(self, body: dict[str, Any]) -> dict[str, Any]:
         group = self.state.live_group(body)
