@@ -92,9 +92,11 @@ def test_app_secret_opens_tickets_and_gets_customer_usersigs_only(
     assert sig.status_code == 200, sig.text
     auth.verify_usersig(SDKAPPID, IM_KEY, "cust-app", sig.json()["userSig"])
 
+    for agent in ("zd_10001", "sf_005000000000001AAA"):  # agents' accounts are no customer's to ask for
+        r = app_bridge.post("/usersig", {"userId": agent}, secret=APP_SECRET)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "reserved_user_id", r.text
+        assert "userSig" not in r.json()
     refused: list[tuple[str, dict[str, Any]]] = [
-        ("/usersig", {"userId": "zd_10001"}),  # an agent's account
-        ("/usersig", {"userId": "sf_005000000000001AAA"}),
         ("/joingroup", {"groupId": group, "userId": "intruder"}),
         ("/leavegroup", {"groupId": group, "userId": "cust-app"}),
         ("/assignment", {"groupId": group, "newOwnerId": "intruder"}),

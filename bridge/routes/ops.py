@@ -44,8 +44,8 @@ async def usersig(request: Request) -> JSONResponse:
     if data.userId == settings.im_admin_userid:
         # The admin's UserSig is every REST power over the whole IM application: never handed out.
         raise Forbidden("no UserSig is issued for IM_ADMIN_USERID, whoever asks")
-    if scope == APP and bridge.is_reserved(data.userId):
-        raise Forbidden("BRIDGE_APP_SECRET gets UserSigs for customers only, not for agents' accounts")
+    if scope == APP:
+        bridge.check_customer(data.userId)  # a customer backend's UserSig is for a customer: 400 reserved_user_id
     sig = auth.gen_usersig(
         settings.im_sdkappid, settings.im_secret_key.get_secret_value(), data.userId, data.expireSeconds
     )
