@@ -359,6 +359,125 @@ def test_case_comments(http: httpx.Client) -> None:
     )[:2] == (400, "STRING_TOO_LONG")
 
 
+def agent_session(http: httpx.Client, user_id: str) -> dict[str, str]:
+    response = http.post("/_emulator/sessions", json={"userId": user_id})
+    assert response.status_code == 200, response.text
+    return {"Authorization": "Bearer " + response.json()["access_token"]}
+
+
+def test_an_agents_comment_is_recorded_as_the_agents(http: httpx.Client) -> None:
+    auth = login(http)
+    state = sf_state(http)
+    alice = state["agent_ids"][0]
+    case_id = http.post(f"{V}/sobjects/Case/", json={"Subject": "x"}, headers=auth).json()["id"]
+    # A session of the agent (15-character Id accepted), as if Alice had logged in herself.
+    as_alice = agent_session(http, alice[:15])
+    comment_id = http.post(
+        f"{V}/sobjects/CaseComment/",
+        json={"ParentId": case_id, "CommentBody": "Hello from Alice", "IsPublished": True},
+        headers=as_alice,
+    ).json()["id"]
+    comment = http.get(f"{V}/sobjects/CaseComment/{comment_id}", headers=auth).json()
+    assert (comment["ParentId"], comment["CreatedById"], comment["IsPublished"]) == (case_id, alice, True)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000\+0000", comment["CreatedDate"])
+    # Nobody chooses the author: CreatedById is set by Salesforce, never by the caller.
+    spoofed = http.post(
+        f"{V}/sobjects/CaseComment/",
+        json={"ParentId": case_id, "CommentBody": "x", "CreatedById": alice},
+        headers=auth,
+    )
+    assert error(spoofed)[:2] == (400, "INVALID_FIELD_FOR_INSERT_UPDATE")
+    assert http.get(f"{V}/sobjects/User/{alice}", params={"fields": "Name"}, headers=auth).json()["Name"] == (
+        "Alice Agent"
+    )
+
+
+def test_soql_reads_a_comment_with_its_authors_name(http: httpx.Client) -> None:
+    auth = login(http)
+    state = sf_state(http)
+    alice = state["agent_ids"][0]
+    case_id = http.post(f"{V}/sobjects/Case/", json={"Subject": "x"}, headers=auth).json()["id"]
+    comment_id = http.post(
+        f"{V}/sobjects/CaseComment/",
+        json={"ParentId": case_id, "CommentBody": "On it", "IsPublished": True},
+        headers=agent_session(http, alice),
+    ).json()["id"]
+    soql = (
+        "SELECT Id, ParentId, CommentBody, IsPublished, CreatedById, CreatedBy.Name FROM CaseComment "
+        f"WHERE Id = '{comment_id[:15]}'"
+    )
+    result = http.get(f"{V}/query", params={"q": soql}, headers=auth).json()
+    assert result == {
+        "totalSize": 1,
+        "done": True,
+        "records": [
+            {
+                "attributes": {"type": "CaseComment", "url": f"{V}/sobjects/CaseComment/{comment_id}"},
+                "Id": comment_id,
+                "ParentId": case_id,
+                "CommentBody": "On it",
+                "IsPublished": True,
+                "CreatedById": alice,
+                "CreatedBy": {
+                    "attributes": {"type": "User", "url": f"{V}/sobjects/User/{alice}"},
+                    "Name": "Alice Agent",
+                },
+            }
+        ],
+    }
+    both = http.get(
+        f"{V}/query",
+        params={"q": f"SELECT CreatedBy.Name, CreatedBy.Username FROM Case WHERE Id = '{case_id}'"},
+        headers=auth,
+    ).json()["records"][0]
+    assert both["CreatedBy"] == {
+        "attributes": {"type": "User", "url": f"{V}/sobjects/User/{state['api_user_id']}"},
+        "Name": "Integration User",
+        "Username": USERNAME,
+    }
+
+
+@pytest.mark.parametrize(
+    "soql,message",
+    [
+        ("SELECT Owner.Name FROM CaseComment", "Didn't understand relationship 'Owner' in field path."),
+        ("SELECT CreatedBy.Name FROM User", "Didn't understand relationship 'CreatedBy' in field path."),
+        ("SELECT CreatedBy.Nope FROM CaseComment", "No such column 'Nope' on entity 'User'."),
+        ("SELECT CreatedBy.Manager.Name FROM Case", "Didn't understand relationship 'CreatedBy' in field path."),
+    ],
+)
+def test_soql_relationship_errors(http: httpx.Client, soql: str, message: str) -> None:
+    status, code, text = error(http.get(f"{V}/query", params={"q": soql}, headers=login(http)))
+    assert (status, code) == (400, "INVALID_FIELD") and text.startswith(message)
+
+
+def test_who_a_session_belongs_to(http: httpx.Client, server: BackgroundServer) -> None:
+    state = sf_state(http)
+    org = state["org_id"]
+    soap = http.post("/services/Soap/u/62.0", content=soap_body(USERNAME, PASSWORD + TOKEN)).text
+    session_id = re.search(r"<sessionId>(.*?)</sessionId>", soap)
+    assert session_id and f"<userId>{state['api_user_id']}</userId>" in soap
+    integration = {"Authorization": "Bearer " + session_id.group(1)}
+    bob = state["agent_ids"][1]
+    for auth, user_id in (
+        (integration, state["api_user_id"]),
+        (login(http), state["api_user_id"]),
+        (agent_session(http, bob), bob),
+    ):
+        resources = http.get(f"{V}/", headers=auth).json()
+        assert resources["identity"].startswith(f"{server.url}/id/{org}")
+        assert resources["identity"].rsplit("/", 1)[1] == user_id
+        assert resources["query"] == f"{V}/query"
+
+
+@pytest.mark.parametrize("body", [{"userId": "0055g00000XyZab"}, {"userId": "not an id"}, {}, "[1]"])
+def test_sessions_route_needs_an_active_user(http: httpx.Client, body: Any) -> None:
+    kwargs: dict[str, Any] = {"content": body} if isinstance(body, str) else {"json": body}
+    response = http.post("/_emulator/sessions", **kwargs)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    assert sf_state(http)["sessions"] == []
+
+
 def test_soql_subset(http: httpx.Client) -> None:
     auth = login(http)
     ids = [

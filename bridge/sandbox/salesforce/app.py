@@ -14,11 +14,21 @@ log. Control routes under `/_emulator/` (unauthenticated):
 | `POST /_emulator/reset` | back to the org at start (faults cleared) |
 | `POST /_emulator/expire_sessions` | every session so far answers 401 from now on |
 | `POST /_emulator/limits` | `{"api_limit": 5, "api_usage": 0}` |
+| `POST /_emulator/sessions` | `{"userId": "005..."}`: a session of that user, answered as an OAuth token (below) |
 | `GET/POST /_emulator/faults` | fault injection (bridge.sandbox.faults) |
+
+`/_emulator/sessions` stands for an agent logging in: what that session writes through the REST API, Salesforce
+records as the agent's (a CaseComment's `CreatedById` is the agent), as when the agent writes in Salesforce. Answer:
+`{"access_token", "instance_url", "id", "token_type", ...}` like `/services/oauth2/token`; an unknown or inactive
+user is 400 `invalid_grant`.
+
+The REST API's resource list (`GET /services/data/v<version>/`) names the session's user in `identity` (its identity
+URL, ending in the user's 18-character Id), as Salesforce's "List Available REST Resources" shows.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -30,8 +40,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.sandbox.faults import CONTROL_PREFIX, FaultMiddleware, Faults, fault_routes
-from bridge.sandbox.salesforce.auth import oauth_token, soap_login
-from bridge.sandbox.salesforce.core import ApiError, fresh_state, not_found, soap_fault
+from bridge.sandbox.salesforce.auth import oauth_token, soap_login, token_response
+from bridge.sandbox.salesforce.core import ApiError, canonical_id, fresh_state, identity_url, not_found, soap_fault
 from bridge.sandbox.salesforce.query import run_query
 from bridge.sandbox.salesforce.sobjects import sobject_routes
 
@@ -78,6 +88,7 @@ async def _dispatch(request: Request, user_id: str, version: str, rest: list[str
                 "sobjects": f"/services/data/v{version}/sobjects",
                 "query": f"/services/data/v{version}/query",
                 "limits": f"/services/data/v{version}/limits",
+                "identity": identity_url(request, user_id),
             }
         )
     head, tail = rest[0], rest[1:]
@@ -222,6 +233,19 @@ def create_app(
                 state[key] = data[key]
         return JSONResponse({"api_limit": state["api_limit"], "api_usage": state["api_usage"]})
 
+    async def user_session(request: Request) -> Response:
+        try:
+            data = json.loads(await request.body() or b"{}")
+        except ValueError:
+            data = None
+        user_id = canonical_id(str(data.get("userId") or "")) if isinstance(data, dict) else None
+        user = request.app.state.sf["users"].get(user_id or "")
+        if user is None or not user["IsActive"]:
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": "no active user has this userId"}, status_code=400
+            )
+        return token_response(request, user["Id"], "emulator")
+
     routes = [
         Route("/services/Soap/u/{version}", soap_login, methods=["POST"]),
         Route("/services/oauth2/token", oauth_token, methods=["POST"]),
@@ -233,6 +257,7 @@ def create_app(
         Route(CONTROL_PREFIX + "reset", reset, methods=["POST"]),
         Route(CONTROL_PREFIX + "expire_sessions", expire_sessions, methods=["POST"]),
         Route(CONTROL_PREFIX + "limits", limits, methods=["POST"]),
+        Route(CONTROL_PREFIX + "sessions", user_session, methods=["POST"]),
         *fault_routes(faults),
     ]
     app = Starlette(routes=routes)

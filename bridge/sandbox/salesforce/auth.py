@@ -26,7 +26,7 @@ import jwt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bridge.sandbox.salesforce.core import ORG_ID, base_url, checksum, new_session, soap_fault
+from bridge.sandbox.salesforce.core import ORG_ID, base_url, checksum, identity_url, new_session, soap_fault
 
 INVALID_LOGIN = "Invalid username, password, security token; or user locked out."
 
@@ -83,12 +83,12 @@ def _oauth_error(error: str, description: str, status: int = 400) -> JSONRespons
     )
 
 
-def _token_response(request: Request, user_id: str, flow: str) -> JSONResponse:
+def token_response(request: Request, user_id: str, flow: str) -> JSONResponse:
     state = request.app.state.sf
     token = new_session(state, user_id, flow)
     base = base_url(request)
     issued_at = str(int(time.time() * 1000))
-    identity = f"{base}/id/{ORG_ID}{checksum(ORG_ID)}/{user_id}"
+    identity = identity_url(request, user_id)
     signature = base64.b64encode(hmac.new(token.encode(), (identity + issued_at).encode(), hashlib.sha256).digest())
     return JSONResponse(
         {
@@ -135,7 +135,7 @@ async def oauth_token(request: Request) -> Response:
         password = str(form.get("password") or "")
         if form.get("username") != conf["username"] or password not in (expected, conf["password"]):
             return _oauth_error("invalid_grant", "authentication failure")
-        return _token_response(request, state["api_user_id"], "oauth_password")
+        return token_response(request, state["api_user_id"], "oauth_password")
 
     if grant == "client_credentials":
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
@@ -149,7 +149,7 @@ async def oauth_token(request: Request) -> Response:
             return _oauth_error("invalid_client_id", "client identifier invalid")
         if not conf["consumer_secret"] or client_secret != conf["consumer_secret"]:
             return _oauth_error("invalid_client", "invalid client credentials")
-        return _token_response(request, state["api_user_id"], "client_credentials")
+        return token_response(request, state["api_user_id"], "client_credentials")
 
     if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
         assertion = str(form.get("assertion") or "")
@@ -187,6 +187,6 @@ async def oauth_token(request: Request) -> Response:
         user_id = user_by_name.get(str(claims.get("sub")))
         if user_id is None:
             return _oauth_error("invalid_grant", "authentication failure")
-        return _token_response(request, user_id, "jwt_bearer")
+        return token_response(request, user_id, "jwt_bearer")
 
     return _oauth_error("unsupported_grant_type", "grant type not supported")

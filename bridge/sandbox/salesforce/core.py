@@ -145,6 +145,12 @@ def base_url(request: Request) -> str:
     return f"{request.url.scheme}://{host}"
 
 
+def identity_url(request: Request, user_id: str) -> str:
+    """The user's identity URL, `<host>/id/<org Id>/<user Id>`, as the OAuth token answer (`id`) and the REST
+    resource list (`identity`) give it."""
+    return f"{base_url(request)}/id/{ORG_ID}{checksum(ORG_ID)}/{user_id}"
+
+
 def new_session(state: dict[str, Any], user_id: str, flow: str) -> str:
     token = f"{ORG_ID}!{secrets.token_urlsafe(32)}"
     state["sessions"][token] = {"user_id": user_id, "flow": flow, "expired": False, "created": time.time()}

@@ -75,7 +75,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return data
 
 
-def _attributes(version: str, sobject: str, record_id: str) -> dict[str, str]:
+def attributes(version: str, sobject: str, record_id: str) -> dict[str, str]:
     return {"type": sobject, "url": f"/services/data/v{version}/sobjects/{sobject}/{record_id}"}
 
 
@@ -186,7 +186,7 @@ def select_fields(
     record: dict[str, Any], fields: list[str] | None, known: Any, sobject: str, version: str
 ) -> dict[str, Any]:
     names = fields if fields else list(known)
-    out: dict[str, Any] = {"attributes": _attributes(version, sobject, record["Id"])}
+    out: dict[str, Any] = {"attributes": attributes(version, sobject, record["Id"])}
     for name in names:
         if name not in known:
             raise ApiError(
