@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from bridge.config import (
     database_url,
     load_settings,
 )
+from bridge.logs import configure_logging
 from bridge.migrations import SchemaError, current_revision, head_revision, prepare_database
 from connectors.base import ConnectorLoadError, load_connector_classes
 
@@ -70,13 +70,6 @@ def _reach_database(url: str) -> str | None:
             reason = reason.replace(parsed.password, "***")
         where = parsed.render_as_string(hide_password=True)
         raise ConfigError(f"BRIDGE_DATABASE_URL ({where}): the database cannot be reached: {reason}") from None
-
-
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # httpx logs every request URL at INFO, and IM REST URLs carry the admin UserSig: keep them out of the log.
-    for noisy in ("httpx", "httpcore", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -18,8 +18,8 @@ from pydantic_settings import PydanticBaseSettingsSource
 
 from bridge import auth
 from bridge.app import create_app
-from bridge.cli import configure_logging
 from bridge.config import Settings
+from bridge.logs import configure_logging
 from bridge.sandbox.customer import create_app as create_customer
 from bridge.sandbox.im import create_app as create_im
 from bridge.sandbox.salesforce import create_app as create_sf
