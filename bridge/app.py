@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
-from aiolimiter import AsyncLimiter
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -38,25 +35,6 @@ HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_lar
 PURGE_EVERY = 600.0
 
 
-class RateLimited:
-    """A connector whose calls wait for a per-helpdesk budget (calls per minute), so bursts wait instead of failing."""
-
-    def __init__(self, inner: Connector, per_minute: int):
-        self._inner = inner
-        self._limiter = AsyncLimiter(1, 60 / per_minute)  # evenly spaced: a full bucket would allow twice the budget
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if not inspect.iscoroutinefunction(attr) or name in ("start", "close"):
-            return attr
-
-        async def limited(*args: Any, **kwargs: Any) -> Any:
-            async with self._limiter:
-                return await attr(*args, **kwargs)
-
-        return limited
-
-
 class JSONCORSMiddleware(CORSMiddleware):
     """Starlette's CORS handling, with a refused preflight in the bridge's JSON error shape instead of plain text."""
 
@@ -71,13 +49,9 @@ class JSONCORSMiddleware(CORSMiddleware):
 
 
 def build_connectors(settings: Settings, limiter: anyio.CapacityLimiter) -> dict[str, Connector]:
-    connectors: dict[str, Connector] = {}
-    for name, cls in load_connector_classes().items():
-        if cls.enabled(settings):
-            connector = cls(settings, limiter)
-            per_minute = int(getattr(settings, f"{name}_rate_limit", 0) or 0)
-            connectors[name] = RateLimited(connector, per_minute) if per_minute else connector  # type: ignore[assignment]
-    return connectors
+    """The enabled connectors, each made with its own settings. Each spaces its calls to its own budget."""
+    classes = load_connector_classes()
+    return {name: classes[name](settings.connectors[name], limiter) for name in settings.enabled_connectors}
 
 
 def loggable(text: str) -> str:

@@ -37,7 +37,8 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
 
-def _check_window(timestamp: float, now: float | None, what: str) -> None:
+def check_window(timestamp: float, now: float | None, what: str) -> None:
+    """A signed timestamp within WINDOW_SECONDS of the bridge's clock, else SignatureError naming `what`."""
     # Whole seconds on both sides: a timestamp exactly WINDOW_SECONDS old is still inside.
     if abs(int(_now(now)) - int(timestamp)) > WINDOW_SECONDS:
         raise SignatureError(f"{what} is more than {WINDOW_SECONDS} s away from the bridge's clock; sign it again")
@@ -92,7 +93,7 @@ def signed_call_scope(
     if not timestamp or not signature:
         raise SignatureError(f"this call must be signed: send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}")
     canonical = canonical_signature(signature)
-    _check_window(_unix_seconds(timestamp, TIMESTAMP_HEADER), now, TIMESTAMP_HEADER)
+    check_window(_unix_seconds(timestamp, TIMESTAMP_HEADER), now, TIMESTAMP_HEADER)
     scope = None
     for name, secret in secrets.items():  # every secret is tried, each in constant time
         expected = call_signature(secret, timestamp, method, target, body)
@@ -200,7 +201,7 @@ def verify_zendesk(
             raise ValueError
     except ValueError:
         raise SignatureError("X-Zendesk-Webhook-Signature-Timestamp must be an ISO-8601 UTC time") from None
-    _check_window(moment.timestamp(), now, "X-Zendesk-Webhook-Signature-Timestamp")
+    check_window(moment.timestamp(), now, "X-Zendesk-Webhook-Signature-Timestamp")
     if not hmac.compare_digest(zendesk_signature(secret, timestamp, body).encode(), signature.strip().encode()):
         raise SignatureError("X-Zendesk-Webhook-Signature does not match ZENDESK_WEBHOOK_SECRET")
 
@@ -216,7 +217,7 @@ def verify_im_callback(token: str, sign: str | None, request_time: str | None, n
     """Check a callback's Sign; return it in the form it is remembered in (lowercase hex)."""
     if not sign or not request_time:
         raise SignatureError("IM callbacks must carry Sign and RequestTime (callback authentication is on)")
-    _check_window(_unix_seconds(request_time, "RequestTime"), now, "RequestTime")
+    check_window(_unix_seconds(request_time, "RequestTime"), now, "RequestTime")
     canonical = sign.strip(HTTP_WHITESPACE).lower()
     if not hmac.compare_digest(im_callback_sign(token, request_time).encode(), canonical.encode()):
         raise SignatureError("Sign does not match IM_CALLBACK_TOKEN")

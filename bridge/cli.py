@@ -9,8 +9,6 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,10 +17,8 @@ from sqlalchemy.exc import OperationalError
 
 from bridge import auth
 from bridge.config import (
-    PLACEHOLDER_SECRETS,
     ConfigError,
     Settings,
-    base_url,
     config_error,
     database_url,
     load_settings,
@@ -216,7 +212,7 @@ async def _check(settings: Settings) -> int:
         await im.close()
     connectors = build_connectors(settings, anyio.CapacityLimiter(4))
     if not connectors:
-        print("helpdesks: none enabled (set the Salesforce or Zendesk credentials)")
+        print(f"helpdesks: none enabled (set the credentials of {' or '.join(settings.connectors) or 'a connector'})")
     for name, connector in connectors.items():
         try:
             await connector.start()
@@ -231,78 +227,6 @@ async def _check(settings: Settings) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     return asyncio.run(_check(load_settings()))
-
-
-class ZendeskAdminSettings(BaseSettings):
-    """`zendesk setup|teardown` need only the Zendesk variables, not the whole service configuration."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-    zendesk_url: str
-    zendesk_email: str
-    zendesk_api_token: SecretStr
-    zendesk_webhook_secret: SecretStr | None = None
-    bridge_helpdesk_threads: int = 4  # the connection pool of the setup's few sequential calls
-
-    @field_validator("zendesk_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return base_url("ZENDESK_URL", value) or value
-
-
-def _zendesk_settings() -> Settings:
-    try:
-        values = ZendeskAdminSettings()  # type: ignore[call-arg]
-    except ValidationError as exc:
-        raise config_error(exc) from None
-    secret = values.zendesk_webhook_secret
-    if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
-        raise ConfigError("ZENDESK_WEBHOOK_SECRET is a placeholder value; set a real secret")
-    # setup() reads only the Zendesk fields of Settings: the duck type is enough.
-    return cast(Settings, values)
-
-
-def cmd_zendesk_app(args: argparse.Namespace) -> int:
-    from connectors.zendesk import sidebar_app
-
-    out = Path(args.out)
-    try:
-        names = sidebar_app.build(out)
-    except OSError as exc:
-        print(f"helpdesk-bridge: cannot write {out}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
-        return 1
-    print(f"{out}: {', '.join(names)}")
-    print(
-        "Upload it in Zendesk (Admin Center > Apps and integrations > Zendesk Support apps > Upload private app), "
-        "set Bridge URL, then set ZENDESK_APP_PUBLIC_KEY (GET /api/v2/apps/<app id>/public_key.pem) and "
-        "ZENDESK_APP_INSTALLATION_ID (GET /api/v2/apps/installations.json) on the bridge."
-    )
-    return 0
-
-
-def cmd_zendesk(args: argparse.Namespace) -> int:
-    from bridge.errors import BridgeError
-    from connectors.zendesk import setup as zendesk_setup
-
-    settings = _zendesk_settings()
-    if args.zendesk_command == "setup":
-        parts = urlsplit(args.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            print(f"helpdesk-bridge: --url must be the bridge's public http(s) URL, got {args.url!r}", file=sys.stderr)
-            return 2
-    try:
-        if args.zendesk_command == "setup":
-            lines = zendesk_setup.setup(settings, args.url)
-        else:
-            lines = zendesk_setup.teardown(settings)
-    except BridgeError as exc:
-        print(f"helpdesk-bridge: zendesk {args.zendesk_command} failed: {exc.message}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - an operator command: a sentence, never a traceback
-        print(f"helpdesk-bridge: zendesk {args.zendesk_command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    for line in lines:
-        print(line)
-    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -337,23 +261,16 @@ def parser() -> argparse.ArgumentParser:
     jobs_retry.add_argument("--all-dead", action="store_true")
     jobs_retry.set_defaults(func=cmd_jobs)
     sub.add_parser("check", help="check the configuration and log in to every upstream").set_defaults(func=cmd_check)
-    zendesk = sub.add_parser("zendesk", help="install or remove the bridge's Zendesk webhook and triggers")
-    zendesk_sub = zendesk.add_subparsers(dest="zendesk_command", required=True)
-    zendesk_setup = zendesk_sub.add_parser("setup", help="create or update the signed webhook and the triggers")
-    zendesk_setup.add_argument(
-        "--url", required=True, help="the bridge's public base URL, e.g. https://bridge.example.com"
-    )
-    zendesk_setup.set_defaults(func=cmd_zendesk)
-    zendesk_sub.add_parser("teardown", help="remove the webhook and the triggers").set_defaults(func=cmd_zendesk)
-    zendesk_app = zendesk_sub.add_parser("app", help="build the ticket-sidebar app's zip (the agent console)")
-    zendesk_app.add_argument("--out", default="helpdesk-bridge-zendesk-app.zip", help="the zip to write")
-    zendesk_app.set_defaults(func=cmd_zendesk_app)
+    for connector in load_connector_classes().values():
+        add_commands = getattr(connector, "add_commands", None)  # optional: a connector's own subcommands
+        if add_commands is not None:
+            add_commands(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)  # a connector that fails to load stops every command, with its name
         code = int(args.func(args))
         sys.stdout.flush()  # a reader that went away (`| head`) shows up here, not at interpreter exit
         return code

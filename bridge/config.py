@@ -1,26 +1,30 @@
-"""One typed Settings object, read from the environment and `.env`, validated once at start."""
+"""One typed Settings object, read from the environment and `.env`, validated once at start.
+
+`Settings` holds the core's variables (IM_*, BRIDGE_*); each installed connector has its own settings class under its
+own prefix (ZENDESK_*, SALESFORCE_*, ...). `load_settings` builds them all, decides once which connectors are
+enabled, and checks what spans them (the default connector, agent account prefixes, placeholder secrets)."""
 
 from __future__ import annotations
 
-import re
 import string
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from connectors.base import ConnectorSettings, load_connector_classes
 
 DEFAULT_GREETING = "We're assigning an agent to your subject, please wait..."
 DEFAULT_GROUP_NAME = "Support ticket {ticketId}"
 GROUP_NAME_FIELDS = ("ticketId", "subject")
-# Agents' IM account prefixes: characters IM UserIDs (and the bridge's userId rule) allow, short enough that a prefix
-# and an 18-character Salesforce Id or a 20-digit Zendesk id stay within IM's 32 bytes.
-_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,12}$")
 # Values people paste from examples; refused as secrets outside the sandbox.
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "xxx", "your-secret", "todo", "test"}
+S = TypeVar("S", bound=BaseSettings)
 
 
 class ConfigError(Exception):
@@ -38,6 +42,20 @@ def base_url(name: str, value: str | None) -> str | None:
     return value
 
 
+def readable_file(value: str | None) -> str | None:
+    """A path read now, so a wrong one stops the start rather than the first use; the content is not shown."""
+    if value is not None:
+        try:
+            Path(value).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot be read: {value}: {exc.strerror or type(exc).__name__}") from None
+    return value
+
+
+def is_placeholder(secret: SecretStr | None) -> bool:
+    return secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+
+
 def database_url(value: str) -> str:
     # Never echo the value: it may carry the database password.
     try:
@@ -50,7 +68,9 @@ def database_url(value: str) -> str:
 
 
 class Settings(BaseSettings):
-    """The contract's configuration table. Field names are the environment variable names."""
+    """The core's part of the contract's configuration table. Field names are the environment variable names.
+
+    The connectors' settings are in `connectors` (every installed connector's) when made by `load_settings`."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -69,25 +89,6 @@ class Settings(BaseSettings):
     im_rate_limit: int = Field(200, gt=0, description="IM calls per second per command")
     im_timeout: float = Field(10.0, gt=0, description="IM answers in 3 s server side; give it room")
 
-    salesforce_login_url: str = "https://login.salesforce.com"
-    salesforce_username: str | None = None
-    salesforce_password: SecretStr | None = None
-    salesforce_security_token: SecretStr | None = None
-    salesforce_consumer_key: str | None = None
-    salesforce_consumer_secret: SecretStr | None = None
-    salesforce_private_key_file: str | None = None
-    salesforce_api_version: str = "62.0"
-
-    zendesk_url: str | None = None
-    zendesk_email: str | None = None
-    zendesk_api_token: SecretStr | None = None
-    zendesk_webhook_secret: SecretStr | None = None
-    # The agent console's Zendesk app (connectors/zendesk/app): its signed-URL JWTs are checked against these.
-    zendesk_app_public_key: str | None = Field(None, description="the app's public key (PEM), or use the _FILE form")
-    zendesk_app_public_key_file: str | None = None
-    zendesk_app_installation_id: str | None = Field(None, pattern=r"^[0-9]{1,20}$")
-    zendesk_app_sdk_url: str = "https://static.zdassets.com/zendesk_app_framework_sdk/2.0/zaf_sdk.min.js"
-
     bridge_database_url: str = "sqlite:///./bridge.db"
     bridge_default_connector: str | None = None
     bridge_callout_secret: SecretStr | None = None
@@ -95,8 +96,6 @@ class Settings(BaseSettings):
     bridge_allowed_origins: Annotated[list[str], NoDecode] = []
     bridge_greeting: str = DEFAULT_GREETING
     bridge_group_name: str = DEFAULT_GROUP_NAME
-    zendesk_agent_prefix: str = "zd_"
-    salesforce_agent_prefix: str = "sf_"
     bridge_host: str = "127.0.0.1"
     bridge_port: int = Field(8000, gt=0, lt=65536, validation_alias=AliasChoices("bridge_port", "port"))
     bridge_max_header_bytes: int = Field(32 * 1024, ge=1024, description="request line and headers, at most")
@@ -122,8 +121,6 @@ class Settings(BaseSettings):
     bridge_create_patience_seconds: float = Field(
         20.0, ge=0, description="how long /createticket waits out helpdesk rate limits and blips before a 502"
     )
-    zendesk_rate_limit: int = Field(700, ge=0, description="Zendesk calls per minute (0: no limit of our own)")
-    salesforce_rate_limit: int = Field(0, ge=0, description="Salesforce calls per minute (0: no limit of our own)")
     bridge_console_session_seconds: int = Field(
         600, ge=30, le=86400, description="an agent console session lasts this long; the open page renews it"
     )
@@ -131,7 +128,10 @@ class Settings(BaseSettings):
         5.0, gt=0, description="the console pulls the group's history this often when IM callbacks do not arrive"
     )
 
-    @field_validator("im_api_base", "salesforce_login_url", "zendesk_url", mode="after")
+    _connectors: dict[str, ConnectorSettings] = PrivateAttr(default_factory=dict)
+    _enabled: list[str] = PrivateAttr(default_factory=list)
+
+    @field_validator("im_api_base", mode="after")
     @classmethod
     def _urls(cls, value: str | None, info: Any) -> str | None:
         return base_url(info.field_name.upper(), value)
@@ -164,80 +164,16 @@ class Settings(BaseSettings):
             raise ValueError(f"may use {{ticketId}} and {{subject}} only, not {', '.join(repr(u) for u in unknown)}")
         return value
 
-    @field_validator("zendesk_agent_prefix", "salesforce_agent_prefix")
-    @classmethod
-    def _agent_prefix(cls, value: str) -> str:
-        if not _PREFIX.match(value):
-            raise ValueError("must be 1 to 12 letters, digits, '_' or '-'")
-        return value
-
     @field_validator("bridge_database_url")
     @classmethod
     def _database(cls, value: str) -> str:
         return database_url(value)
 
-    @field_validator("salesforce_private_key_file")
-    @classmethod
-    def _key_file(cls, value: str | None) -> str | None:
-        # Read now so a wrong path stops the start, not the first Salesforce login; the content is not shown.
-        if value is not None:
-            try:
-                Path(value).read_bytes()
-            except OSError as exc:
-                raise ValueError(f"cannot be read: {value}: {exc.strerror or type(exc).__name__}") from None
-        return value
-
-    @field_validator("zendesk_app_public_key_file")
-    @classmethod
-    def _app_key_file(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                Path(value).read_bytes()
-            except OSError as exc:
-                raise ValueError(f"cannot be read: {value}: {exc.strerror or type(exc).__name__}") from None
-        return value
-
-    @property
-    def zendesk_app_key(self) -> str | None:
-        """The Zendesk app's public key (PEM), from ZENDESK_APP_PUBLIC_KEY or its file."""
-        if self.zendesk_app_public_key_file:
-            return Path(self.zendesk_app_public_key_file).read_text()
-        return self.zendesk_app_public_key
-
     @model_validator(mode="after")
     def _complete(self) -> Settings:
-        jwt_login = self.salesforce_consumer_key and self.salesforce_private_key_file
-        if self.salesforce_username and not self.salesforce_password and not jwt_login:
-            raise ValueError(
-                "SALESFORCE_PASSWORD is required with SALESFORCE_USERNAME "
-                "(or SALESFORCE_CONSUMER_KEY and SALESFORCE_PRIVATE_KEY_FILE for JWT login)"
-            )
-        if self.salesforce_consumer_key and not (
-            self.salesforce_consumer_secret or self.salesforce_private_key_file or self.salesforce_username
-        ):
-            raise ValueError(
-                "SALESFORCE_CONSUMER_SECRET or SALESFORCE_PRIVATE_KEY_FILE is required with SALESFORCE_CONSUMER_KEY"
-            )
-        zendesk = {
-            "ZENDESK_URL": self.zendesk_url,
-            "ZENDESK_EMAIL": self.zendesk_email,
-            "ZENDESK_API_TOKEN": self.zendesk_api_token,
-        }
-        if any(zendesk.values()) and not all(zendesk.values()):
-            missing = ", ".join(k for k, v in zendesk.items() if not v)
-            raise ValueError(
-                f"{missing} must be set too: Zendesk needs ZENDESK_URL, ZENDESK_EMAIL and ZENDESK_API_TOKEN"
-            )
         if not self.bridge_sandbox:
-            for name in (
-                "im_secret_key",
-                "bridge_callout_secret",
-                "bridge_app_secret",
-                "zendesk_webhook_secret",
-                "im_callback_token",
-            ):
-                secret = getattr(self, name)
-                if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            for name in ("im_secret_key", "bridge_callout_secret", "bridge_app_secret", "im_callback_token"):
+                if is_placeholder(getattr(self, name)):
                     raise ValueError(f"{name.upper()} is a placeholder value; set a real secret")
         if (
             self.bridge_app_secret is not None
@@ -246,31 +182,22 @@ class Settings(BaseSettings):
         ):
             # The bridge tells the two apart by which one signed: the narrow one must not also be the full key.
             raise ValueError("BRIDGE_APP_SECRET must differ from BRIDGE_CALLOUT_SECRET")
-        zd, sf = self.zendesk_agent_prefix, self.salesforce_agent_prefix
-        if zd.startswith(sf) or sf.startswith(zd):
-            # One account must never read as both a Zendesk and a Salesforce agent.
-            raise ValueError(f"ZENDESK_AGENT_PREFIX ({zd!r}) and SALESFORCE_AGENT_PREFIX ({sf!r}) must not overlap")
-        if self.bridge_default_connector and self.bridge_default_connector not in self.enabled_connectors:
-            raise ValueError(
-                f"BRIDGE_DEFAULT_CONNECTOR={self.bridge_default_connector!r} is not an enabled connector "
-                f"(enabled: {', '.join(self.enabled_connectors) or 'none'})"
-            )
         return self
 
     @property
+    def connectors(self) -> dict[str, ConnectorSettings]:
+        """Every installed connector's settings, by connector name (enabled or not)."""
+        return self._connectors
+
+    @property
     def enabled_connectors(self) -> list[str]:
-        """Built-in connectors whose credentials are configured."""
-        enabled = []
-        if self.salesforce_username or self.salesforce_consumer_key:
-            enabled.append("salesforce")
-        if self.zendesk_url:
-            enabled.append("zendesk")
-        return enabled
+        """Connectors whose credentials are configured (decided once, by each connector class, in load_settings)."""
+        return self._enabled
 
     @property
     def agent_prefixes(self) -> tuple[str, ...]:
-        """Every agent account prefix: customer userIds may not start with one."""
-        return (self.zendesk_agent_prefix, self.salesforce_agent_prefix)
+        """Every installed connector's agent account prefix: customer userIds may not start with one."""
+        return tuple(connector.agent_prefix for connector in self._connectors.values())
 
     def group_name(self, ticket_id: str, subject: str) -> str:
         """The IM group's Name from BRIDGE_GROUP_NAME (the IM client cuts it to IM's 30 bytes)."""
@@ -284,21 +211,116 @@ class Settings(BaseSettings):
         return enabled[0] if len(enabled) == 1 else None
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Build Settings from the environment (and `.env`), turning validation errors into one ConfigError."""
+def load_settings(*, environment: bool = True, **values: Any) -> Settings:
+    """The core's and every installed connector's settings from the environment (and `.env`), checked together: one
+    ConfigError names each variable that is wrong.
+
+    `values` override the environment, named as the variables are (`im_sdkappid`, `zendesk_url`: a connector's go to
+    its settings class by its prefix); `_env_file` and other `_` options go to every class. `environment=False` reads
+    nothing but `values` (the sandbox)."""
+    classes = load_connector_classes()
+    prefixes = {name: str(cls.settings_class.model_config.get("env_prefix")).lower() for name, cls in classes.items()}
+    options = {k: v for k, v in values.items() if k.startswith("_")}
+    own: dict[str | None, dict[str, Any]] = {None: dict(options), **{name: dict(options) for name in classes}}
+    for key, value in values.items():
+        if key.startswith("_"):
+            continue
+        owner = max(
+            (n for n, p in prefixes.items() if key.lower().startswith(p)), key=lambda n: len(prefixes[n]), default=None
+        )
+        own[owner][key[len(prefixes[owner]) :] if owner else key] = value
+    problems: list[str] = []
+    settings = _build(Settings, own[None], environment, "", problems)
+    connectors = {
+        name: built
+        for name, cls in classes.items()
+        if (built := _build(cls.settings_class, own[name], environment, prefixes[name], problems)) is not None
+    }
+    if settings is None or problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    enabled = sorted(name for name, connector in connectors.items() if classes[name].enabled(connector))
+    problems = [*_across(settings, connectors, enabled)]
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    settings._connectors, settings._enabled = connectors, enabled
+    return settings
+
+
+def load_connector_settings(settings_class: type[S]) -> S:
+    """One connector's settings alone, from the environment (commands that need nothing else, e.g. `zendesk setup`)."""
+    prefix = str(settings_class.model_config.get("env_prefix") or "")
+    problems: list[str] = []
+    built = _build(settings_class, {}, True, prefix, problems)
+    if built is not None and isinstance(built, ConnectorSettings):
+        problems.extend(_placeholders(built))
+    if built is None or problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    return built
+
+
+def _build(cls: type[S], values: dict[str, Any], environment: bool, prefix: str, problems: list[str]) -> S | None:
     try:
-        return Settings(**overrides)
+        return (cls if environment else _given_only(cls))(**values)
     except ValidationError as exc:
-        raise config_error(exc) from None
+        problems.extend(_problems(exc, prefix))
+        return None
 
 
-def config_error(exc: ValidationError) -> ConfigError:
+@cache
+def _given_only(cls: type[S]) -> type[S]:
+    """`cls` reading only the values given to it: neither the environment nor `.env` (the sandbox)."""
+
+    def sources(
+        _: type[BaseSettings],
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        *a: Any,
+        **k: Any,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    return type(cls.__name__, (cls,), {"settings_customise_sources": classmethod(sources)})
+
+
+def _placeholders(connector: ConnectorSettings) -> list[str]:
+    return [
+        f"{connector.variable(name)} is a placeholder value; set a real secret"
+        for name in connector.chosen_secrets
+        if is_placeholder(getattr(connector, name))
+    ]
+
+
+def _across(settings: Settings, connectors: dict[str, ConnectorSettings], enabled: list[str]) -> list[str]:
+    """What no single settings class can check."""
+    problems = []
+    if not settings.bridge_sandbox:
+        for connector in connectors.values():
+            problems.extend(_placeholders(connector))
+    named = [(c.variable("agent_prefix"), c.agent_prefix) for c in connectors.values()]
+    for i, (name, prefix) in enumerate(named):
+        for other, other_prefix in named[i + 1 :]:
+            if prefix.startswith(other_prefix) or other_prefix.startswith(prefix):
+                # One account must never read as the agent of two helpdesks.
+                problems.append(f"{name} ({prefix!r}) and {other} ({other_prefix!r}) must not overlap")
+    if settings.bridge_default_connector and settings.bridge_default_connector not in enabled:
+        problems.append(
+            f"BRIDGE_DEFAULT_CONNECTOR={settings.bridge_default_connector!r} is not an enabled connector "
+            f"(enabled: {', '.join(enabled) or 'none'})"
+        )
+    return problems
+
+
+def config_error(exc: ValidationError, prefix: str = "") -> ConfigError:
     """One ConfigError naming each variable that failed validation."""
+    return ConfigError("invalid configuration: " + "; ".join(_problems(exc, prefix)))
+
+
+def _problems(exc: ValidationError, prefix: str = "") -> list[str]:
     problems = []
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"]).upper()
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             message = "is required"
-        problems.append(f"{name} {message}" if name else message)
-    return ConfigError("invalid configuration: " + "; ".join(problems))
+        problems.append(f"{prefix.upper()}{name} {message}" if name else message)
+    return problems

@@ -17,6 +17,9 @@ Messages are sentences a person can act on and never contain a secret.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from math import isfinite
 from typing import Any
 
 
@@ -112,3 +115,23 @@ class PermanentError(UpstreamError):
 
 class RetriableError(UpstreamError):
     """A later attempt may succeed (after `retry_after` seconds when the upstream said so)."""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """An HTTP Retry-After (delay-seconds or an HTTP date) in seconds from now; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

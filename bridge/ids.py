@@ -1,46 +1,22 @@
-"""Salesforce Id normalisation: 15-character Ids of users, cases and queues become their 18-character form.
-
-Only Ids that look like Salesforce Ids with a known key prefix are changed; every other ID is left alone, so a
-customer's `userId` such as `user1` or a Zendesk ticket ID never changes.
-"""
+"""Helpdesk Ids as they enter the bridge (request bodies and queries, UserSigs, console sessions): each installed
+connector may rewrite an Id of its own into the one form it is stored in (its optional `normalize_id`), so every
+way of naming a ticket or a user finds the same group and IM account. Any other value is left as it is."""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
+from functools import cache
 
-KEY_PREFIXES = ("005", "500", "00G")
-_ID15 = re.compile(r"^[A-Za-z0-9]{15}$")
-_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-
-
-def checksum(id15: str) -> str:
-    """The three characters Salesforce appends: one per five-character chunk, a bit per upper-case letter."""
-    suffix = ""
-    for start in (0, 5, 10):
-        bits = 0
-        for i, char in enumerate(id15[start : start + 5]):
-            if "A" <= char <= "Z":
-                bits |= 1 << i
-        suffix += _ALPHABET[bits]
-    return suffix
+from connectors.base import load_connector_classes
 
 
-def to_18(id15: str) -> str:
-    """The 18-character form of any 15-character Salesforce Id."""
-    if not _ID15.match(id15):
-        raise ValueError(f"{id15!r} is not a 15-character Salesforce Id")
-    return id15 + checksum(id15)
+@cache
+def _rules() -> tuple[Callable[[str], str], ...]:
+    # Installed connectors do not change while the process runs: found once.
+    return tuple(rule for cls in load_connector_classes().values() if (rule := getattr(cls, "normalize_id", None)))
 
 
 def normalize(value: str) -> str:
-    """18-character form for a 15-character user, case or queue Id; anything else unchanged."""
-    if _ID15.match(value) and value.startswith(KEY_PREFIXES):
-        return to_18(value)
+    for rule in _rules():
+        value = rule(value)
     return value
-
-
-def is_salesforce_id(value: str, prefix: str | None = None) -> bool:
-    """True for a well-formed 18-character Salesforce Id (with the right checksum), optionally of one key prefix."""
-    if len(value) != 18 or not _ID15.match(value[:15]) or value[15:] != checksum(value[:15]):
-        return False
-    return prefix is None or value.startswith(prefix)

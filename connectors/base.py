@@ -1,30 +1,80 @@
 """The Connector protocol every helpdesk plugin satisfies, and the types it speaks.
 
-A connector is a class registered under the entry-point group `helpdesk_bridge.connectors`. The bridge builds it
-with `Connector(settings, limiter)` when `enabled(settings)` is true, calls `start()` once, and `close()` at shutdown.
-Every method is async; connectors built on blocking libraries run them in threads through `limiter`.
+A connector is a class registered under the entry-point group `helpdesk_bridge.connectors`. It names its settings
+class (`settings_class`, a `ConnectorSettings` with its own environment prefix); the bridge builds those settings for
+every installed connector, and the connector itself with `Connector(settings, limiter)` when `enabled(settings)` is
+true, calls `start()` once, and `close()` at shutdown. Every method is async; connectors built on blocking libraries
+run them in threads through `limiter` (its `total_tokens` is how many threads: size connection pools by it).
 
-Errors: a connector raises `bridge.errors.PermanentError` (do not retry: bad input, bad credentials),
-`bridge.errors.RetriableError` (timeouts, 5xx, 429 with `retry_after`) or `bridge.errors.NotFound` (no such ticket),
-mapping its library's exceptions through one table.
+Connectors import what they need of the bridge from `bridge.api` and from nowhere else in `bridge`: this module's
+types, the errors, request parsing and signed-call checks for their routes, and the service's entry points.
 
-Optional: `async def user_name(helpdesk_user_id) -> str | None`, a user's display name, which the agent console
-imports as the agent's IM Nick (without it the console shows the account).
+Errors: a connector raises `PermanentError` (do not retry: bad input, bad credentials), `RetriableError` (timeouts,
+5xx, 429 with `retry_after`) or `NotFound` (no such ticket), mapping its library's exceptions through one table.
+
+Optional members (looked up with getattr):
+- `user_name(helpdesk_user_id) -> str | None` (async): a user's display name, which the agent console imports as the
+  agent's IM Nick (without it the console shows the account);
+- `normalize_id(value) -> str` (static): the one form of a helpdesk Id the bridge stores, applied where Ids enter the
+  bridge (request bodies, queries, UserSigs); any value that is not one of the helpdesk's Ids is returned unchanged;
+- `endpoints() -> list[Endpoint]` (static): HTTP routes the connector adds (inbound webhooks, a console entry), and
+  `security_schemes` (a dict), the OpenAPI security schemes they name;
+- `add_commands(subparsers)` (static): subcommands of `helpdesk-bridge` (argparse), each with `func` set to a
+  function of the parsed arguments returning the exit status.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     import anyio
-
-    from bridge.config import Settings
+    from pydantic import BaseModel
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 ENTRY_POINT_GROUP = "helpdesk_bridge.connectors"
+# Agents' IM account prefixes: characters IM UserIDs (and the bridge's userId rule) allow, short enough that a prefix
+# and an 18-character Salesforce Id or a 20-digit Zendesk id stay within IM's 32 bytes.
+AGENT_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,12}$")
+
+
+class ConnectorSettings(BaseSettings):
+    """A connector's own settings: environment variables under its prefix (set `env_prefix` in `model_config`,
+    e.g. `ZENDESK_`), and `.env`. Field names are the variable names without the prefix. Give every field a default:
+    the settings of an installed connector are built (and checked) whether or not its credentials are set."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
+
+    # Secrets the operator makes up (not ones a helpdesk issues): a placeholder value (changeme, secret, ...) in one
+    # of these fields is refused outside the sandbox.
+    chosen_secrets: ClassVar[tuple[str, ...]] = ()
+
+    # Agents' IM accounts are `<agent_prefix><helpdesk user id>`: customers' userIds may not start with it. Each
+    # connector declares it again with its own default (`zd_`, `sf_`), so that no two prefixes overlap.
+    agent_prefix: str
+
+    @field_validator("agent_prefix")
+    @classmethod
+    def _agent_prefix(cls, value: str) -> str:
+        if not AGENT_PREFIX.match(value):
+            raise ValueError("must be 1 to 12 letters, digits, '_' or '-'")
+        return value
+
+    @classmethod
+    def variable(cls, field_name: str) -> str:
+        """The environment variable of a field (`url` -> `ZENDESK_URL`)."""
+        return (str(cls.model_config.get("env_prefix") or "") + field_name).upper()
 
 
 @dataclass(frozen=True)
@@ -80,17 +130,77 @@ class Comment:
     public: bool = True
 
 
+class EventKind(StrEnum):
+    CHANGED = "changed"  # owner, status, anything: the group converges on the ticket as the helpdesk has it now
+    DELETED = "deleted"  # the ticket is gone: its group is dismissed
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    """What a connector's inbound route makes of one helpdesk event, for `bridge.api.take_events`.
+
+    The service stores it as the next job of its group (applied in order) and the worker applies it. `hints` (the
+    helpdesk's own words: assignee, status, ...) are kept with the job for operators only: convergence re-reads the
+    ticket, since events come late, twice and out of order.
+
+    - `key`: the same key again is the same event (a redelivery): stored once.
+    - `linked_only`: an event about a ticket that has no group is answered IGNORED and nothing is stored (for
+      helpdesks that report every ticket of the account).
+    - `replay_key`: the signed content of the delivery, remembered until `replay_until` (unix time): the same content
+      again meanwhile is a replay, answered DUPLICATE, whatever its unsigned parts say.
+    """
+
+    provider: str
+    group_id: str
+    key: str
+    kind: EventKind = EventKind.CHANGED
+    reason: str = ""
+    hints: Mapping[str, Any] = field(default_factory=dict)
+    linked_only: bool = False
+    replay_key: str | None = None
+    replay_until: float = 0.0
+
+
+class EventOutcome(StrEnum):
+    QUEUED = "queued"  # stored as its group's next job
+    DUPLICATE = "duplicate"  # stored before (its key), or a replay of a delivery (its signed content): nothing new
+    IGNORED = "ignored"  # the ticket has no group (it was not opened through the bridge): nothing stored
+
+
+@dataclass(frozen=True)
+class EventReceipt:
+    group_id: str
+    outcome: EventOutcome
+    job_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An HTTP route a connector adds to the bridge, and what the OpenAPI document says of it.
+
+    `security` names OpenAPI security schemes: the bridge's `signedCall`, or the connector's `security_schemes`."""
+
+    method: str
+    path: str
+    handler: Callable[[Request], Awaitable[Response]]
+    summary: str
+    body: type[BaseModel] | None = None
+    security: tuple[str, ...] = ()
+    status: str = "200"
+
+
 @runtime_checkable
 class Connector(Protocol):
     """A helpdesk behind the bridge."""
 
     name: ClassVar[str]
+    settings_class: ClassVar[type[ConnectorSettings]]
 
     @staticmethod
-    def enabled(settings: Settings) -> bool:
-        """True when the settings carry this connector's credentials."""
+    def enabled(settings: Any) -> bool:
+        """True when the settings (an instance of `settings_class`) carry this connector's credentials."""
 
-    def __init__(self, settings: Settings, limiter: anyio.CapacityLimiter) -> None: ...
+    def __init__(self, settings: Any, limiter: anyio.CapacityLimiter) -> None: ...
 
     async def start(self) -> None:
         """Prepare clients; logging in may wait for the first call."""
@@ -151,5 +261,16 @@ def load_connector_classes() -> dict[str, type[Connector]]:
             raise ConnectorLoadError(f"connector {ep.name!r} ({ep.value}) lacks {', '.join(missing)}")
         if getattr(cls, "name", None) != ep.name:
             raise ConnectorLoadError(f"connector {ep.name!r} ({ep.value}) declares name {getattr(cls, 'name', None)!r}")
+        settings_class = getattr(cls, "settings_class", None)
+        if not (isinstance(settings_class, type) and issubclass(settings_class, ConnectorSettings)):
+            raise ConnectorLoadError(f"connector {ep.name!r} ({ep.value}) has no settings_class (a ConnectorSettings)")
+        if not settings_class.model_config.get("env_prefix"):
+            raise ConnectorLoadError(f"connector {ep.name!r} ({ep.value}): its settings_class sets no env_prefix")
         classes[ep.name] = cls
     return classes
+
+
+def endpoints_of(cls: type[Connector]) -> list[Endpoint]:
+    """The HTTP routes a connector class adds (none when it has no `endpoints`)."""
+    endpoints = getattr(cls, "endpoints", None)
+    return list(endpoints()) if endpoints is not None else []

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 
 from bridge import auth
 from bridge.app import create_app
-from bridge.config import Settings
+from bridge.config import Settings, load_settings
 from bridge.sandbox.im import create_app as create_im
 from bridge.sandbox.server import BackgroundServer
 from bridge.store import sync_url
@@ -85,7 +85,7 @@ def make_settings(database_url: str, im_url: str, **overrides: Any) -> Settings:
         _env_file=None,
     )
     values.update(overrides)
-    return Settings(**values)
+    return load_settings(**values)
 
 
 _last_signed_second = 0

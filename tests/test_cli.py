@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bridge import auth
-from bridge.ids import normalize
 from bridge.jobs import JobQueue
 from bridge.store import Database
+from connectors.salesforce.ids import normalize
 from tests.conftest import IM_KEY, SDKAPPID
 
 

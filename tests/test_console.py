@@ -427,12 +427,13 @@ def test_forged_or_tampered_zendesk_tokens_are_refused(desk: Desk) -> None:
     claims = json.loads(jwt.utils.base64url_decode(payload))
     claims["sub"] = claims["sub"].replace(str(agent), str(desk.zd.agents[1]))
     tampered = ".".join([header, jwt.utils.base64url_encode(json.dumps(claims).encode()).decode(), signature])
+    app_key = desk.bridge.settings.connectors["zendesk"].app_key  # type: ignore[attr-defined]
     refused = {
         "forged": zaf_token(desk, agent, key=stranger_key),
         "tampered": tampered,
         "expired": zaf_token(desk, agent, iat=int(time.time()) - 900, exp=int(time.time()) - 600),
         "other installation": zaf_token(desk, agent, aud=f"{desk.zd.server.url}/api/v2/apps/installations/1.json"),
-        "hs256 with the public key": hs256_with(desk.bridge.settings.zendesk_app_key or "", claims),
+        "hs256 with the public key": hs256_with(app_key or "", claims),
         "missing": None,
         "garbage": "a.b.c",
     }

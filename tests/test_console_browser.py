@@ -301,11 +301,12 @@ def test_a_forged_or_tampered_zendesk_token_is_refused(browser: Any, world: Worl
     ticket, _ = open_ticket(world, "cust-z", agent)
     base = world.zd.server.url
     now = int(time.time())
+    installation = world.bridge.settings.connectors["zendesk"].app_installation_id  # type: ignore[attr-defined]
     claims = {
         "iss": base.split("//")[1],
         "iat": now,
         "exp": now + 300,
-        "aud": f"{base}/api/v2/apps/installations/{world.bridge.settings.zendesk_app_installation_id}.json",
+        "aud": f"{base}/api/v2/apps/installations/{installation}.json",
         "sub": f"{base}/api/v2/users/{agent}.json",
     }
     stranger, _ = rsa_key_pair()

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from bridge import ids
+from connectors.salesforce import ids
 from tests.conftest import (
     BridgeClient,
     BridgeFactory,

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge import ids
 from bridge.sandbox.server import BackgroundServer
+from connectors.salesforce import ids
 from tests.conftest import (
     BridgeClient,
     BridgeFactory,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge import ids
+from connectors.salesforce import ids
 from tests.conftest import BridgeClient, im_call, im_state, make_group, members_of, set_faults
 
 AGENT15, AGENT18 = "0055g00000XyZab", "0055g00000XyZabAAF"

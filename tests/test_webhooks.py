@@ -223,7 +223,7 @@ def wait_deliveries(zd_server: BackgroundServer, count: int) -> list[dict[str, A
 def test_group_follows_zendesk_without_assignment_calls(
     zd_bridge: BridgeClient, zd_server: BackgroundServer, im_server: BackgroundServer, zd_admin: Any
 ) -> None:
-    lines = zendesk_setup.setup(zd_bridge.settings, zd_bridge.server.url)
+    lines = zendesk_setup.setup(zd_bridge.settings.connectors["zendesk"], zd_bridge.server.url)  # type: ignore[arg-type]
     assert any("signing secret: Zendesk signs with ZENDESK_WEBHOOK_SECRET" in line for line in lines)
     ticket = open_ticket(zd_bridge)
     group = f"ZENDESK#{ticket}"

@@ -76,18 +76,18 @@ async def console_page(request: Request) -> Response:
 async def zendesk_entry(request: Request) -> Response:
     """Zendesk loads the app's URL with a POST carrying the signed JWT (signedUrls): it proves which agent this is."""
     console = console_of(request)
-    settings = console.bridge.settings
-    key, installation = settings.zendesk_app_key, settings.zendesk_app_installation_id
-    if not (key and installation and settings.zendesk_url):
+    settings: Any = console.bridge.settings.connectors["zendesk"]
+    key, installation = settings.app_key, settings.app_installation_id
+    if not (key and installation and settings.url):
         raise NotFound(
             "the Zendesk app is not set up: set ZENDESK_APP_PUBLIC_KEY and ZENDESK_APP_INSTALLATION_ID",
             code="zendesk_app_disabled",
         )
     # An urlencoded form, as browsers post it (parsed here: no multipart parser needed for one field).
     token = parse_qs((await raw_body(request)).decode("latin-1")).get("token", [None])[0]
-    audience = auth.zendesk_audience(settings.zendesk_url, installation)
+    audience = auth.zendesk_audience(settings.url, installation)
     user_id = auth.verify_zendesk_app(key, audience, token)
-    sdk = settings.zendesk_app_sdk_url
+    sdk = settings.app_sdk_url
     grant = auth.issue_grant(console.key, "zendesk", user_id)
     parts = urlsplit(sdk)
     return page("zendesk", {"zendesk": {"grant": grant, "sdk": sdk}}, (f"{parts.scheme}://{parts.netloc}",))

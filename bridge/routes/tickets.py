@@ -30,9 +30,7 @@ async def create_ticket(request: Request) -> JSONResponse:
     caller = await check_signed_or_user(request, body, user_id if isinstance(user_id, str) else None)
     data = validate(CreateTicketBody, parse_json(body))
     if provider is None:
-        provider = bridge.settings.default_connector or (
-            next(iter(bridge.connectors)) if len(bridge.connectors) == 1 else None
-        )
+        provider = bridge.settings.default_connector
         if provider is None:
             raise BadRequest(
                 "no default connector: set BRIDGE_DEFAULT_CONNECTOR or call /{connector}/createticket",

@@ -69,7 +69,7 @@ def _zendesk_event(data: Any) -> dict[str, str]:
 async def zendesk_webhook(request: Request) -> JSONResponse:
     bridge = bridge_of(request)
     body = await raw_body(request)
-    secret = bridge.settings.zendesk_webhook_secret
+    secret = bridge.settings.connectors["zendesk"].webhook_secret  # type: ignore[attr-defined]
     if secret is None:
         raise SignatureError(
             "Zendesk webhooks are disabled: ZENDESK_WEBHOOK_SECRET is not set on the bridge", code="webhooks_disabled"

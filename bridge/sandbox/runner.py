@@ -14,11 +14,10 @@ from typing import Any
 
 import httpx
 import uvicorn
-from pydantic_settings import PydanticBaseSettingsSource
 
 from bridge import auth
 from bridge.app import create_app
-from bridge.config import Settings
+from bridge.config import Settings, load_settings
 from bridge.logs import configure_logging
 from bridge.sandbox.customer import create_app as create_customer
 from bridge.sandbox.im import create_app as create_im
@@ -31,16 +30,6 @@ from connectors.zendesk.setup import setup as zendesk_setup
 SDKAPPID = 1400000000
 SF_USER, SF_APP = "agent@example.com", ("sandbox-console", "sandbox-console-secret")
 ZD_EMAIL = "admin@example.com"
-
-
-class SandboxSettings(Settings):
-    """Settings made only from what the sandbox passes: the environment and `.env` are ignored on purpose."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[Any], init_settings: PydanticBaseSettingsSource, *args: Any, **kwargs: Any
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
 
 
 @dataclass
@@ -85,7 +74,9 @@ def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
     app_key, installation = install_zendesk_app(zendesk.url, values["zd_token"], bridge_url)
     customer = BackgroundServer(create_customer(bridge_url, values["callout"], im.url)).start()
     folder = tempfile.TemporaryDirectory(prefix="helpdesk-bridge-sandbox-")
-    settings = SandboxSettings(
+    # Made only from what the sandbox passes: the environment and `.env` are ignored on purpose.
+    settings = load_settings(
+        environment=False,
         im_sdkappid=SDKAPPID,
         im_secret_key=values["im_key"],
         im_api_base=im.url,
@@ -110,7 +101,7 @@ def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
         bridge_sandbox=True,
     )
     # Zendesk's side of the loop, as an admin would set it up: the signed webhook and the bridge's triggers.
-    zendesk_setup(settings, bridge_url)
+    zendesk_setup(settings.connectors["zendesk"], bridge_url)  # type: ignore[arg-type]
     return Sandbox(im, salesforce, zendesk, settings, values, folder, customer)
 
 
@@ -151,7 +142,7 @@ def walkthrough(sandbox: Sandbox) -> str:
     zd_users = httpx.get(sandbox.zendesk.url + "/_emulator/state").json()["users"]
     zd_agent = next(u["id"] for u in zd_users.values() if u["role"] == "agent")
     sf_agent, sf_agent2 = sf_state["agent_ids"][:2]
-    zd_prefix, sf_prefix = sandbox.settings.zendesk_agent_prefix, sandbox.settings.salesforce_agent_prefix
+    zd_prefix, sf_prefix = (sandbox.settings.connectors[name].agent_prefix for name in ("zendesk", "salesforce"))
     usersig = auth.gen_usersig(SDKAPPID, sandbox.secrets["im_key"], "customer1", 86400)
     return f"""
 Helpdesk Bridge sandbox: the bridge and emulators of Tencent IM, Salesforce and Zendesk, all on loopback.

@@ -23,10 +23,10 @@ import requests
 from simple_salesforce import Salesforce, SalesforceLogin
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
-from bridge.config import Settings
-from bridge.errors import BridgeError, PermanentError
+from bridge.api import BridgeError, PermanentError
 from connectors.pooling import size_pool
 from connectors.salesforce.errors import UPSTREAM, first_error, translate
+from connectors.salesforce.settings import SalesforceSettings
 from connectors.salesforce.transport import RoutingSession, login_domain
 
 log = logging.getLogger(__name__)
@@ -43,22 +43,22 @@ class LoginPlan:
     domain: str
 
 
-def plan_login(settings: Settings) -> LoginPlan:
+def plan_login(settings: SalesforceSettings) -> LoginPlan:
     """JWT bearer when a private key is set; OAuth client credentials when there is a consumer secret and
     no username; the OAuth username-password flow with a username, password and consumer secret; else SOAP.
     """
     s = settings
-    if s.salesforce_consumer_key and s.salesforce_private_key_file:
-        if not s.salesforce_username:
+    if s.consumer_key and s.private_key_file:
+        if not s.username:
             raise PermanentError(
                 "SALESFORCE_USERNAME is required with SALESFORCE_PRIVATE_KEY_FILE (JWT bearer login)",
                 upstream=UPSTREAM,
             )
         flow = JWT
-    elif s.salesforce_consumer_key and s.salesforce_consumer_secret and not s.salesforce_username:
+    elif s.consumer_key and s.consumer_secret and not s.username:
         flow = CLIENT_CREDENTIALS
-    elif s.salesforce_username and s.salesforce_password:
-        flow = OAUTH_PASSWORD if (s.salesforce_consumer_key and s.salesforce_consumer_secret) else SOAP
+    elif s.username and s.password:
+        flow = OAUTH_PASSWORD if (s.consumer_key and s.consumer_secret) else SOAP
     else:
         raise PermanentError(
             "Salesforce credentials are incomplete: set SALESFORCE_USERNAME and SALESFORCE_PASSWORD, "
@@ -66,7 +66,7 @@ def plan_login(settings: Settings) -> LoginPlan:
             "SALESFORCE_PRIVATE_KEY_FILE",
             upstream=UPSTREAM,
         )
-    domain = login_domain(s.salesforce_login_url, my_domain_required=flow == CLIENT_CREDENTIALS)
+    domain = login_domain(s.login_url, my_domain_required=flow == CLIENT_CREDENTIALS)
     if flow == CLIENT_CREDENTIALS and domain in ("login", "test"):
         raise PermanentError(
             "OAuth client credentials login needs the org's My Domain URL in SALESFORCE_LOGIN_URL "
@@ -84,12 +84,12 @@ def _secret(value: object) -> str | None:
 class SalesforceClient:
     """Thread-safe holder of the logged-in `Salesforce` object; `call(action, fn)` runs `fn(sf)`."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: SalesforceSettings, pool_size: int):
         self.settings = settings
         self.plan = plan_login(settings)
-        self.session = RoutingSession(settings.salesforce_login_url, self.plan.domain)
-        size_pool(self.session, settings.bridge_helpdesk_threads)
-        self.version = settings.salesforce_api_version.lstrip("v")
+        self.session = RoutingSession(settings.login_url, self.plan.domain)
+        size_pool(self.session, pool_size)
+        self.version = settings.api_version.lstrip("v")
         self.instance: str | None = None
         self.logins = 0
         self._sf: Salesforce | None = None
@@ -100,12 +100,12 @@ class SalesforceClient:
     def redact(self, text: str) -> str:
         s = self.settings
         secrets = [
-            _secret(s.salesforce_password),
-            _secret(s.salesforce_security_token),
-            _secret(s.salesforce_consumer_secret),
+            _secret(s.password),
+            _secret(s.security_token),
+            _secret(s.consumer_secret),
         ]
-        if s.salesforce_password and s.salesforce_security_token:
-            secrets.append((_secret(s.salesforce_password) or "") + (_secret(s.salesforce_security_token) or ""))
+        if s.password and s.security_token:
+            secrets.append((_secret(s.password) or "") + (_secret(s.security_token) or ""))
         if self._sf is not None:
             secrets.append(self._sf.session_id)
         for secret in sorted((x for x in secrets if x and len(x) >= 4), key=len, reverse=True):
@@ -117,26 +117,26 @@ class SalesforceClient:
         kwargs: dict[str, object] = {"session": self.session, "domain": plan.domain}
         if plan.flow == SOAP:
             kwargs.update(
-                username=s.salesforce_username,
-                password=_secret(s.salesforce_password),
-                security_token=_secret(s.salesforce_security_token) or "",
+                username=s.username,
+                password=_secret(s.password),
+                security_token=_secret(s.security_token) or "",
                 sf_version=self.version,
             )
         elif plan.flow == OAUTH_PASSWORD:
-            token = _secret(s.salesforce_security_token) or ""
+            token = _secret(s.security_token) or ""
             kwargs.update(
-                username=s.salesforce_username,
-                password=(_secret(s.salesforce_password) or "") + token,
-                consumer_key=s.salesforce_consumer_key,
-                consumer_secret=_secret(s.salesforce_consumer_secret),
+                username=s.username,
+                password=(_secret(s.password) or "") + token,
+                consumer_key=s.consumer_key,
+                consumer_secret=_secret(s.consumer_secret),
             )
         elif plan.flow == CLIENT_CREDENTIALS:
-            kwargs.update(consumer_key=s.salesforce_consumer_key, consumer_secret=_secret(s.salesforce_consumer_secret))
+            kwargs.update(consumer_key=s.consumer_key, consumer_secret=_secret(s.consumer_secret))
         else:
             kwargs.update(
-                username=s.salesforce_username,
-                consumer_key=s.salesforce_consumer_key,
-                privatekey_file=s.salesforce_private_key_file,
+                username=s.username,
+                consumer_key=s.consumer_key,
+                privatekey_file=s.private_key_file,
             )
         try:
             session_id, instance = SalesforceLogin(**kwargs)  # type: ignore[arg-type]

@@ -10,19 +10,19 @@ from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
+from aiolimiter import AsyncLimiter
 
-from bridge.errors import NotFound, PermanentError
-from bridge.ids import checksum
-from connectors.base import Author, Comment, NewTicket, TicketState, TicketStatus
+from bridge.api import Author, Comment, NewTicket, NotFound, PermanentError, TicketState, TicketStatus
+from connectors.salesforce import ids
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.errors import UPSTREAM
+from connectors.salesforce.ids import canonical_id
+from connectors.salesforce.settings import SalesforceSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from simple_salesforce import Salesforce, SFType
-
-    from bridge.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +33,7 @@ CASE_FIELDS = "Id,OwnerId,Status,IsClosed,IsDeleted"
 # Field lengths of the standard objects: longer input is cut rather than refused.
 SUBJECT_MAX, DESCRIPTION_MAX, NAME_MAX, COMMENT_MAX = 255, 32000, 80, 4000
 
-_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-5]{3})?$")
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
-
-
-def canonical_id(value: str | None, prefix: str) -> str | None:
-    """The 18-character form of a 15- or 18-character Id with this key prefix, else None.
-
-    The checksum suffix is case-insensitive; an 18-character Id whose suffix does not match is refused.
-    """
-    if not value or not _ID.match(value) or not value.startswith(prefix):
-        return None
-    suffix = checksum(value[:15])
-    if len(value) == 18 and value[15:].upper() != suffix:
-        return None
-    return value[:15] + suffix
 
 
 def _sobject(sf: Salesforce, name: str) -> SFType:
@@ -66,18 +52,26 @@ class SalesforceConnector:
     """Salesforce behind the bridge: a ticket is a Case, its group ID the 18-character Case Id."""
 
     name: ClassVar[str] = "salesforce"
+    settings_class: ClassVar[type[SalesforceSettings]] = SalesforceSettings
+    normalize_id = staticmethod(ids.normalize)
 
     @staticmethod
-    def enabled(settings: Settings) -> bool:
-        return bool(settings.salesforce_username or settings.salesforce_consumer_key)
+    def enabled(settings: SalesforceSettings) -> bool:
+        return bool(settings.username or settings.consumer_key)
 
-    def __init__(self, settings: Settings, limiter: anyio.CapacityLimiter) -> None:
+    def __init__(self, settings: SalesforceSettings, limiter: anyio.CapacityLimiter) -> None:
         self.settings = settings
         self.limiter = limiter
-        self.client = SalesforceClient(settings)
+        self.client = SalesforceClient(settings, pool_size=int(limiter.total_tokens))
         self._upsert_supported = True
+        # SALESFORCE_RATE_LIMIT: each call waits for its turn here, evenly spaced (a full bucket would allow twice
+        # the budget in a burst), before it takes a thread.
+        per_minute = settings.rate_limit
+        self._budget = AsyncLimiter(1, 60 / per_minute) if per_minute else None
 
     async def _run(self, action: str, fn: Callable[[Salesforce], Any]) -> Any:
+        if self._budget is not None:
+            await self._budget.acquire()
         return await anyio.to_thread.run_sync(lambda: self.client.call(action, fn), limiter=self.limiter)
 
     async def start(self) -> None:
@@ -109,11 +103,11 @@ class SalesforceConnector:
 
     def agent_id(self, helpdesk_user_id: str) -> str | None:
         user_id = canonical_id(helpdesk_user_id, "005")
-        return f"{self.settings.salesforce_agent_prefix}{user_id}" if user_id else None
+        return f"{self.settings.agent_prefix}{user_id}" if user_id else None
 
     def _user_of_agent(self, account: str) -> str | None:
         """The Salesforce user Id behind an agent's IM account; None for any other account."""
-        prefix = self.settings.salesforce_agent_prefix
+        prefix = self.settings.agent_prefix
         return canonical_id(account[len(prefix) :], "005") if account.startswith(prefix) else None
 
     async def user_name(self, helpdesk_user_id: str) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
 
-from bridge.errors import BridgeError, NotFound, PermanentError, RetriableError
+from bridge.api import BridgeError, NotFound, PermanentError, RetriableError, parse_retry_after
 
 UPSTREAM = "salesforce"
 DEFAULT_LIMIT_RETRY = 60.0  # REQUEST_LIMIT_EXCEEDED carries no Retry-After; the daily limit is a rolling window
@@ -91,14 +91,6 @@ def first_error(content: Any) -> tuple[str | None, str]:
     return None, str(content or "")[:300]
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("Retry-After")
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
-
-
 def translate(
     exc: BaseException,
     *,
@@ -133,7 +125,7 @@ def translate(
                 f"Salesforce login is unavailable ({code}): {detail}",
                 upstream=UPSTREAM,
                 upstream_code=str(code),
-                retry_after=retry_after(headers),
+                retry_after=parse_retry_after(headers.get("Retry-After")),
             )
         hint = LOGIN_HINT.get(flow or "", "check the SALESFORCE_* settings")
         return PermanentError(
@@ -150,7 +142,7 @@ def translate(
         if kind is NotFound:
             return NotFound(text, code="not_found", details={"upstream": UPSTREAM, "upstreamCode": code})
         if kind is RetriableError:
-            delay = retry_after(headers)
+            delay = parse_retry_after(headers.get("Retry-After"))
             if delay is None and (code == "REQUEST_LIMIT_EXCEEDED" or exc.status == 429):
                 delay = DEFAULT_LIMIT_RETRY
             return RetriableError(text, upstream=UPSTREAM, upstream_code=code or exc.status, retry_after=delay)

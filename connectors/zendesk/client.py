@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 
 from zenpy import Zenpy
 
-from bridge.config import Settings
-from bridge.errors import PermanentError
+from bridge.api import PermanentError
 from connectors.pooling import size_pool
 from connectors.zendesk.session import BaseUrlSession
+from connectors.zendesk.settings import ZendeskSettings
 
 TIMEOUT = 30.0
 
@@ -30,20 +30,21 @@ def zenpy_host(base_url: str) -> tuple[str, str]:
     return "zendesk", "bridge.invalid"
 
 
-def build_client(settings: Settings, timeout: float = TIMEOUT) -> tuple[Zenpy, BaseUrlSession]:
-    if not (settings.zendesk_url and settings.zendesk_email and settings.zendesk_api_token):
+def build_client(settings: ZendeskSettings, pool_size: int, timeout: float = TIMEOUT) -> tuple[Zenpy, BaseUrlSession]:
+    """A zenpy client and its session, keeping up to `pool_size` connections (as many as the threads calling it)."""
+    if not (settings.url and settings.email and settings.api_token):
         raise PermanentError(
             "Zendesk is not configured: set ZENDESK_URL, ZENDESK_EMAIL and ZENDESK_API_TOKEN",
             upstream="zendesk",
         )
-    session = BaseUrlSession(settings.zendesk_url)
-    size_pool(session, settings.bridge_helpdesk_threads)
-    subdomain, domain = zenpy_host(settings.zendesk_url)
+    session = BaseUrlSession(settings.url)
+    size_pool(session, pool_size)
+    subdomain, domain = zenpy_host(settings.url)
     client = Zenpy(
         subdomain=subdomain,
         domain=domain,
-        email=settings.zendesk_email,
-        token=settings.zendesk_api_token.get_secret_value(),
+        email=settings.email,
+        token=settings.api_token.get_secret_value(),
         session=session,
         timeout=timeout,
         disable_cache=True,

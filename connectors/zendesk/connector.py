@@ -7,7 +7,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 from aiolimiter import AsyncLimiter
@@ -17,14 +17,12 @@ from zenpy.lib.api_objects import Ticket as ZTicket
 from zenpy.lib.api_objects import User as ZUser
 from zenpy.lib.exception import APIException
 
-from bridge.errors import NotFound, PermanentError
-from connectors.base import Author, Comment, NewTicket, TicketState, TicketStatus
+from bridge.api import Author, Comment, NewTicket, NotFound, PermanentError, TicketState, TicketStatus
+from connectors.zendesk import commands
 from connectors.zendesk.client import build_client
 from connectors.zendesk.errors import UPSTREAM, translate
 from connectors.zendesk.session import BaseUrlSession
-
-if TYPE_CHECKING:
-    from bridge.config import Settings
+from connectors.zendesk.settings import ZendeskSettings
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -33,7 +31,8 @@ log = logging.getLogger(__name__)
 GROUP_PREFIX = "ZENDESK#"
 DEFAULT_NAME = "Anonymous customer"  # Zendesk's own example name for an anonymous requester
 _DIGITS = re.compile(r"^[0-9]+$")
-_GROUP = re.compile(r"^ZENDESK#([0-9]+)$")
+_GROUP = re.compile("^" + re.escape(GROUP_PREFIX) + "([0-9]+)$")
+# Zendesk's ticket statuses (the API's names) and what each means to the bridge.
 STATUS_MAP = {
     "new": TicketStatus.OPEN,
     "open": TicketStatus.OPEN,
@@ -46,16 +45,23 @@ STATUS_MAP = {
 _REQUESTER_CACHE_SIZE = 4096
 
 
+def group_id_of(ticket_id: str) -> str:
+    """The IM group ID of a Zendesk ticket."""
+    return f"{GROUP_PREFIX}{ticket_id}"
+
+
 class ZendeskConnector:
     """A Zendesk Support account reached with an API token (ZENDESK_URL, ZENDESK_EMAIL, ZENDESK_API_TOKEN)."""
 
     name: ClassVar[str] = "zendesk"
+    settings_class: ClassVar[type[ZendeskSettings]] = ZendeskSettings
+    add_commands = staticmethod(commands.add_commands)
 
     @staticmethod
-    def enabled(settings: Settings) -> bool:
-        return bool(settings.zendesk_url and settings.zendesk_email and settings.zendesk_api_token)
+    def enabled(settings: ZendeskSettings) -> bool:
+        return settings.complete
 
-    def __init__(self, settings: Settings, limiter: anyio.CapacityLimiter) -> None:
+    def __init__(self, settings: ZendeskSettings, limiter: anyio.CapacityLimiter) -> None:
         self.settings = settings
         self.limiter = limiter
         self._zenpy: Zenpy | None = None
@@ -67,7 +73,7 @@ class ZendeskConnector:
         self._end_users: OrderedDict[str, int] = OrderedDict()
         # ZENDESK_RATE_LIMIT counts Zendesk calls, and a ticket for a new customer takes up to four (find, create,
         # email, ticket): each call waits for its turn here, evenly spaced, before it takes a thread.
-        per_minute = settings.zendesk_rate_limit
+        per_minute = settings.rate_limit
         self._budget = AsyncLimiter(1, 60 / per_minute) if per_minute else None
 
     # ------------------------------------------------------------ lifecycle
@@ -82,7 +88,7 @@ class ZendeskConnector:
 
     def _client(self) -> tuple[Zenpy, BaseUrlSession]:
         if self._zenpy is None or self._session is None:
-            self._zenpy, self._session = build_client(self.settings)
+            self._zenpy, self._session = build_client(self.settings, int(self.limiter.total_tokens))
         return self._zenpy, self._session
 
     async def _run(self, action: str, fn: Callable[[], T]) -> T:
@@ -101,11 +107,11 @@ class ZendeskConnector:
     async def check(self) -> str:
         zenpy, _ = self._client()
         me = await self._run("logging in to Zendesk", lambda: zenpy.users.me())
-        return f"zendesk: {self.settings.zendesk_url} as {me.email} ({me.role}, user {me.id})"
+        return f"zendesk: {self.settings.url} as {me.email} ({me.role}, user {me.id})"
 
     # ----------------------------------------------------------------- ids
     def group_id(self, ticket_id: str) -> str:
-        return f"{GROUP_PREFIX}{ticket_id}"
+        return group_id_of(ticket_id)
 
     def ticket_id(self, group_id: str) -> str | None:
         match = _GROUP.match(group_id)
@@ -113,11 +119,11 @@ class ZendeskConnector:
 
     def agent_id(self, helpdesk_user_id: str) -> str | None:
         value = str(helpdesk_user_id).strip() if helpdesk_user_id is not None else ""
-        return f"{self.settings.zendesk_agent_prefix}{value}" if _DIGITS.match(value) else None
+        return f"{self.settings.agent_prefix}{value}" if _DIGITS.match(value) else None
 
     def _user_of_agent(self, account: str) -> int | None:
         """The Zendesk user id behind an agent's IM account; None for any other account (never a raw id)."""
-        prefix = self.settings.zendesk_agent_prefix
+        prefix = self.settings.agent_prefix
         value = account[len(prefix) :] if account.startswith(prefix) else ""
         return int(value) if _DIGITS.match(value) else None
 

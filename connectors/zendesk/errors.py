@@ -22,7 +22,7 @@ from typing import Any
 import requests
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
-from bridge.errors import BridgeError, NotFound, PermanentError, RetriableError
+from bridge.api import BridgeError, NotFound, PermanentError, RetriableError
 from connectors.zendesk.session import RateLimited
 
 UPSTREAM = "zendesk"

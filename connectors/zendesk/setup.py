@@ -16,14 +16,15 @@ from typing import Any
 from zenpy import Zenpy
 from zenpy.lib.api_objects import Trigger, Webhook
 
-from bridge.config import Settings
-from bridge.errors import BridgeError
+from bridge.api import BridgeError
 from connectors.zendesk.client import build_client
 from connectors.zendesk.errors import translate
+from connectors.zendesk.settings import ZendeskSettings
 
 WEBHOOK_NAME = "Helpdesk Bridge"
 WEBHOOK_PATH = "/webhooks/zendesk"
 TRIGGER_PREFIX = "Helpdesk Bridge: "
+POOL_SIZE = 4  # connections for the setup's few sequential calls
 # event name -> (trigger title, the ticket field whose change fires it)
 TRIGGERS = {
     "assignee_changed": (TRIGGER_PREFIX + "assignee changed", "assignee_id"),
@@ -115,12 +116,12 @@ def _trigger_matches(trigger: Trigger, spec: dict[str, Any]) -> bool:
     )
 
 
-def setup(settings: Settings, bridge_url: str) -> list[str]:
+def setup(settings: ZendeskSettings, bridge_url: str) -> list[str]:
     """Create or update the webhook and the triggers; safe to run again."""
-    zenpy, session = build_client(settings)
+    zenpy, session = build_client(settings, POOL_SIZE)
     lines: list[str] = []
     try:
-        secret = settings.zendesk_webhook_secret.get_secret_value() if settings.zendesk_webhook_secret else None
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         spec = webhook_spec(bridge_url, secret)
         existing = _webhooks(zenpy)
         if existing:
@@ -175,9 +176,9 @@ def setup(settings: Settings, bridge_url: str) -> list[str]:
         session.close()
 
 
-def teardown(settings: Settings) -> list[str]:
+def teardown(settings: ZendeskSettings) -> list[str]:
     """Remove the bridge's triggers, then its webhook (Zendesk refuses to delete a webhook a trigger uses)."""
-    zenpy, session = build_client(settings)
+    zenpy, session = build_client(settings, POOL_SIZE)
     lines: list[str] = []
     try:
         titles = {title for title, _ in TRIGGERS.values()}

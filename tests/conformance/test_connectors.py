@@ -82,8 +82,8 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
 async def connector(harness: Harness, tmp_path: Any) -> AsyncIterator[Connector]:
     settings = make_settings(f"sqlite:///{tmp_path}/c.db", "http://127.0.0.1:9", **harness.settings)
     cls = load_connector_classes()[harness.name]
-    assert cls.enabled(settings)
-    instance = cls(settings, anyio.CapacityLimiter(8))
+    assert cls.enabled(settings.connectors[harness.name])
+    instance = cls(settings.connectors[harness.name], anyio.CapacityLimiter(8))
     await instance.start()
     yield instance
     await instance.close()
@@ -91,7 +91,8 @@ async def connector(harness: Harness, tmp_path: Any) -> AsyncIterator[Connector]
 
 def test_enabled_only_with_credentials(harness: Harness, tmp_path: Any) -> None:
     cls = load_connector_classes()[harness.name]
-    assert not cls.enabled(make_settings(f"sqlite:///{tmp_path}/c.db", "http://127.0.0.1:9"))
+    settings = make_settings(f"sqlite:///{tmp_path}/c.db", "http://127.0.0.1:9")
+    assert not cls.enabled(settings.connectors[harness.name]) and harness.name not in settings.enabled_connectors
 
 
 async def test_ids(connector: Connector, harness: Harness) -> None:
@@ -165,7 +166,7 @@ async def test_concurrent_calls_keep_their_connections(
     settings = make_settings(
         f"sqlite:///{tmp_path}/c.db", "http://127.0.0.1:9", bridge_helpdesk_threads=32, **harness.settings
     )
-    connector = load_connector_classes()[harness.name](settings, anyio.CapacityLimiter(32))
+    connector = load_connector_classes()[harness.name](settings.connectors[harness.name], anyio.CapacityLimiter(32))
     await connector.start()
     try:
         ticket_id = await connector.create_ticket(NewTicket(user_id="conf-7", subject="Busy"))

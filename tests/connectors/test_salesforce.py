@@ -11,12 +11,12 @@ import anyio
 import httpx
 import pytest
 
-from bridge.config import Settings
 from bridge.errors import NotFound, PermanentError, RetriableError
 from bridge.sandbox.salesforce import create_app
 from bridge.sandbox.server import BackgroundServer, free_port
 from connectors.base import Author, Comment, Connector, NewTicket, TicketStatus
 from connectors.salesforce import SalesforceConnector
+from connectors.salesforce.settings import SalesforceSettings
 from connectors.salesforce.transport import RoutingSession, login_domain
 from tests.conftest import VECTORS, rsa_key_pair, set_faults
 
@@ -53,18 +53,17 @@ def emulator(server: BackgroundServer) -> BackgroundServer:
     return server
 
 
-def settings_for(url: str, **overrides: Any) -> Settings:
+def settings_for(url: str, **overrides: Any) -> SalesforceSettings:
+    """SALESFORCE_* as the variables name them (salesforce_login_url, ...)."""
     values: dict[str, Any] = {
-        "im_sdkappid": 1400000001,
-        "im_secret_key": "k" * 64,
-        "salesforce_login_url": url,
-        "salesforce_username": USERNAME,
-        "salesforce_password": PASSWORD,
-        "salesforce_security_token": TOKEN,
+        "login_url": url,
+        "username": USERNAME,
+        "password": PASSWORD,
+        "security_token": TOKEN,
         "_env_file": None,
     }
-    values.update(overrides)
-    return Settings(**values)
+    values.update({key.removeprefix("salesforce_"): value for key, value in overrides.items()})
+    return SalesforceSettings(**values)
 
 
 def connector_for(url: str, **overrides: Any) -> SalesforceConnector:

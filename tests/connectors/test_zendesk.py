@@ -20,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bridge.config import Settings
 from bridge.errors import NotFound, PermanentError, RetriableError
 from bridge.sandbox.server import BackgroundServer, free_port
 from bridge.sandbox.zendesk import create_app
@@ -28,6 +27,7 @@ from connectors.base import ENTRY_POINT_GROUP, Author, Comment, Connector, NewTi
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.client import zenpy_host
 from connectors.zendesk.session import BaseUrlSession, parse_retry_after
+from connectors.zendesk.settings import ZendeskSettings
 from connectors.zendesk.setup import setup, teardown
 from tests.conftest import VECTORS
 
@@ -36,18 +36,17 @@ TOKEN = "connector-test-token-1234"
 ALICE, BOB = 10002, 10003
 
 
-def settings_for(url: str, **overrides: Any) -> Settings:
+def settings_for(url: str, **overrides: Any) -> ZendeskSettings:
+    """ZENDESK_* as the variables name them (zendesk_url, ...)."""
     values: dict[str, Any] = {
-        "im_sdkappid": 1400000001,
-        "im_secret_key": "im-key-for-zendesk-tests",
-        "zendesk_url": url,
-        "zendesk_email": EMAIL,
-        "zendesk_api_token": TOKEN,
-        "zendesk_rate_limit": 0,  # the connector's own spacing of calls is tested through the bridge
+        "url": url,
+        "email": EMAIL,
+        "api_token": TOKEN,
+        "rate_limit": 0,  # the connector's own spacing of calls is tested through the bridge
         "_env_file": None,
     }
-    values.update(overrides)
-    return Settings(**values)
+    values.update({key.removeprefix("zendesk_"): value for key, value in overrides.items()})
+    return ZendeskSettings(**values)
 
 
 @pytest.fixture
@@ -96,8 +95,7 @@ def test_registered_entry_point_and_protocol() -> None:
     assert ep.load() is ZendeskConnector
     assert isinstance(ZendeskConnector(settings_for("https://acme.zendesk.com"), anyio.CapacityLimiter(1)), Connector)
     assert ZendeskConnector.enabled(settings_for("https://acme.zendesk.com"))
-    unset: dict[str, Any] = {"im_sdkappid": 1, "im_secret_key": "k" * 20, "_env_file": None}
-    assert not ZendeskConnector.enabled(Settings(**unset))
+    assert not ZendeskConnector.enabled(ZendeskSettings(_env_file=None))
 
 
 def test_ids() -> None:

@@ -13,10 +13,10 @@ import httpx
 import jwt
 import pytest
 
-from bridge.ids import is_salesforce_id
 from bridge.sandbox.salesforce import create_app
 from bridge.sandbox.salesforce.core import make_id
 from bridge.sandbox.server import BackgroundServer
+from connectors.salesforce.ids import is_salesforce_id
 from tests.conftest import rsa_key_pair
 
 USERNAME, PASSWORD, TOKEN = "agent@example.com", "Emu-Passw0rd", "Emu-T0ken"
