@@ -4,14 +4,24 @@ A connector package imports from `bridge.api` and from nowhere else in `bridge` 
 connector to that, the built-in ones included), so the core can change behind it. What is here:
 
 - the protocol and its types (from `connectors.base`): `Connector`, `ConnectorSettings`, `NewTicket`, `TicketState`,
-  `TicketStatus`, `Comment`, `Author`;
+  `TicketStatus`, `Comment`, `Author`, and for inbound routes `Endpoint`, `TicketEvent`, `EventKind`,
+  `EventReceipt`, `EventOutcome`;
 - the errors a connector raises, split by what the caller should do next, and `parse_retry_after` for its table;
 - settings helpers: `base_url` and `readable_file` (validators), `ConfigError`, `load_connector_settings` (one
-  connector's settings alone, for its commands).
+  connector's settings alone, for its commands);
+- for a connector's routes: request parsing (`raw_body`, `parse_json`, `validate` with the request models' `Body`,
+  `ok`), signed calls (`check_signed`, and `SIGNED_CALL`, its OpenAPI security scheme), `check_window` for a
+  helpdesk's own signatures, `settings_of` (the connector's settings), `require_enabled`, and `take_events`, which
+  hands neutral events to the service.
 """
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+from starlette.requests import Request
+
+from bridge.auth import WINDOW_SECONDS, check_window
 from bridge.config import ConfigError, base_url, load_connector_settings, readable_file
 from bridge.errors import (
     BadRequest,
@@ -24,35 +34,81 @@ from bridge.errors import (
     UpstreamError,
     parse_retry_after,
 )
+from bridge.models import Body
+from bridge.routes import bridge_of, check_signed, ok, parse_json, raw_body, validate
 from connectors.base import (
     Author,
     Comment,
     Connector,
     ConnectorSettings,
+    Endpoint,
+    EventKind,
+    EventOutcome,
+    EventReceipt,
     NewTicket,
+    TicketEvent,
     TicketState,
     TicketStatus,
 )
 
+S = TypeVar("S", bound=ConnectorSettings)
+SIGNED_CALL = "signedCall"  # the OpenAPI security scheme of signed calls, for an Endpoint's `security`
+
+
+def settings_of(request: Request, settings_class: type[S]) -> S:
+    """The running bridge's settings of the connector whose settings class this is (enabled or not)."""
+    for settings in bridge_of(request).settings.connectors.values():
+        if isinstance(settings, settings_class):
+            return settings
+    raise NotFound(f"no connector with {settings_class.__name__} is installed", code="unknown_connector")
+
+
+def require_enabled(request: Request, name: str) -> None:
+    """404 `unknown_connector` unless the connector `name` is enabled."""
+    bridge_of(request).connector(name)
+
+
+async def take_events(request: Request, events: list[TicketEvent]) -> list[EventReceipt]:
+    """Hand the events to the service, which stores each as the next job of its group (see TicketEvent)."""
+    return await bridge_of(request).take_events(events)
+
+
 __all__ = [
+    "SIGNED_CALL",
+    "WINDOW_SECONDS",
     "Author",
     "BadRequest",
+    "Body",
     "BridgeError",
     "Comment",
     "ConfigError",
     "Connector",
     "ConnectorSettings",
+    "Endpoint",
+    "EventKind",
+    "EventOutcome",
+    "EventReceipt",
     "Forbidden",
     "NewTicket",
     "NotFound",
     "PermanentError",
     "RetriableError",
     "SignatureError",
+    "TicketEvent",
     "TicketState",
     "TicketStatus",
     "UpstreamError",
     "base_url",
+    "check_signed",
+    "check_window",
     "load_connector_settings",
+    "ok",
+    "parse_json",
     "parse_retry_after",
+    "raw_body",
     "readable_file",
+    "require_enabled",
+    "settings_of",
+    "take_events",
+    "validate",
 ]

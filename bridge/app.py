@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from bridge.config import Settings
 from bridge.console import routes as console
@@ -24,10 +25,10 @@ from bridge.errors import BridgeError
 from bridge.im import IMClient
 from bridge.metrics import Metrics, MetricsMiddleware
 from bridge.migrations import prepare_database
-from bridge.routes import KeepAnswers, events, groups, ops, tickets, webhooks
+from bridge.routes import KeepAnswers, groups, ops, tickets, webhooks
 from bridge.service import Bridge
 from bridge.store import Database
-from connectors.base import Connector, load_connector_classes
+from connectors.base import Connector, endpoints_of, load_connector_classes
 
 log = logging.getLogger("bridge")
 
@@ -158,8 +159,12 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
                 ],
             )
         )
+    # Installed connectors add their routes (webhooks, console entries) whether enabled or not: one not configured
+    # answers for itself (a 401 or 404 saying what is missing) rather than a bare 404.
+    classes = tuple(cls for name, cls in load_connector_classes().items() if name in settings.connectors)
+    connector_routes = [Route(e.path, e.handler, methods=[e.method]) for cls in classes for e in endpoints_of(cls)]
     app = Starlette(
-        routes=[*ops.routes, *groups.routes, *tickets.routes, *events.routes, *webhooks.routes, *console.routes],
+        routes=[*ops.routes, *groups.routes, *tickets.routes, *webhooks.routes, *console.routes, *connector_routes],
         middleware=middleware,
         exception_handlers={
             BridgeError: bridge_error,
@@ -173,6 +178,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
     )
     app.state.metrics = metrics
     app.state.settings = settings
+    app.state.connector_classes = classes
     return app
 
 

@@ -3,10 +3,10 @@
 - signed calls: `v1=` hex HMAC-SHA256(secret, "<timestamp>.<METHOD>.<target>.<raw body>"), 300 s window, with
   either of two secrets (the full callout key or the narrow app key): the one that matches is the caller's scope;
 - UserSig: Tencent's TLS 2.0 format, verified by recomputing the HMAC (tls-sig-api-v2 has no verify);
-- Zendesk webhooks: base64 HMAC-SHA256(secret, timestamp + body), ISO-8601 timestamp;
 - IM callbacks: hex sha256(token + RequestTime).
 Replay detection (a signature seen twice) needs storage and lives with the routes; these functions only say valid
 (and in which canonical form, or with which secret) or raise SignatureError with a reason a person can act on.
+A helpdesk's own webhook signatures are its connector's (with `check_window` for their timestamps).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import json
 import re
 import time
 import zlib
-from datetime import datetime
 
 from TLSSigAPIv2 import TLSSigAPIv2
 
@@ -179,31 +178,6 @@ def verify_usersig(sdkappid: int, key: str, user_id: str, usersig: str, now: flo
     if _now(now) >= expires_at:
         raise SignatureError("the UserSig has expired; ask your backend for a new one")
     return expires_at
-
-
-# --- Zendesk webhooks -----------------------------------------------------------------------------------------------
-
-
-def zendesk_signature(secret: str, timestamp: str, body: bytes) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()).decode()
-
-
-def verify_zendesk(
-    secret: str, signature: str | None, timestamp: str | None, body: bytes, now: float | None = None
-) -> None:
-    if not signature or not timestamp:
-        raise SignatureError(
-            "Zendesk webhooks must carry X-Zendesk-Webhook-Signature and X-Zendesk-Webhook-Signature-Timestamp"
-        )
-    try:
-        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            raise ValueError
-    except ValueError:
-        raise SignatureError("X-Zendesk-Webhook-Signature-Timestamp must be an ISO-8601 UTC time") from None
-    check_window(moment.timestamp(), now, "X-Zendesk-Webhook-Signature-Timestamp")
-    if not hmac.compare_digest(zendesk_signature(secret, timestamp, body).encode(), signature.strip().encode()):
-        raise SignatureError("X-Zendesk-Webhook-Signature does not match ZENDESK_WEBHOOK_SECRET")
 
 
 # --- IM callbacks ---------------------------------------------------------------------------------------------------

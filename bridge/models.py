@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -91,25 +91,3 @@ class CreateTicketBody(_Ids):
 class UserSigBody(_Ids):
     userId: UserId
     expireSeconds: Annotated[int, Field(gt=0, le=180 * 86400)] = 86400
-
-
-class SalesforceEvent(Body):
-    model_config = ConfigDict(extra="ignore", strict=True, str_strip_whitespace=True)
-
-    type: Literal["owner_changed", "work_accepted", "status_changed", "deleted"]
-    eventId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
-    caseId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")]
-    ownerId: str | None = None
-    previousOwnerId: str | None = None
-    status: str | None = None
-    isClosed: bool | None = None
-    userId: str | None = None
-
-    @field_validator("caseId", "ownerId", "previousOwnerId", "userId")
-    @classmethod
-    def _normalize(cls, value: str | None) -> str | None:
-        return normalize(value) if value else value
-
-
-class SalesforceEvents(Body):
-    events: Annotated[list[SalesforceEvent], Field(min_length=1, max_length=200)]

@@ -1,4 +1,5 @@
-"""The OpenAPI document of the HTTP API, built from the request models so the two cannot drift apart."""
+"""The OpenAPI document of the HTTP API, built from the request models so the two cannot drift apart: the core's
+operations, and those of the installed connectors (their Endpoints)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pydantic import BaseModel
 
 from bridge import __version__
 from bridge.console.models import ConsoleMessageBody, ConsoleSessionBody, ConsoleTicketBody
-from bridge.models import AssignmentBody, CreateTicketBody, GroupBody, MemberBody, SalesforceEvents, UserSigBody
+from bridge.models import AssignmentBody, CreateTicketBody, GroupBody, MemberBody, UserSigBody
+from connectors.base import Connector, endpoints_of
 
 SIGNED: list[dict[str, list[str]]] = [{"signedCall": []}]
 SIGNED_OR_USER: list[dict[str, list[str]]] = [{"signedCall": []}, {"userSig": []}]
@@ -17,7 +19,8 @@ CONSOLE: list[dict[str, list[str]]] = [{"consoleSession": []}]
 GROUP = "/console/api/groups/{groupId}"
 
 # (method, path, summary, request model, security, success status)
-OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[dict[str, list[str]]] | None, str]] = [
+Operation = tuple[str, str, str, type[BaseModel] | None, list[dict[str, list[str]]] | None, str]
+OPERATIONS: list[Operation] = [
     (
         "post",
         "/createticket",
@@ -38,9 +41,7 @@ OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, list[dict[str, lis
     ("post", "/leavegroup", "Remove an agent from a group", MemberBody, SIGNED, "200"),
     ("post", "/deletegroup", "Dismiss a group and close its link", GroupBody, SIGNED, "200"),
     ("post", "/assignment", "Converge a group on its ticket's current owner", AssignmentBody, SIGNED, "200"),
-    ("post", "/salesforce/events", "Salesforce trigger events (up to 200)", SalesforceEvents, SIGNED, "202"),
     ("post", "/usersig", "Issue an IM UserSig", UserSigBody, SIGNED, "200"),
-    ("post", "/webhooks/zendesk", "Zendesk trigger webhook", None, [{"zendeskWebhook": []}], "202"),
     ("post", "/callbacks/im", "Tencent IM third-party callbacks", None, [{"imCallback": []}], "200"),
     ("get", "/links/{groupId}", "The link of a group", None, SIGNED, "200"),
     ("get", "/links", "The link of a ticket (provider, ticketId query parameters)", None, SIGNED, "200"),
@@ -100,11 +101,27 @@ ERROR = {
 }
 
 
+def connector_operations(
+    connectors: tuple[type[Connector], ...],
+) -> tuple[list[Operation], dict[str, Any]]:
+    """The operations and security schemes the connectors add."""
+    operations: list[Operation] = []
+    schemes: dict[str, Any] = {}
+    for cls in connectors:
+        for e in endpoints_of(cls):
+            security: list[dict[str, list[str]]] | None = [{name: []} for name in e.security] or None
+            operations.append((e.method.lower(), e.path, e.summary, e.body, security, e.status))
+        schemes.update(getattr(cls, "security_schemes", {}))
+    return operations, schemes
+
+
 @cache
-def openapi_document() -> dict[str, Any]:
+def openapi_document(connectors: tuple[type[Connector], ...] = ()) -> dict[str, Any]:
+    """The document of the core's routes and of those of `connectors` (installed connector classes)."""
+    extra, extra_schemes = connector_operations(connectors)
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {"Error": ERROR}
-    for method, path, summary, model, security, status in OPERATIONS:
+    for method, path, summary, model, security, status in [*OPERATIONS, *extra]:
         operation: dict[str, Any] = {
             "summary": summary,
             "responses": {
@@ -148,7 +165,6 @@ def openapi_document() -> dict[str, Any]:
                     "name": "Authorization",
                     "description": "UserSig <usersig of the body's userId>",
                 },
-                "zendeskWebhook": {"type": "apiKey", "in": "header", "name": "X-Zendesk-Webhook-Signature"},
                 "imCallback": {"type": "apiKey", "in": "query", "name": "Sign"},
                 "consoleSession": {
                     "type": "http",
@@ -163,6 +179,7 @@ def openapi_document() -> dict[str, Any]:
                     "name": "token",
                     "description": "form field token: Zendesk's RS256 JWT for the app (signedUrls)",
                 },
+                **extra_schemes,
             },
         },
     }

@@ -11,6 +11,7 @@ import json
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMErro
 from bridge.jobs import JobQueue, crash_point
 from bridge.metrics import Metrics
 from bridge.store import Database, Job, Link
-from connectors.base import Connector, NewTicket, TicketStatus
+from connectors.base import Connector, EventKind, EventOutcome, EventReceipt, NewTicket, TicketEvent, TicketStatus
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,35 @@ class Bridge:
         if (sorted(wanted), state) != (link.agents, link.state):
             await self.db.update_link(group_id, agents=sorted(wanted), state=state)
         return {"joined": joined, "left": left, "state": state}
+
+    # --- events from the helpdesks -------------------------------------------------------------------------------
+
+    async def take_events(self, events: Sequence[TicketEvent]) -> list[EventReceipt]:
+        """Store each event as the next job of its group, in order: a convergence, or the group's dismissal for a
+        deleted ticket. The worker applies them; a redelivered event is stored once (see TicketEvent)."""
+        receipts = []
+        for event in events:
+            group_id = event.group_id
+            if event.linked_only and await self.db.link_by_group(group_id) is None:
+                receipts.append(EventReceipt(group_id, EventOutcome.IGNORED))
+                continue
+            # Kept until the delivery's signed timestamp is stale for sure.
+            if event.replay_key and not await self.db.remember_signature(event.replay_key, event.replay_until):
+                receipts.append(EventReceipt(group_id, EventOutcome.DUPLICATE))
+                continue
+            payload: dict[str, Any] = {"groupId": group_id}
+            if event.reason:
+                payload["reason"] = event.reason
+            payload["event"] = dict(event.hints)
+            kind = "delete_group" if event.kind is EventKind.DELETED else "converge"
+            # The job key's unique constraint is what makes a repeated event do nothing.
+            job, created = await self.queue.enqueue(kind, payload, key=event.key, ordering_key=group_id)
+            receipts.append(
+                EventReceipt(group_id, EventOutcome.QUEUED, job.id)
+                if created
+                else EventReceipt(group_id, EventOutcome.DUPLICATE)
+            )
+        return receipts
 
     # --- opening a ticket ---------------------------------------------------------------------------------------
 

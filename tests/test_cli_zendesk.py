@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from bridge import auth
 from bridge.sandbox.server import BackgroundServer, free_port
+from connectors.zendesk import webhook
 from connectors.zendesk.setup import TRIGGERS, WEBHOOK_NAME, trigger_body
 from tests.conftest import ZD_EMAIL, ZD_TOKEN
 from tests.test_cli import run
@@ -97,7 +97,7 @@ def test_triggers_deliver_signed_webhooks(zd_server: BackgroundServer, zd_admin:
         "event": "assignee_changed",
     } in bodies
     for call in receiver.calls:
-        auth.verify_zendesk(SECRET, call["signature"], call["timestamp"], call["body"].encode())
+        webhook.verify(SECRET, call["signature"], call["timestamp"], call["body"].encode())
 
 
 def test_errors_are_sentences_not_tracebacks(zd_server: BackgroundServer, tmp_path: Path) -> None:

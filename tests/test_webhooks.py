@@ -12,10 +12,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from bridge import auth
 from bridge.sandbox.server import BackgroundServer
 from bridge.store import sync_url
 from connectors.zendesk import setup as zendesk_setup
+from connectors.zendesk import webhook
 from tests.conftest import BridgeClient, BridgeFactory, helpdesk_settings, im_state, members_of
 from tests.test_convergence import wait_for
 
@@ -43,7 +43,7 @@ def post_webhook(
     content = raw if raw is not None else json.dumps(body).encode()
     timestamp = iso(time.time() - age)
     signed = {
-        "X-Zendesk-Webhook-Signature": auth.zendesk_signature(secret, timestamp, content),
+        "X-Zendesk-Webhook-Signature": webhook.sign(secret, timestamp, content),
         "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
         "Content-Type": "application/json",
     }
@@ -121,7 +121,7 @@ def test_signature_cases(zd_bridge: BridgeClient) -> None:
 def test_signed_body_cannot_be_swapped(zd_bridge: BridgeClient) -> None:
     ticket = open_ticket(zd_bridge)
     timestamp = iso(time.time())
-    signature = auth.zendesk_signature(WEBHOOK_SECRET, timestamp, json.dumps(event(ticket)).encode())
+    signature = webhook.sign(WEBHOOK_SECRET, timestamp, json.dumps(event(ticket)).encode())
     r = zd_bridge.http.post(
         "/webhooks/zendesk",
         content=json.dumps(event(ticket, assignee="1")).encode(),
@@ -142,7 +142,7 @@ def test_replayed_delivery_is_answered_and_does_nothing(zd_bridge: BridgeClient)
     content = json.dumps(event(ticket)).encode()
     timestamp = iso(time.time())
     headers = {
-        "X-Zendesk-Webhook-Signature": auth.zendesk_signature(WEBHOOK_SECRET, timestamp, content),
+        "X-Zendesk-Webhook-Signature": webhook.sign(WEBHOOK_SECRET, timestamp, content),
         "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
     }
     first = zd_bridge.http.post("/webhooks/zendesk", content=content, headers=headers)
@@ -169,7 +169,7 @@ def test_replay_with_another_or_no_invocation_id_is_a_duplicate(zd_bridge: Bridg
     content = json.dumps(event(ticket)).encode()
     timestamp = iso(time.time())
     signed = {
-        "X-Zendesk-Webhook-Signature": auth.zendesk_signature(WEBHOOK_SECRET, timestamp, content),
+        "X-Zendesk-Webhook-Signature": webhook.sign(WEBHOOK_SECRET, timestamp, content),
         "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
     }
     first = zd_bridge.http.post(

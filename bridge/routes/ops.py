@@ -32,7 +32,7 @@ async def metrics(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> JSONResponse:
-    return ok(openapi_document())
+    return ok(openapi_document(request.app.state.connector_classes))
 
 
 async def usersig(request: Request) -> JSONResponse:

@@ -1,16 +1,13 @@
-"""Events from the outside that are not signed calls: Zendesk trigger webhooks and Tencent IM callbacks.
-
-Both handlers verify, store and answer; the work (converging a group, appending a message to its ticket) is a job
+"""Tencent IM callbacks (IM-signed): verify, store and answer; the work (appending a message to its ticket) is a job
 run by the worker. A duplicate delivery is answered 2xx and queues nothing.
+
+(A helpdesk's own webhooks are its connector's routes: connectors/*/.)
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import time
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -24,84 +21,7 @@ from bridge.routes import IM_OK, bridge_of, ok, parse_json, raw_body
 
 log = logging.getLogger(__name__)
 
-ZENDESK_SIGNATURE = "X-Zendesk-Webhook-Signature"
-ZENDESK_TIMESTAMP = "X-Zendesk-Webhook-Signature-Timestamp"
-ZENDESK_INVOCATION = "X-Zendesk-Webhook-Invocation-Id"
-_DIGITS = re.compile(r"^[0-9]{1,20}$")
-# {{ticket.status}} renders capitalised ("Open", "On-hold"); the API says "open", "hold".
-_ZENDESK_STATUS = {
-    "new": "new",
-    "open": "open",
-    "pending": "pending",
-    "hold": "hold",
-    "on-hold": "hold",
-    "on hold": "hold",
-    "solved": "solved",
-    "closed": "closed",
-    "deleted": "deleted",
-}
 AFTER_SEND_MSG = "Group.CallbackAfterSendMsg"
-
-
-# --- Zendesk ----------------------------------------------------------------------------------------------------
-
-
-def _zendesk_event(data: Any) -> dict[str, str]:
-    """The trigger's body, checked. Convergence re-reads the ticket: assignee and status are only hints."""
-    if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object", code="invalid_json")
-    ticket_id = str(data.get("ticket_id", "")).strip()
-    if not _DIGITS.match(ticket_id):
-        raise BadRequest("ticket_id must be a Zendesk ticket id (digits)", code="invalid_request")
-    assignee = str(data.get("assignee_id") or "").strip()
-    if assignee and not _DIGITS.match(assignee):
-        raise BadRequest("assignee_id must be a Zendesk user id (digits) or empty", code="invalid_request")
-    raw_status = data.get("status") or ""
-    if not isinstance(raw_status, str):
-        raise BadRequest("status must be a string", code="invalid_request")
-    status = _ZENDESK_STATUS.get(raw_status.strip().lower(), raw_status.strip().lower()[:32])
-    event = data.get("event") or ""
-    if not isinstance(event, str):
-        raise BadRequest("event must be a string", code="invalid_request")
-    return {"ticket_id": ticket_id, "assignee_id": assignee, "status": status, "event": event[:64]}
-
-
-async def zendesk_webhook(request: Request) -> JSONResponse:
-    bridge = bridge_of(request)
-    body = await raw_body(request)
-    secret = bridge.settings.connectors["zendesk"].webhook_secret  # type: ignore[attr-defined]
-    if secret is None:
-        raise SignatureError(
-            "Zendesk webhooks are disabled: ZENDESK_WEBHOOK_SECRET is not set on the bridge", code="webhooks_disabled"
-        )
-    signature = request.headers.get(ZENDESK_SIGNATURE)
-    auth.verify_zendesk(secret.get_secret_value(), signature, request.headers.get(ZENDESK_TIMESTAMP), body)
-    event = _zendesk_event(parse_json(body))
-    # Zendesk's invocation id names one delivery across its retries (each retry is signed afresh), but it is not
-    # signed: a captured delivery replayed with another id (or none) must not become new work. So the signed content
-    # (timestamp and body) is remembered for the signature's window as well, and a delivery is new only when both
-    # are. The cost: the same body twice within one second (A -> B -> A) is taken as one delivery.
-    timestamp = request.headers.get(ZENDESK_TIMESTAMP) or ""
-    content = hashlib.sha256(timestamp.encode() + b"." + body).hexdigest()
-    invocation = (request.headers.get(ZENDESK_INVOCATION) or "").strip()[:200]
-    key = f"zendesk-invocation:{invocation}" if invocation else f"zendesk-webhook:{content}"
-    connector = bridge.connectors.get("zendesk")
-    group_id = connector.group_id(event["ticket_id"]) if connector else f"ZENDESK#{event['ticket_id']}"
-    if await bridge.db.link_by_group(group_id) is None:
-        return ok({"ok": True, "ignored": "no linked group", "groupId": group_id})
-    # Kept until the timestamp is stale for sure: it may be up to a window ahead of the clock.
-    if not await bridge.db.remember_signature(f"zendesk:{content}", time.time() + 2 * auth.WINDOW_SECONDS + 1):
-        return ok({"ok": True, "duplicate": True, "groupId": group_id})
-    # The job key's unique constraint is what makes a repeated delivery do nothing.
-    job, created = await bridge.queue.enqueue(
-        "converge",
-        {"groupId": group_id, "reason": f"zendesk:{event['event'] or 'webhook'}", "event": event},
-        key=key,
-        ordering_key=group_id,
-    )
-    if not created:
-        return ok({"ok": True, "duplicate": True, "groupId": group_id})
-    return ok({"ok": True, "queued": True, "groupId": group_id, "jobId": str(job.id)}, 202)
 
 
 # --- Tencent IM -------------------------------------------------------------------------------------------------
@@ -170,7 +90,4 @@ async def im_callback(request: Request) -> JSONResponse:
     return ok(IM_OK)
 
 
-routes = [
-    Route("/webhooks/zendesk", zendesk_webhook, methods=["POST"]),
-    Route("/callbacks/im", im_callback, methods=["POST"]),
-]
+routes = [Route("/callbacks/im", im_callback, methods=["POST"])]

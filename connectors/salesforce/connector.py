@@ -12,10 +12,21 @@ import anyio
 import anyio.to_thread
 from aiolimiter import AsyncLimiter
 
-from bridge.api import Author, Comment, NewTicket, NotFound, PermanentError, TicketState, TicketStatus
+from bridge.api import (
+    SIGNED_CALL,
+    Author,
+    Comment,
+    Endpoint,
+    NewTicket,
+    NotFound,
+    PermanentError,
+    TicketState,
+    TicketStatus,
+)
 from connectors.salesforce import ids
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.errors import UPSTREAM
+from connectors.salesforce.events import SalesforceEvents, salesforce_events
 from connectors.salesforce.ids import canonical_id
 from connectors.salesforce.settings import SalesforceSettings
 
@@ -54,6 +65,13 @@ class SalesforceConnector:
     name: ClassVar[str] = "salesforce"
     settings_class: ClassVar[type[SalesforceSettings]] = SalesforceSettings
     normalize_id = staticmethod(ids.normalize)
+
+    @staticmethod
+    def endpoints() -> list[Endpoint]:
+        summary = "Salesforce trigger events (up to 200)"
+        return [
+            Endpoint("POST", "/salesforce/events", salesforce_events, summary, SalesforceEvents, (SIGNED_CALL,), "202")
+        ]
 
     @staticmethod
     def enabled(settings: SalesforceSettings) -> bool:

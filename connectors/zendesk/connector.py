@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,21 +16,20 @@ from zenpy.lib.api_objects import Ticket as ZTicket
 from zenpy.lib.api_objects import User as ZUser
 from zenpy.lib.exception import APIException
 
-from bridge.api import Author, Comment, NewTicket, NotFound, PermanentError, TicketState, TicketStatus
+from bridge.api import Author, Comment, Endpoint, NewTicket, NotFound, PermanentError, TicketState, TicketStatus
 from connectors.zendesk import commands
 from connectors.zendesk.client import build_client
 from connectors.zendesk.errors import UPSTREAM, translate
+from connectors.zendesk.ids import DIGITS, group_id_of, ticket_id_of
 from connectors.zendesk.session import BaseUrlSession
 from connectors.zendesk.settings import ZendeskSettings
+from connectors.zendesk.webhook import SIGNATURE_HEADER, zendesk_webhook
 
 T = TypeVar("T")
 K = TypeVar("K")
 log = logging.getLogger(__name__)
 
-GROUP_PREFIX = "ZENDESK#"
 DEFAULT_NAME = "Anonymous customer"  # Zendesk's own example name for an anonymous requester
-_DIGITS = re.compile(r"^[0-9]+$")
-_GROUP = re.compile("^" + re.escape(GROUP_PREFIX) + "([0-9]+)$")
 # Zendesk's ticket statuses (the API's names) and what each means to the bridge.
 STATUS_MAP = {
     "new": TicketStatus.OPEN,
@@ -45,17 +43,29 @@ STATUS_MAP = {
 _REQUESTER_CACHE_SIZE = 4096
 
 
-def group_id_of(ticket_id: str) -> str:
-    """The IM group ID of a Zendesk ticket."""
-    return f"{GROUP_PREFIX}{ticket_id}"
-
-
 class ZendeskConnector:
     """A Zendesk Support account reached with an API token (ZENDESK_URL, ZENDESK_EMAIL, ZENDESK_API_TOKEN)."""
 
     name: ClassVar[str] = "zendesk"
     settings_class: ClassVar[type[ZendeskSettings]] = ZendeskSettings
     add_commands = staticmethod(commands.add_commands)
+    security_schemes: ClassVar[dict[str, Any]] = {
+        "zendeskWebhook": {"type": "apiKey", "in": "header", "name": SIGNATURE_HEADER},
+    }
+
+    @staticmethod
+    def endpoints() -> list[Endpoint]:
+        return [
+            Endpoint(
+                "POST",
+                "/webhooks/zendesk",
+                zendesk_webhook,
+                "Zendesk trigger webhook",
+                None,
+                ("zendeskWebhook",),
+                "202",
+            ),
+        ]
 
     @staticmethod
     def enabled(settings: ZendeskSettings) -> bool:
@@ -114,22 +124,21 @@ class ZendeskConnector:
         return group_id_of(ticket_id)
 
     def ticket_id(self, group_id: str) -> str | None:
-        match = _GROUP.match(group_id)
-        return match.group(1) if match else None
+        return ticket_id_of(group_id)
 
     def agent_id(self, helpdesk_user_id: str) -> str | None:
         value = str(helpdesk_user_id).strip() if helpdesk_user_id is not None else ""
-        return f"{self.settings.agent_prefix}{value}" if _DIGITS.match(value) else None
+        return f"{self.settings.agent_prefix}{value}" if DIGITS.match(value) else None
 
     def _user_of_agent(self, account: str) -> int | None:
         """The Zendesk user id behind an agent's IM account; None for any other account (never a raw id)."""
         prefix = self.settings.agent_prefix
         value = account[len(prefix) :] if account.startswith(prefix) else ""
-        return int(value) if _DIGITS.match(value) else None
+        return int(value) if DIGITS.match(value) else None
 
     async def user_name(self, helpdesk_user_id: str) -> str | None:
         """A Zendesk user's display name (the agent console's Nick for the agent), None when unknown."""
-        if not _DIGITS.match(str(helpdesk_user_id)):
+        if not DIGITS.match(str(helpdesk_user_id)):
             return None
         zenpy, _ = self._client()
         try:
@@ -140,7 +149,7 @@ class ZendeskConnector:
 
     @staticmethod
     def _ticket_number(ticket_id: str) -> int:
-        if not _DIGITS.match(str(ticket_id)):
+        if not DIGITS.match(str(ticket_id)):
             raise NotFound(f"{ticket_id!r} is not a Zendesk ticket id")
         return int(ticket_id)
 

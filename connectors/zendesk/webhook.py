@@ -1,0 +1,114 @@
+"""`POST /webhooks/zendesk`: the signed deliveries of the webhook `zendesk setup` installs, as ticket events.
+
+Zendesk signs each delivery: base64 HMAC-SHA256(ZENDESK_WEBHOOK_SECRET, timestamp + body), with an ISO-8601
+timestamp (Zendesk's "Verifying webhook authenticity"). The body is the trigger's (`setup.trigger_body`): the ticket
+id, and its assignee and status as hints; convergence re-reads the ticket, whatever the delivery says.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import time
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from bridge.api import (
+    WINDOW_SECONDS,
+    BadRequest,
+    EventOutcome,
+    SignatureError,
+    TicketEvent,
+    check_window,
+    ok,
+    parse_json,
+    raw_body,
+    settings_of,
+    take_events,
+)
+from connectors.zendesk.ids import group_id_of
+from connectors.zendesk.settings import ZendeskSettings
+
+SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
+INVOCATION_HEADER = "X-Zendesk-Webhook-Invocation-Id"
+_DIGITS = re.compile(r"^[0-9]{1,20}$")
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()).decode()
+
+
+def verify(secret: str, signature: str | None, timestamp: str | None, body: bytes, now: float | None = None) -> None:
+    """A delivery signed with `secret` within the window, else SignatureError with a reason a person can act on."""
+    if not signature or not timestamp:
+        raise SignatureError(f"Zendesk webhooks must carry {SIGNATURE_HEADER} and {TIMESTAMP_HEADER}")
+    try:
+        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError
+    except ValueError:
+        raise SignatureError(f"{TIMESTAMP_HEADER} must be an ISO-8601 UTC time") from None
+    check_window(moment.timestamp(), now, TIMESTAMP_HEADER)
+    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.strip().encode()):
+        raise SignatureError(f"{SIGNATURE_HEADER} does not match ZENDESK_WEBHOOK_SECRET")
+
+
+def hints(data: Any) -> dict[str, str]:
+    """The trigger's body, checked. Assignee and status are only hints: they are kept with the job for operators."""
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    ticket_id = str(data.get("ticket_id", "")).strip()
+    if not _DIGITS.match(ticket_id):
+        raise BadRequest("ticket_id must be a Zendesk ticket id (digits)", code="invalid_request")
+    assignee = str(data.get("assignee_id") or "").strip()
+    if assignee and not _DIGITS.match(assignee):
+        raise BadRequest("assignee_id must be a Zendesk user id (digits) or empty", code="invalid_request")
+    status = data.get("status") or ""
+    if not isinstance(status, str):
+        raise BadRequest("status must be a string", code="invalid_request")
+    event = data.get("event") or ""
+    if not isinstance(event, str):
+        raise BadRequest("event must be a string", code="invalid_request")
+    # {{ticket.status}} renders the status as Zendesk's UI writes it ("Open", "On-hold").
+    return {"ticket_id": ticket_id, "assignee_id": assignee, "status": status.strip().lower()[:32], "event": event[:64]}
+
+
+async def zendesk_webhook(request: Request) -> JSONResponse:
+    settings = settings_of(request, ZendeskSettings)
+    body = await raw_body(request)
+    if settings.webhook_secret is None:
+        raise SignatureError(
+            "Zendesk webhooks are disabled: ZENDESK_WEBHOOK_SECRET is not set on the bridge", code="webhooks_disabled"
+        )
+    timestamp = request.headers.get(TIMESTAMP_HEADER)
+    verify(settings.webhook_secret.get_secret_value(), request.headers.get(SIGNATURE_HEADER), timestamp, body)
+    fields = hints(parse_json(body))
+    # Zendesk's invocation id names one delivery across its retries (each retry is signed afresh), but it is not
+    # signed: a captured delivery replayed with another id (or none) must not become new work. So the signed content
+    # (timestamp and body) is remembered for the signature's window as well, and a delivery is new only when both
+    # are. The cost: the same body twice within one second (A -> B -> A) is taken as one delivery.
+    content = hashlib.sha256((timestamp or "").encode() + b"." + body).hexdigest()
+    invocation = (request.headers.get(INVOCATION_HEADER) or "").strip()[:200]
+    event = TicketEvent(
+        provider="zendesk",
+        group_id=group_id_of(fields["ticket_id"]),
+        key=f"zendesk-invocation:{invocation}" if invocation else f"zendesk-webhook:{content}",
+        reason=f"zendesk:{fields['event'] or 'webhook'}",
+        hints=fields,
+        linked_only=True,  # the triggers fire for every ticket of the account
+        replay_key=f"zendesk:{content}",
+        replay_until=time.time() + 2 * WINDOW_SECONDS + 1,  # the timestamp may be up to a window ahead of the clock
+    )
+    [receipt] = await take_events(request, [event])
+    group_id = receipt.group_id
+    if receipt.outcome is EventOutcome.IGNORED:
+        return ok({"ok": True, "ignored": "no linked group", "groupId": group_id})
+    if receipt.outcome is EventOutcome.DUPLICATE:
+        return ok({"ok": True, "duplicate": True, "groupId": group_id})
+    return ok({"ok": True, "queued": True, "groupId": group_id, "jobId": str(receipt.job_id)}, 202)
