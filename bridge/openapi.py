@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bridge import __version__
-from bridge.console.models import ConsoleMessageBody, ConsoleSessionBody, ConsoleTicketBody
+from bridge.console.models import ConsoleMessageBody, ConsoleSessionBody
 from bridge.models import AssignmentBody, CreateTicketBody, GroupBody, MemberBody, UserSigBody
 from connectors.base import Connector, endpoints_of
 
@@ -48,26 +48,10 @@ OPERATIONS: list[Operation] = [
     ("get", "/console/", "The agent console page (it waits for a session from the frame around it)", None, None, "200"),
     (
         "post",
-        "/console/zendesk",
-        "The console in Zendesk: the app's signed first load (form field token)",
-        None,
-        [{"zendeskApp": []}],
-        "200",
-    ),
-    (
-        "post",
         "/console/sessions",
         "Open a console session for a helpdesk user on a ticket",
         ConsoleSessionBody,
         SIGNED,
-        "201",
-    ),
-    (
-        "post",
-        "/console/api/sessions/zendesk",
-        "Trade a Zendesk grant for the session of the ticket beside the app",
-        ConsoleTicketBody,
-        [{"consoleGrant": []}],
         "201",
     ),
     ("post", "/console/api/session", "Renew the console session", None, CONSOLE, "200"),
@@ -169,15 +153,8 @@ def openapi_document(connectors: tuple[type[Connector], ...] = ()) -> dict[str, 
                 "consoleSession": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "a console session (POST /console/sessions, or the Zendesk app); 403 outside "
+                    "description": "a console session (POST /console/sessions, or a helpdesk app); 403 outside "
                     "its agent's group",
-                },
-                "consoleGrant": {"type": "http", "scheme": "bearer", "description": "the grant of a Zendesk load"},
-                "zendeskApp": {
-                    "type": "apiKey",
-                    "in": "cookie",
-                    "name": "token",
-                    "description": "form field token: Zendesk's RS256 JWT for the app (signedUrls)",
                 },
                 **extra_schemes,
             },

@@ -1,18 +1,17 @@
-"""Who may use the console: short-lived session tokens, and the Zendesk app's signed-URL JWT that opens them.
+"""Who may use the console: short-lived session tokens, and the grants that lead to them.
 
 A console session is a stateless HS256 JWT (PyJWT) under a key derived from IM_SECRET_KEY: it names one agent's IM
 account and one group, lives BRIDGE_CONSOLE_SESSION_SECONDS, and is renewed by the open page. The page keeps it in
 memory and sends it as `Authorization: Bearer`; it never goes into a URL or a cookie.
 
-A Zendesk *grant* is the same kind of token for the step between Zendesk's first load (which proves the agent but
-names no ticket) and the page asking for the ticket it is shown beside.
+A *grant* is the same kind of token for the step between a helpdesk's first load of the page (which proves the agent
+but names no ticket: the Zendesk app's signed URL) and the page asking for the ticket it is shown beside.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +23,6 @@ from bridge.errors import SignatureError
 SESSION_AUDIENCE = "helpdesk-bridge-console"
 GRANT_AUDIENCE = "helpdesk-bridge-console-grant"
 GRANT_SECONDS = 300
-ZAF_LEEWAY = 30  # seconds of clock difference allowed with Zendesk
-# Zendesk's `sub` names the user: its id, or its API URL (".../api/v2/users/<id>.json").
-_ZENDESK_USER = re.compile(r"^(?:[0-9]+|.*/users/([0-9]+)(?:\.json)?)$")
 
 
 class SessionExpired(SignatureError):
@@ -107,42 +103,3 @@ def _decode(key: bytes, token: str | None, audience: str, what: str, required: l
 def bearer(header: str | None) -> str | None:
     scheme, _, value = (header or "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
-# --- Zendesk's signed URLs --------------------------------------------------------------------------------------
-
-
-def zendesk_audience(zendesk_url: str, installation_id: str) -> str:
-    """The `aud` of the app's JWTs: the installation's API URL (Zendesk's "Building a server-side app, part 5")."""
-    return f"{zendesk_url.rstrip('/')}/api/v2/apps/installations/{installation_id}.json"
-
-
-def verify_zendesk_app(public_key: str, audience: str, token: str | None) -> str:
-    """The Zendesk user id in a signed-URL JWT (RS256, the app's key pair); SignatureError otherwise.
-
-    Only the signature, the audience and the lifetime are trusted here; which ticket is shown comes later and is
-    checked against Zendesk itself."""
-    if not token:
-        raise SignatureError("Zendesk did not send the app's token: turn on signedUrls in the app's manifest")
-    try:
-        claims = jwt.decode(
-            token,
-            public_key,
-            algorithms=["RS256"],
-            audience=audience,
-            leeway=ZAF_LEEWAY,
-            options={"require": ["exp", "iat", "sub", "aud"]},
-        )
-    except jwt.ExpiredSignatureError:
-        raise SignatureError("the Zendesk app's token has expired; reload the ticket") from None
-    except jwt.InvalidAudienceError:
-        raise SignatureError(
-            "the Zendesk app's token is for another installation: check ZENDESK_URL and ZENDESK_APP_INSTALLATION_ID"
-        ) from None
-    except jwt.InvalidTokenError:
-        raise SignatureError("the Zendesk app's token is not valid for ZENDESK_APP_PUBLIC_KEY") from None
-    match = _ZENDESK_USER.match(str(claims["sub"]))
-    user_id = match and (match.group(1) or str(claims["sub"]))
-    if not user_id:
-        raise SignatureError("the Zendesk app's token does not name a Zendesk user")
-    return user_id

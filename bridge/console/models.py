@@ -10,17 +10,11 @@ from bridge.models import Body
 
 
 class ConsoleSessionBody(Body):
-    """Who the session is for: a helpdesk user (Zendesk user id, Salesforce 005 Id) and one of their tickets."""
+    """Who the session is for: a helpdesk user (as the connector names users) and one of their tickets."""
 
     provider: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
     userId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     ticketId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-
-
-class ConsoleTicketBody(Body):
-    """The Zendesk ticket the app sits beside (checked against Zendesk: the agent must have it)."""
-
-    ticketId: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
 
 
 class ConsoleMessageBody(Body):

@@ -19,6 +19,7 @@ from zenpy.lib.exception import APIException
 from bridge.api import Author, Comment, Endpoint, NewTicket, NotFound, PermanentError, TicketState, TicketStatus
 from connectors.zendesk import commands
 from connectors.zendesk.client import build_client
+from connectors.zendesk.console import ConsoleTicketBody, zendesk_entry, zendesk_session
 from connectors.zendesk.errors import UPSTREAM, translate
 from connectors.zendesk.ids import DIGITS, group_id_of, ticket_id_of
 from connectors.zendesk.session import BaseUrlSession
@@ -51,6 +52,13 @@ class ZendeskConnector:
     add_commands = staticmethod(commands.add_commands)
     security_schemes: ClassVar[dict[str, Any]] = {
         "zendeskWebhook": {"type": "apiKey", "in": "header", "name": SIGNATURE_HEADER},
+        "zendeskApp": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "token",
+            "description": "form field token: Zendesk's RS256 JWT for the app (signedUrls)",
+        },
+        "consoleGrant": {"type": "http", "scheme": "bearer", "description": "the grant of a Zendesk load"},
     }
 
     @staticmethod
@@ -64,6 +72,22 @@ class ZendeskConnector:
                 None,
                 ("zendeskWebhook",),
                 "202",
+            ),
+            Endpoint(
+                "POST",
+                "/console/zendesk",
+                zendesk_entry,
+                "The console in Zendesk: the app's signed first load (form field token)",
+                security=("zendeskApp",),
+            ),
+            Endpoint(
+                "POST",
+                "/console/api/sessions/zendesk",
+                zendesk_session,
+                "Trade a Zendesk grant for the session of the ticket beside the app",
+                ConsoleTicketBody,
+                ("consoleGrant",),
+                "201",
             ),
         ]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import jwt
 
-from bridge.console.auth import verify_zendesk_app, zendesk_audience
 from bridge.sandbox.runner import install_zendesk_app
 from bridge.sandbox.server import BackgroundServer
+from connectors.zendesk.console import verify_zendesk_app, zendesk_audience
 from tests.conftest import ZD_TOKEN, ZendeskAdmin
 
 
