@@ -1,4 +1,5 @@
-"""The conformance suite: what every connector must do, run against each built-in one and its emulator.
+"""The conformance suite: what every connector must do, run against each built-in one and its emulator, and against
+the toy connector (toy_connector/), loaded through its entry point like any plugin.
 
 A plugin author runs the same tests by adding a `Harness` for their connector to HARNESSES.
 """
@@ -15,6 +16,7 @@ import pytest
 from bridge.errors import RetriableError
 from bridge.sandbox.server import BackgroundServer
 from connectors.base import Author, Comment, Connector, NewTicket, TicketStatus, load_connector_classes
+from tests.conformance import toy_connector
 from tests.conftest import SalesforceAdmin, ZendeskAdmin, helpdesk_settings, make_settings, set_faults
 
 
@@ -23,8 +25,6 @@ class Harness:
     """How the suite plays the helpdesk's admin for one connector."""
 
     name: str
-    server: BackgroundServer
-    admin: Any
     agents: list[str]  # helpdesk user IDs of two agents
     prefix: str  # of the agents' IM accounts, so they never meet a customer's userId
     queue: str | None  # an owner that is not a user, when the helpdesk has one
@@ -32,14 +32,18 @@ class Harness:
     close: Callable[[str], None]
     delete: Callable[[str], None]
     settings: dict[str, Any]
+    outage: Callable[[bool], None]  # the helpdesk stops answering (5xx), or comes back
+    finish: Callable[[], None] = lambda: None
+
+
+def emulator_outage(server: BackgroundServer) -> Callable[[bool], None]:
+    return lambda down: set_faults(server, outage=True, status=503) if down else set_faults(server)
 
 
 def salesforce(server: BackgroundServer) -> Harness:
     admin = SalesforceAdmin(server)
     return Harness(
         "salesforce",
-        server,
-        admin,
         admin.state["agent_ids"][:2],
         "sf_",
         admin.state["default_queue_id"],
@@ -47,6 +51,8 @@ def salesforce(server: BackgroundServer) -> Harness:
         close=lambda t: admin.update_case(t, Status="Closed"),
         delete=admin.delete_case,
         settings=helpdesk_settings(sf_url=server.url),
+        outage=emulator_outage(server),
+        finish=admin.http.close,
     )
 
 
@@ -54,8 +60,6 @@ def zendesk(server: BackgroundServer) -> Harness:
     admin = ZendeskAdmin(server)
     return Harness(
         "zendesk",
-        server,
-        admin,
         [str(a) for a in admin.agents[:2]],
         "zd_",
         None,
@@ -64,10 +68,42 @@ def zendesk(server: BackgroundServer) -> Harness:
         delete=admin.delete,
         # The connector spaces its own calls to ZENDESK_RATE_LIMIT; the suite talks to the emulator unspaced.
         settings={**helpdesk_settings(zd_url=server.url), "zendesk_rate_limit": 0},
+        outage=emulator_outage(server),
+        finish=admin.http.close,
     )
 
 
-HARNESSES = {"salesforce": ("sf_server", salesforce), "zendesk": ("zd_server", zendesk)}
+def toy(desk_name: str) -> Harness:
+    desk = toy_connector.DESKS[desk_name]
+
+    def set_owner(ticket_id: str, owner: str | None) -> None:
+        desk.tickets[ticket_id].owner = owner or desk.queue
+
+    def close(ticket_id: str) -> None:
+        desk.tickets[ticket_id].status = TicketStatus.CLOSED
+
+    def delete(ticket_id: str) -> None:
+        del desk.tickets[ticket_id]
+
+    return Harness(
+        "toy",
+        list(desk.agents),
+        "toy_",
+        desk.queue,
+        set_owner=set_owner,
+        close=close,
+        delete=delete,
+        settings={"toy_desk": desk_name},
+        outage=lambda down: setattr(desk, "down", down),
+    )
+
+
+# connector -> (the fixture of its helpdesk, how the suite plays that helpdesk's admin)
+HARNESSES: dict[str, tuple[str, Callable[[Any], Harness]]] = {
+    "salesforce": ("sf_server", salesforce),
+    "zendesk": ("zd_server", zendesk),
+    "toy": ("toy_desk", toy),
+}
 
 
 @pytest.fixture(params=sorted(HARNESSES))
@@ -75,7 +111,7 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     server_fixture, make = HARNESSES[request.param]
     h = make(request.getfixturevalue(server_fixture))
     yield h
-    h.admin.http.close()
+    h.finish()
 
 
 @pytest.fixture
@@ -147,12 +183,12 @@ async def test_comments(connector: Connector, harness: Harness) -> None:
 
 async def test_outage_is_retriable(connector: Connector, harness: Harness) -> None:
     ticket_id = await connector.create_ticket(NewTicket(user_id="conf-6", subject="Outage"))
-    set_faults(harness.server, outage=True, status=503)
+    harness.outage(True)
     try:
         with pytest.raises(RetriableError):
             await connector.get_ticket(ticket_id)
     finally:
-        set_faults(harness.server)
+        harness.outage(False)
 
 
 async def test_check_describes_the_upstream(connector: Connector) -> None:
