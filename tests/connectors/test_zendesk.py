@@ -20,13 +20,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bridge.errors import NotFound, PermanentError, RetriableError
+from bridge.errors import NotFound, PermanentError, RetriableError, parse_retry_after
 from bridge.sandbox.server import BackgroundServer, free_port
 from bridge.sandbox.zendesk import create_app
 from connectors.base import ENTRY_POINT_GROUP, Author, Comment, Connector, NewTicket, TicketStatus
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.client import zenpy_host
-from connectors.zendesk.session import BaseUrlSession, parse_retry_after
+from connectors.zendesk.session import BaseUrlSession
 from connectors.zendesk.settings import ZendeskSettings
 from connectors.zendesk.setup import setup, teardown
 from tests.conftest import VECTORS
