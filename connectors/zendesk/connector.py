@@ -19,7 +19,7 @@ from zenpy.lib.exception import APIException
 from bridge.api import Author, Comment, Endpoint, NewTicket, NotFound, PermanentError, TicketState, TicketStatus
 from connectors.zendesk import commands
 from connectors.zendesk.client import build_client
-from connectors.zendesk.console import ConsoleTicketBody, zendesk_entry, zendesk_session
+from connectors.zendesk.console import ConsoleTicketBody, zendesk_entry, zendesk_script, zendesk_session
 from connectors.zendesk.errors import UPSTREAM, translate
 from connectors.zendesk.ids import DIGITS, group_id_of, ticket_id_of
 from connectors.zendesk.session import BaseUrlSession
@@ -80,6 +80,7 @@ class ZendeskConnector:
                 "The console in Zendesk: the app's signed first load (form field token)",
                 security=("zendeskApp",),
             ),
+            Endpoint("GET", "/console/zendesk.js", zendesk_script, "The console's script in the Zendesk app"),
             Endpoint(
                 "POST",
                 "/console/api/sessions/zendesk",

@@ -35,8 +35,10 @@ from bridge.api import (
 )
 from connectors.zendesk.settings import ZendeskSettings
 
-# The app's sidebar page: shipped in the app, served by the bridge because Zendesk posts its signed token here.
+# The app's sidebar page: shipped in the app, served by the bridge because Zendesk posts its signed token here; and
+# its script, which gets the session for the ticket beside the app.
 PAGE = files("connectors.zendesk") / "app" / "assets" / "iframe.html"
+SCRIPT = files("connectors.zendesk") / "console.js"
 ZAF_LEEWAY = 30  # seconds of clock difference allowed with Zendesk
 # Zendesk's `sub` names the user: its id, or its API URL (".../api/v2/users/<id>.json").
 _ZENDESK_USER = re.compile(r"^(?:[0-9]+|.*/users/([0-9]+)(?:\.json)?)$")
@@ -99,7 +101,12 @@ async def zendesk_entry(request: Request) -> Response:
     sdk = settings.app_sdk_url
     grant = issue_console_grant(request, "zendesk", user_id)
     parts = urlsplit(sdk)
-    return console_page(PAGE, {"zendesk": {"grant": grant, "sdk": sdk}}, (f"{parts.scheme}://{parts.netloc}",))
+    bootstrap = {"helpdesk": "zendesk", "zendesk": {"grant": grant, "sdk": sdk}}
+    return console_page(PAGE, bootstrap, (f"{parts.scheme}://{parts.netloc}",))
+
+
+async def zendesk_script(request: Request) -> Response:
+    return Response(SCRIPT.read_text(encoding="utf-8"), media_type="text/javascript")
 
 
 async def zendesk_session(request: Request) -> JSONResponse:

@@ -1,8 +1,8 @@
 // The agent console. It talks only to the bridge. The session token lives in this page's memory, goes out as
 // `Authorization: Bearer`, and is renewed while the page is open; it is never put in a URL, a cookie or storage.
 // A session arrives in one of three ways:
-//  - Zendesk: the bridge verified Zendesk's signed first load and put a grant in the bootstrap; the page asks the
-//    Zendesk app framework which ticket it sits beside and trades the grant for that ticket's session;
+//  - a helpdesk's own script, loaded after this one by its connector's page (bootstrap `helpdesk`: the Zendesk app's,
+//    connectors/zendesk/console.js), gets it and calls window.helpdeskBridgeConsole.start(token);
 //  - a frame around the page (the Salesforce utility bar): it posts {type: "helpdesk-bridge:session", token};
 //  - the bootstrap carries a session token itself.
 (function () {
@@ -220,21 +220,6 @@
     }).catch(failed);
   }
 
-  function fromZendesk(zendesk) {
-    notice("Opening the chat for this ticket…");
-    var script = document.createElement("script");
-    script.src = zendesk.sdk;
-    script.onerror = function () { stop("The Zendesk app framework could not be loaded."); };
-    script.onload = function () {
-      var client = window.ZAFClient.init();
-      client.invoke("resize", { width: "100%", height: "480px" });
-      client.get("ticket.id").then(function (data) {
-        return api("POST", "/console/api/sessions/zendesk", { ticketId: String(data["ticket.id"]) }, zendesk.grant);
-      }).then(function (opened) { return start(opened.token); }, failed);
-    };
-    document.head.appendChild(script);
-  }
-
   $("composer").addEventListener("submit", function (event) {
     event.preventDefault();
     var text = $("text").value.trim();
@@ -275,7 +260,10 @@
     if (event.source === window.parent && data.type === "helpdesk-bridge:session" && data.token) start(data.token);
   });
 
-  if (boot.zendesk) fromZendesk(boot.zendesk);
+  // What a helpdesk's script may use to open the session.
+  window.helpdeskBridgeConsole = { boot: boot, api: api, start: start, stop: stop, failed: failed, notice: notice };
+
+  if (boot.helpdesk) notice("Opening the chat for this ticket…"); // its script takes it from here
   else if (boot.token) start(boot.token);
   else if (window.parent !== window) {
     notice("Waiting for the session…");
