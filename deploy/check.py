@@ -3,7 +3,8 @@ manifests.
 
 No cluster, Docker engine or schema download needed; only PyYAML and packaging (both in the test environment).
 Catches the drift a reviewer would miss: selectors that no longer match the pod labels, probes on the wrong paths,
-a ConfigMap or Secret key that is not one of the bridge's settings (read from bridge/config.py), a kustomization
+a ConfigMap or Secret key that is not one of the bridge's settings (read from bridge/config.py and the connectors'
+settings classes), a kustomization
 naming a file that is gone, a base image not pinned by digest, a dependency of pyproject.toml that the lock file
 misses or pins below its floor.
     python deploy/check.py        # exit 1 and one line per problem when something is wrong
@@ -25,7 +26,7 @@ from packaging.utils import canonicalize_name
 DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
 NAME = "helpdesk-bridge"
-# Read by the container but not by bridge.config.Settings.
+# Read by the container but not by the bridge's settings classes.
 EXTRA_ENV = {"FORWARDED_ALLOW_IPS", "PORT", "POSTGRES_PASSWORD"}
 problems: list[str] = []
 
@@ -35,17 +36,39 @@ def check(condition: object, message: str) -> None:
         problems.append(message)
 
 
+def _fields(node: ast.ClassDef, prefix: str = "") -> set[str]:
+    return {
+        (prefix + s.target.id).upper()
+        for s in node.body
+        if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.target.id != "model_config"
+    }
+
+
+def _env_prefix(node: ast.ClassDef) -> str | None:
+    """The env_prefix a connector's settings class sets in `model_config = SettingsConfigDict(env_prefix=...)`."""
+    for s in node.body:
+        if isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "model_config" for t in s.targets):
+            for keyword in getattr(s.value, "keywords", []):
+                if keyword.arg == "env_prefix" and isinstance(keyword.value, ast.Constant):
+                    return str(keyword.value.value)
+    return None
+
+
 def setting_names() -> set[str]:
-    """The upper-cased field names of class Settings in bridge/config.py (its environment variables)."""
+    """The environment variables of the bridge: the fields of class Settings in bridge/config.py, and those of each
+    built-in connector's settings class (a ConnectorSettings under connectors/, with its env_prefix)."""
     tree = ast.parse((REPO / "bridge" / "config.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == "Settings":
-            return {
-                s.target.id.upper()
-                for s in node.body
-                if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.target.id != "model_config"
-            }
-    raise SystemExit("class Settings not found in bridge/config.py")
+    core = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Settings"]
+    if not core:
+        raise SystemExit("class Settings not found in bridge/config.py")
+    names = _fields(core[0])
+    for path in sorted((REPO / "connectors").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and any(getattr(b, "id", "") == "ConnectorSettings" for b in node.bases):
+                prefix = _env_prefix(node)
+                check(prefix, f"{path.relative_to(REPO)}: {node.name} sets no env_prefix")
+                names |= _fields(node, prefix or "")
+    return names
 
 
 def check_dockerfile() -> None:
