@@ -25,6 +25,7 @@ GROUP_NAME_FIELDS = ("ticketId", "subject")
 # Values people paste from examples; refused as secrets outside the sandbox.
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "xxx", "your-secret", "todo", "test"}
 S = TypeVar("S", bound=BaseSettings)
+C = TypeVar("C", bound=ConnectorSettings)
 
 
 class ConfigError(Exception):
@@ -220,6 +221,7 @@ def load_settings(*, environment: bool = True, **values: Any) -> Settings:
     nothing but `values` (the sandbox)."""
     classes = load_connector_classes()
     prefixes = {name: str(cls.settings_class.model_config.get("env_prefix")).lower() for name, cls in classes.items()}
+    # Each value goes to the class whose prefix it starts with (the longest), unprefixed; the rest to the core's.
     options = {k: v for k, v in values.items() if k.startswith("_")}
     own: dict[str | None, dict[str, Any]] = {None: dict(options), **{name: dict(options) for name in classes}}
     for key, value in values.items():
@@ -246,12 +248,12 @@ def load_settings(*, environment: bool = True, **values: Any) -> Settings:
     return settings
 
 
-def load_connector_settings(settings_class: type[S]) -> S:
+def load_connector_settings(settings_class: type[C]) -> C:
     """One connector's settings alone, from the environment (commands that need nothing else, e.g. `zendesk setup`)."""
     prefix = str(settings_class.model_config.get("env_prefix") or "")
     problems: list[str] = []
     built = _build(settings_class, {}, True, prefix, problems)
-    if built is not None and isinstance(built, ConnectorSettings):
+    if built is not None:
         problems.extend(_placeholders(built))
     if built is None or problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
@@ -310,12 +312,13 @@ def _across(settings: Settings, connectors: dict[str, ConnectorSettings], enable
     return problems
 
 
-def config_error(exc: ValidationError, prefix: str = "") -> ConfigError:
+def config_error(exc: ValidationError) -> ConfigError:
     """One ConfigError naming each variable that failed validation."""
-    return ConfigError("invalid configuration: " + "; ".join(_problems(exc, prefix)))
+    return ConfigError("invalid configuration: " + "; ".join(_problems(exc)))
 
 
 def _problems(exc: ValidationError, prefix: str = "") -> list[str]:
+    """A sentence per failed field, naming its variable (`prefix` and the field's name)."""
     problems = []
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"]).upper()
