@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.config import load_settings
 from tests.conftest import IM_KEY, SDKAPPID
 from tests.test_cli import one_line_error, run
 
@@ -58,3 +59,16 @@ def test_a_bad_group_name_template_or_agent_prefix_stops_the_start(
     error = one_line_error(run(["serve"], {**IM, **env, "BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path}/b.db"}, tmp_path))
     assert next(iter(env)) in error and says in error, error
     assert not (tmp_path / "b.db").exists()
+
+
+def test_the_sandbox_reads_no_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`load_settings(environment=False)` (the sandbox's) takes only the values it is given, the connectors' too."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("ZENDESK_AGENT_PREFIX=agent-\n")
+    for name, value in {"IM_RATE_LIMIT": "7", "ZENDESK_RATE_LIMIT": "5", "SALESFORCE_CONSUMER_KEY": "x"}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(environment=False, im_sdkappid=SDKAPPID, im_secret_key=IM_KEY, zendesk_rate_limit=9)
+    assert settings.im_rate_limit == 200 and settings.enabled_connectors == []
+    zendesk = settings.connectors["zendesk"]
+    assert (zendesk.rate_limit, zendesk.agent_prefix) == (9, "zd_")  # type: ignore[attr-defined]
+    assert settings.connectors["salesforce"].consumer_key is None  # type: ignore[attr-defined]

@@ -70,3 +70,20 @@ def test_serve_refuses_to_start_with_a_broken_plugin(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "connector 'freshdesk'" in result.stderr and "no sdk" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_plugin_without_settings_names_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    methods = "".join(
+        f"    def {name}(self, *a): pass\n"
+        for name in ("enabled", "start", "close", "check", "group_id", "ticket_id", "agent_id")
+        + ("create_ticket", "get_ticket", "add_comment")
+    )
+    install_plugin(
+        tmp_path,
+        monkeypatch,
+        "freshdesk",
+        "acme_plugin:NoSettings",
+        f"class NoSettings:\n    name = 'freshdesk'\n{methods}",
+    )
+    with pytest.raises(ConnectorLoadError, match="connector 'freshdesk'.*has no settings_class"):
+        load_connector_classes()
