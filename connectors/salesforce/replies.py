@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from bridge.errors import PermanentError
+from bridge.api import PermanentError
 from connectors.salesforce.errors import UPSTREAM
 
 if TYPE_CHECKING:

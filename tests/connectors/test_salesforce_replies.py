@@ -14,12 +14,12 @@ import httpx
 import pytest
 from simple_salesforce import Salesforce
 
-from bridge.config import Settings
 from bridge.sandbox.salesforce import create_app
 from bridge.sandbox.server import BackgroundServer
 from connectors.base import Author, Comment, NewTicket
 from connectors.salesforce import SalesforceConnector
 from connectors.salesforce.replies import CaseComment, integration_user_id, is_agent_reply, read_comment
+from connectors.salesforce.settings import SalesforceSettings
 from connectors.salesforce.transport import RoutingSession
 
 T = TypeVar("T")
@@ -59,14 +59,10 @@ def state(server: BackgroundServer) -> dict[str, Any]:
 
 
 def connector_for(server: BackgroundServer, flow: str = "soap") -> SalesforceConnector:
-    values: dict[str, Any] = {
-        "im_sdkappid": 1400000001,
-        "im_secret_key": "k" * 64,
-        "salesforce_login_url": server.url,
-        "_env_file": None,
-        **FLOWS[flow],
-    }
-    return SalesforceConnector(Settings(**values), anyio.CapacityLimiter(4))
+    """SALESFORCE_* as the variables name them (salesforce_login_url, ...)."""
+    values: dict[str, Any] = {"salesforce_login_url": server.url, **FLOWS[flow]}
+    settings = SalesforceSettings(_env_file=None, **{k.removeprefix("salesforce_"): v for k, v in values.items()})
+    return SalesforceConnector(settings, anyio.CapacityLimiter(4))
 
 
 async def call(connector: SalesforceConnector, fn: Callable[[Salesforce], T]) -> T:
