@@ -44,6 +44,7 @@ from bridge.errors import (
 from bridge.models import Body
 from bridge.routes import bridge_of, check_signed, ok, parse_json, raw_body, validate
 from connectors.base import (
+    Attachment,
     Author,
     Comment,
     Connector,
@@ -53,6 +54,7 @@ from connectors.base import (
     EventOutcome,
     EventReceipt,
     NewTicket,
+    Reply,
     TicketEvent,
     TicketState,
     TicketStatus,
@@ -108,6 +110,7 @@ async def open_console_session(request: Request, provider: str, user_id: str, ti
 __all__ = [
     "SIGNED_CALL",
     "WINDOW_SECONDS",
+    "Attachment",
     "Author",
     "BadRequest",
     "Body",
@@ -124,6 +127,7 @@ __all__ = [
     "NewTicket",
     "NotFound",
     "PermanentError",
+    "Reply",
     "RetriableError",
     "SignatureError",
     "TicketEvent",

@@ -15,6 +15,8 @@ Errors: a connector raises `PermanentError` (do not retry: bad input, bad creden
 Optional members (looked up with getattr):
 - `user_name(helpdesk_user_id) -> str | None` (async): a user's display name, which the agent console imports as the
   agent's IM Nick (without it the console shows the account);
+- `get_reply(ticket_id, comment_id) -> Reply | None` (async): a comment read back from the helpdesk, for relaying an
+  agent's public reply into the chat (without it no reply is relayed);
 - `normalize_id(value) -> str` (static): the one form of a helpdesk Id the bridge stores, applied where Ids enter the
   bridge (request bodies, queries, UserSigs); any value that is not one of the helpdesk's Ids is returned unchanged;
 - `endpoints() -> list[Endpoint]` (static): HTTP routes the connector adds (inbound webhooks, a console entry), and
@@ -133,6 +135,7 @@ class Comment:
 class EventKind(StrEnum):
     CHANGED = "changed"  # owner, status, anything: the group converges on the ticket as the helpdesk has it now
     DELETED = "deleted"  # the ticket is gone: its group is dismissed
+    COMMENT_ADDED = "comment_added"  # a comment (`comment_id`): relayed into the group if it is an agent's public reply
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,33 @@ class TicketEvent:
     linked_only: bool = False
     replay_key: str | None = None
     replay_until: float = 0.0
+    comment_id: str | None = None  # for COMMENT_ADDED: the helpdesk's id of the comment, read back with get_reply
+
+
+@dataclass(frozen=True)
+class Attachment:
+    file_name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A comment on a ticket as the helpdesk has it now (read back, never taken from an event's copy), for relaying an
+    agent's public reply into the ticket's group.
+
+    - `author_account`: the author's IM account (`agent_id`) when the author is an agent, else None (the requester,
+      an end user, a system).
+    - `by_bridge`: the bridge itself wrote it (a customer's chat message, a console message): never relayed back.
+    """
+
+    comment_id: str
+    ticket_id: str
+    text: str
+    public: bool
+    author_account: str | None
+    author_name: str | None
+    by_bridge: bool
+    attachments: tuple[Attachment, ...] = ()
 
 
 class EventOutcome(StrEnum):
