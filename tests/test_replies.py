@@ -1,0 +1,158 @@
+"""Agents' replies reach the customer's chat: a helpdesk comment event, read back from the helpdesk, sent into the
+group as the agent, once; private notes and the bridge's own comments never; no echo in either direction. Through
+the emulators over real HTTP, with IM calling the bridge back as Tencent does."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from bridge import replies
+from bridge.sandbox.server import BackgroundServer
+from tests.conftest import CALLBACK_TOKEN, BridgeClient, BridgeFactory, helpdesk_settings, im_state, members_of
+from tests.test_convergence import sf, wait_for
+from tests.test_im_callbacks import case_comments, open_ticket, send
+from tests.test_webhooks import WEBHOOK_SECRET, jobs
+
+V = "/services/data/v62.0"
+
+
+@pytest.fixture
+def cb_bridge(
+    bridge_factory: BridgeFactory, im_server: BackgroundServer, sf_server: BackgroundServer, zd_server: BackgroundServer
+) -> BridgeClient:
+    """Both helpdesks, Zendesk's webhook secret, and the IM emulator calling back into this bridge."""
+    bridge = bridge_factory(
+        **helpdesk_settings(sf_server.url, zd_server.url),
+        im_callback_token=CALLBACK_TOKEN,
+        zendesk_webhook_secret=WEBHOOK_SECRET,
+    )
+    httpx.post(
+        im_server.url + "/_emulator/config",
+        json={"callback_url": bridge.server.url + "/callbacks/im", "callback_token": CALLBACK_TOKEN},
+    ).raise_for_status()
+    return bridge
+
+
+def group_messages(im_server: BackgroundServer, group_id: str) -> list[dict[str, Any]]:
+    return im_state(im_server)["messages"].get(group_id, [])  # type: ignore[no-any-return]
+
+
+def texts_from(im_server: BackgroundServer, group_id: str, sender: str) -> list[str]:
+    return [
+        "\n".join(e["MsgContent"].get("Text", "") for e in m["MsgBody"])
+        for m in group_messages(im_server, group_id)
+        if m["From_Account"] == sender
+    ]
+
+
+def settled(bridge: BridgeClient) -> None:
+    """Every job the bridge stored has run (done, or failed for good)."""
+    wait_for(lambda: all(j["status"] in ("done", "failed", "dead") for j in jobs(bridge)))
+
+
+# --- Salesforce ------------------------------------------------------------------------------------------------
+
+
+def sf_agent_writes(sf_server: BackgroundServer, agent: str, case_id: str, body: str, published: bool = True) -> str:
+    """An agent adds a CaseComment with their own session: Salesforce records the agent as its author."""
+    token = httpx.post(sf_server.url + "/_emulator/sessions", json={"userId": agent}).json()["access_token"]
+    response = httpx.post(
+        f"{sf_server.url}{V}/sobjects/CaseComment/",
+        json={"ParentId": case_id, "CommentBody": body, "IsPublished": published},
+        headers={"Authorization": "Bearer " + token},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def comment_added(bridge: BridgeClient, case_id: str, *comment_ids: str, event_id: str | None = None) -> None:
+    """What the Apex CaseComment trigger sends: one event per comment in the signed batch."""
+    events = [
+        {"type": "comment_added", "caseId": case_id, "commentId": c, "eventId": event_id or f"cc-{c}-{time.time_ns()}"}
+        for c in comment_ids
+    ]
+    r = bridge.post("/salesforce/events", {"events": events})
+    assert r.status_code == 202, r.text
+
+
+def assigned(bridge: BridgeClient, sf_admin: Any, case_id: str, agent: str) -> None:
+    sf_admin.update_case(case_id, OwnerId=agent)
+    r = bridge.post("/assignment", {"groupId": case_id, "newOwnerId": agent})
+    assert r.status_code == 200, r.text
+
+
+def test_a_published_case_comment_arrives_once_as_its_agent(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, sf_server: BackgroundServer, sf_admin: Any
+) -> None:
+    case_id = open_ticket(cb_bridge, "salesforce")
+    alice = sf_admin.state["agent_ids"][0]
+    assigned(cb_bridge, sf_admin, case_id, alice)
+    reply = sf_agent_writes(sf_server, alice, case_id, "Have you tried turning it off and on?")
+    private = sf_agent_writes(sf_server, alice, case_id, "Customer seems confused", published=False)
+    comment_added(cb_bridge, case_id, reply, private)
+    comment_added(cb_bridge, case_id, reply[:15])  # redelivered, with another eventId and the 15-character Id
+    comment_added(cb_bridge, case_id, reply)
+    wait_for(lambda: texts_from(im_server, case_id, sf(alice)) != [])
+    settled(cb_bridge)
+    assert texts_from(im_server, case_id, sf(alice)) == ["Have you tried turning it off and on?"]
+    [sent] = [m for m in group_messages(im_server, case_id) if m["From_Account"] == sf(alice)]
+    assert replies.is_relayed(sent["CloudCustomData"])
+    relays = jobs(cb_bridge, replies.KIND)
+    assert len(relays) == 2  # the reply (its redeliveries are the same job, 15 or 18 characters) and the private one
+    # Never written back into the Case (Alice's own comment is the one there): IM's callback for it was recognised.
+    time.sleep(0.5)
+    assert [c["CommentBody"] for c in case_comments(sf_server, case_id) if "turning it off" in c["CommentBody"]] == [
+        "Have you tried turning it off and on?"
+    ]
+
+
+def test_the_bridges_own_comments_and_other_cases_are_never_relayed(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, sf_server: BackgroundServer, sf_admin: Any
+) -> None:
+    case_id, other = open_ticket(cb_bridge, "salesforce"), open_ticket(cb_bridge, "salesforce", user="cust2")
+    alice = sf_admin.state["agent_ids"][0]
+    assigned(cb_bridge, sf_admin, case_id, alice)
+    send(im_server, case_id, "cust1", "It smokes")
+    wait_for(lambda: len(case_comments(sf_server, case_id)) == 1)
+    [echo] = case_comments(sf_server, case_id)
+    elsewhere = sf_agent_writes(sf_server, alice, other, "For the other customer")
+    before = len(group_messages(im_server, case_id))
+    comment_added(cb_bridge, case_id, echo["Id"], elsewhere)  # the second names the wrong Case: never trusted
+    settled(cb_bridge)
+    assert len(group_messages(im_server, case_id)) == before
+    assert texts_from(im_server, other, sf(alice)) == []
+
+
+def test_a_reply_to_a_closed_case_is_not_sent(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, sf_server: BackgroundServer, sf_admin: Any
+) -> None:
+    case_id = open_ticket(cb_bridge, "salesforce")
+    alice = sf_admin.state["agent_ids"][0]
+    assigned(cb_bridge, sf_admin, case_id, alice)
+    sf_admin.update_case(case_id, Status="Closed")
+    r = cb_bridge.post("/salesforce/events", {"events": [{"type": "status_changed", "caseId": case_id}]})
+    assert r.status_code == 202
+    wait_for(lambda: sf(alice) not in members_of(im_server, case_id))
+    comment_added(cb_bridge, case_id, sf_agent_writes(sf_server, alice, case_id, "Anything else?"))
+    settled(cb_bridge)
+    assert texts_from(im_server, case_id, sf(alice)) == []
+    [relay] = jobs(cb_bridge, replies.KIND)
+    assert relay["status"] == "done"  # skipped, logged: the group is closed
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "comment_added", "caseId": "500000000000001AAA"},
+        {"type": "comment_added", "caseId": "500000000000001AAA", "commentId": "005000000000001"},
+        {"type": "comment_added", "caseId": "500000000000001AAA", "commentId": "00a' OR Id != '"},
+    ],
+)
+def test_comment_events_without_a_comment_id_are_refused(cb_bridge: BridgeClient, event: dict[str, Any]) -> None:
+    r = cb_bridge.post("/salesforce/events", {"events": [event]})
+    assert r.status_code == 400, r.text
+    assert jobs(cb_bridge, replies.KIND) == []
