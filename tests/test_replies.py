@@ -4,6 +4,7 @@ the emulators over real HTTP, with IM calling the bridge back as Tencent does.""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -12,10 +13,11 @@ import pytest
 
 from bridge import replies
 from bridge.sandbox.server import BackgroundServer
+from connectors.zendesk import setup as zendesk_setup
 from tests.conftest import CALLBACK_TOKEN, BridgeClient, BridgeFactory, helpdesk_settings, im_state, members_of
 from tests.test_convergence import sf, wait_for
-from tests.test_im_callbacks import case_comments, open_ticket, send
-from tests.test_webhooks import WEBHOOK_SECRET, jobs
+from tests.test_im_callbacks import callback, case_comments, message, open_ticket, send
+from tests.test_webhooks import WEBHOOK_SECRET, jobs, post_webhook
 
 V = "/services/data/v62.0"
 
@@ -155,4 +157,115 @@ def test_a_reply_to_a_closed_case_is_not_sent(
 def test_comment_events_without_a_comment_id_are_refused(cb_bridge: BridgeClient, event: dict[str, Any]) -> None:
     r = cb_bridge.post("/salesforce/events", {"events": [event]})
     assert r.status_code == 400, r.text
+    assert jobs(cb_bridge, replies.KIND) == []
+
+
+# --- Zendesk ---------------------------------------------------------------------------------------------------
+
+
+def zd_agent_comments(
+    zd_admin: Any, ticket: str, agent: int, body: str, public: bool = True, files: tuple[str, ...] = ()
+) -> None:
+    """An agent answers in Zendesk (not through the bridge: another client), with files uploaded first."""
+    tokens = []
+    for name in files:
+        upload = zd_admin.http.post("/uploads.json", params={"filename": name}, content=b"data of " + name.encode())
+        tokens.append(upload.json()["upload"]["token"])
+    comment: dict[str, Any] = {"body": body, "public": public, "author_id": agent}
+    if tokens:
+        comment["uploads"] = tokens
+    zd_admin.update(ticket, comment=comment)
+
+
+@pytest.fixture
+def zd_ticket(cb_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any) -> tuple[str, str, int]:
+    """A ticket opened through the bridge, with `zendesk setup` done and the ticket assigned to Alice in Zendesk."""
+    zendesk_setup.setup(cb_bridge.settings.connectors["zendesk"], cb_bridge.server.url)  # type: ignore[arg-type]
+    group = open_ticket(cb_bridge, "zendesk")
+    ticket, alice = group.removeprefix("ZENDESK#"), zd_admin.agents[0]
+    zd_admin.update(ticket, assignee_id=alice)
+    wait_for(lambda: members_of(im_server, group) == {"cust1", f"zd_{alice}"})
+    return group, ticket, alice
+
+
+def test_a_zendesk_agents_public_comment_arrives_once_as_the_agent(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, zd_server: BackgroundServer, zd_admin: Any, zd_ticket: Any
+) -> None:
+    group, ticket, alice = zd_ticket
+    zd_agent_comments(zd_admin, ticket, alice, "Internal: customer is on the gold plan", public=False)
+    zd_agent_comments(zd_admin, ticket, alice, "Here is your invoice", files=("invoice.pdf", "receipt.png"))
+    wait_for(lambda: texts_from(im_server, group, f"zd_{alice}") != [])
+    settled(cb_bridge)
+    [sent] = texts_from(im_server, group, f"zd_{alice}")
+    urls = [a["content_url"] for a in zd_admin.comments(ticket)[-1]["attachments"]]
+    assert sent.splitlines() == ["Here is your invoice", f"invoice.pdf: {urls[0]}", f"receipt.png: {urls[1]}"]
+    assert "gold plan" not in json.dumps(group_messages(im_server, group))
+    # Zendesk delivers the same event again (its retry, signed afresh): still one message.
+    [delivery] = [
+        d for d in httpx.get(zd_server.url + "/_emulator/state").json()["deliveries"] if "invoice" in d["body"]
+    ]
+    time.sleep(1.1)  # another second: a new signature, not a replay
+    assert post_webhook(cb_bridge, json.loads(delivery["body"])).json()["duplicate"] is True
+    settled(cb_bridge)
+    assert len(texts_from(im_server, group, f"zd_{alice}")) == 1
+
+
+def test_no_echo_in_a_conversation_going_both_ways(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, zd_admin: Any, zd_ticket: Any
+) -> None:
+    """Customer and agent take turns, four times each: every message appears once in the chat and once in the
+    ticket, and nothing the bridge wrote on one side comes back to it from the other."""
+    group, ticket, alice = zd_ticket
+    agent = f"zd_{alice}"
+    turns = []
+    for n in range(4):
+        send(im_server, group, "cust1", f"customer says {n}")
+        wait_for(lambda n=n: any(c["body"] == f"customer says {n}" for c in zd_admin.comments(ticket)))
+        zd_agent_comments(zd_admin, ticket, alice, f"agent says {n}")
+        wait_for(lambda n=n: f"agent says {n}" in texts_from(im_server, group, agent))
+        turns += [f"customer says {n}", f"agent says {n}"]
+    # The agent also types in the chat (as from the console): the bridge writes it into the ticket as the agent's
+    # comment, and Zendesk reports that comment like any other. It is the bridge's own: not sent back.
+    send(im_server, group, agent, "agent chats")
+    wait_for(lambda: any(c["body"] == "agent chats" for c in zd_admin.comments(ticket)))
+    turns.append("agent chats")
+    settled(cb_bridge)
+    time.sleep(0.5)  # any late echo would be a callback or a webhook delivery away
+    settled(cb_bridge)
+    assert [texts_from_message(m) for m in group_messages(im_server, group)] == turns
+    assert [c["body"] for c in zd_admin.comments(ticket)][1:] == turns  # after the ticket's description
+    assert zd_admin.comments(ticket)[-1]["author_id"] == alice
+    assert len(jobs(cb_bridge, replies.KIND)) == 9  # each comment looked at once: four relayed, five the bridge's
+
+    # A callback for a relayed reply that does not say it came through REST (forged, or a platform quirk): IM's
+    # own copy of the message carries the bridge's mark, so it still never becomes a comment.
+    relayed = next(m for m in group_messages(im_server, group) if m["From_Account"] == agent)
+    forged = message(group, agent, texts_from_message(relayed), seq=relayed["MsgSeq"])
+    assert callback(cb_bridge, forged).json()["ErrorCode"] == 0
+    settled(cb_bridge)
+    assert [c["body"] for c in zd_admin.comments(ticket)][1:] == turns
+
+
+def texts_from_message(message: dict[str, Any]) -> str:
+    return "\n".join(e["MsgContent"].get("Text", "") for e in message["MsgBody"])
+
+
+def test_zendesk_comment_events_that_need_nothing(cb_bridge: BridgeClient, zd_ticket: Any) -> None:
+    _, ticket, _ = zd_ticket
+    envelope = {
+        "type": "zen:event-type:ticket.comment_added",
+        "id": "e1",
+        "time": "2026-01-01T00:00:00Z",
+        "subject": f"zen:ticket:{ticket}",
+        "account_id": 1,
+        "zendesk_event_version": "2022-11-06",
+        "detail": {"id": ticket},
+    }
+    private = {**envelope, "event": {"comment": {"id": 123, "body": "x", "is_public": False, "author": {}}}}
+    assert post_webhook(cb_bridge, private).json()["ignored"] == "event comment_added needs nothing"
+    other = {**envelope, "type": "zen:event-type:ticket.priority_changed", "event": {"previous": "LOW"}}
+    assert post_webhook(cb_bridge, other).status_code == 200
+    for bad in ({**envelope, "event": {}}, {**envelope, "event": {"comment": {"id": "x1"}}}, {**envelope, "detail": 5}):
+        r = post_webhook(cb_bridge, bad)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request", r.text
     assert jobs(cb_bridge, replies.KIND) == []
