@@ -93,8 +93,11 @@ def test_setup_moves_an_install_from_triggers_to_event_subscriptions(
             "actions": [{"field": "notification_webhook", "value": [hook_id, OLD_TRIGGER_BODY]}],
         }
         assert zd_admin.http.post("/triggers", json={"trigger": trigger}).status_code == 201
-    mine = {"title": "Notify the team", "conditions": {"all": [{"field": "status", "operator": "changed"}]}}
-    mine["actions"] = [{"field": "status", "value": "open"}]
+    mine: dict[str, Any] = {
+        "title": "Notify the team",
+        "conditions": {"all": [{"field": "status", "operator": "changed"}]},
+        "actions": [{"field": "status", "value": "open"}],
+    }
     assert zd_admin.http.post("/triggers", json={"trigger": mine}).status_code == 201
 
     env = env_for(zd_server, ZENDESK_WEBHOOK_SECRET=SECRET)
