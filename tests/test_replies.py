@@ -10,11 +10,22 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge import replies
 from bridge.sandbox.server import BackgroundServer
+from connectors.base import Attachment, Reply
 from connectors.zendesk import setup as zendesk_setup
-from tests.conftest import CALLBACK_TOKEN, BridgeClient, BridgeFactory, helpdesk_settings, im_state, members_of
+from tests.conftest import (
+    CALLBACK_TOKEN,
+    BridgeClient,
+    BridgeFactory,
+    helpdesk_settings,
+    im_state,
+    members_of,
+    set_faults,
+)
 from tests.test_convergence import sf, wait_for
 from tests.test_im_callbacks import callback, case_comments, message, open_ticket, send
 from tests.test_webhooks import WEBHOOK_SECRET, jobs, post_webhook
@@ -269,3 +280,44 @@ def test_zendesk_comment_events_that_need_nothing(cb_bridge: BridgeClient, zd_ti
         r = post_webhook(cb_bridge, bad)
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request", r.text
     assert jobs(cb_bridge, replies.KIND) == []
+
+
+def test_a_reply_survives_helpdesk_and_im_failures(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, zd_server: BackgroundServer, zd_admin: Any, zd_ticket: Any
+) -> None:
+    """Zendesk answers 503 when the comment is read back, then IM fails the send twice (a retriable ErrorCode):
+    the job retries on its schedule and the reply arrives once."""
+    group, ticket, alice = zd_ticket
+    set_faults(zd_server, outage=True, paths=[f"/api/v2/tickets/{ticket}/comments"], count=1, status=503)
+    set_faults(im_server, outage=True, paths=["/v4/group_open_http_svc/send_group_msg"], count=2, code=10002)
+    zd_agent_comments(zd_admin, ticket, alice, "Sorry for the wait")
+    wait_for(lambda: texts_from(im_server, group, f"zd_{alice}") == ["Sorry for the wait"], timeout=20)
+    settled(cb_bridge)
+    [relay] = [j for j in jobs(cb_bridge, replies.KIND)]
+    assert relay["status"] == "done" and relay["attempts"] == 4, relay
+    assert texts_from(im_server, group, f"zd_{alice}") == ["Sorry for the wait"]
+
+
+@given(
+    text=st.text(max_size=9000),
+    files=st.lists(st.tuples(st.text(max_size=40), st.text(min_size=1, max_size=200)), max_size=5),
+)
+@settings(max_examples=60, deadline=None)
+def test_a_reply_becomes_elements_within_ims_limit(text: str, files: list[tuple[str, str]]) -> None:
+    """Whatever its length: the text first (cut to fit IM's message size, saying so), then every attachment in
+    order, each a text element."""
+    reply = Reply("1", "2", text, True, "zd_3", None, False, tuple(Attachment(n, u) for n, u in files))
+    body = replies.elements(reply)
+    assert all(e["MsgType"] == "TIMTextElem" for e in body)
+    lines = [e["MsgContent"]["Text"] for e in body]
+    if text.strip():
+        assert len(lines[0].encode()) <= replies.MAX_TEXT_BYTES
+        assert lines[0] == text.strip() or lines[0].endswith(replies.CUT_NOTE)
+        lines = lines[1:]
+    assert lines == [f"{n}: {u}" if n else u for n, u in files]
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_a_comments_random_is_stable_and_a_uint32(comment_id: str) -> None:
+    value = replies.message_random("zendesk", comment_id)
+    assert value == replies.message_random("zendesk", comment_id) and 0 <= value < 2**32
