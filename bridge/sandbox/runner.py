@@ -100,7 +100,7 @@ def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
         bridge_port=port,
         bridge_sandbox=True,
     )
-    # Zendesk's side of the loop, as an admin would set it up: the signed webhook and the bridge's triggers.
+    # Zendesk's side of the loop, as an admin would set it up: the signed webhook, subscribed to ticket events.
     zendesk_setup(settings.connectors["zendesk"], bridge_url)  # type: ignore[arg-type]
     return Sandbox(im, salesforce, zendesk, settings, values, folder, customer)
 
@@ -180,9 +180,9 @@ Watch a conversation, in two browser windows:
    The answer names the ticket and its group, ZENDESK#<ticketId>. See the group and its greeting:
      curl -s $IM/_emulator/state
 
-2. An agent takes the ticket in Zendesk (set TICKET to the ticketId above). Zendesk's trigger calls the bridge's
-   webhook and the agent joins the group as the IM account {zd_prefix}{zd_agent} (agents' accounts are prefixed, so
-   no customer's userId is ever an agent's):
+2. An agent takes the ticket in Zendesk (set TICKET to the ticketId above). Zendesk posts the assignment event to
+   the bridge's webhook and the agent joins the group as the IM account {zd_prefix}{zd_agent} (agents' accounts are
+   prefixed, so no customer's userId is ever an agent's):
      TICKET=1
      curl -s -X PUT $ZD/api/v2/tickets/$TICKET.json -u "$ZD_AUTH" -H 'Content-Type: application/json' \\
        -d '{{"ticket":{{"assignee_id":{zd_agent}}}}}'; echo

@@ -78,7 +78,7 @@ class ZendeskConnector:
                 "POST",
                 "/webhooks/zendesk",
                 zendesk_webhook,
-                "Zendesk trigger webhook",
+                "Zendesk ticket events (and older trigger bodies)",
                 None,
                 ("zendeskWebhook",),
                 "202",
