@@ -19,6 +19,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bridge.im import truncate_utf8
+from bridge.states import JobKind, LinkState
 from connectors.base import Reply
 
 if TYPE_CHECKING:
@@ -27,9 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KIND = "relay_reply"
+KIND = JobKind.RELAY_REPLY
 MARK = "reply"  # CloudCustomData's `helpdeskBridge` of a relayed reply
-ENDED = ("closed", "dismissed")  # muted or gone: nothing is sent
+ENDED = (LinkState.CLOSED, LinkState.DISMISSED)  # muted or gone: nothing is sent
 # IM refuses a message body over about 8 KB (80002) every time: long replies are cut, the ticket keeps them whole.
 MAX_TEXT_BYTES = 6000
 CUT_NOTE = "\n[...] (the full reply is in the ticket)"

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from bridge import replies
 from bridge.sandbox.server import BackgroundServer
+from bridge.states import JobStatus
 from connectors.base import Attachment, Reply
 from connectors.zendesk import setup as zendesk_setup
 from tests.conftest import (
@@ -64,7 +65,8 @@ def texts_from(im_server: BackgroundServer, group_id: str, sender: str) -> list[
 
 def settled(bridge: BridgeClient) -> None:
     """Every job the bridge stored has run (done, or failed for good)."""
-    wait_for(lambda: all(j["status"] in ("done", "failed", "dead") for j in jobs(bridge)))
+    ended = (JobStatus.DONE, JobStatus.FAILED, JobStatus.DEAD)
+    wait_for(lambda: all(j["status"] in ended for j in jobs(bridge)))
 
 
 # --- Salesforce ------------------------------------------------------------------------------------------------
@@ -154,7 +156,7 @@ def test_a_reply_to_a_closed_case_is_not_sent(
     settled(cb_bridge)
     assert texts_from(im_server, case_id, sf(alice)) == []
     [relay] = jobs(cb_bridge, replies.KIND)
-    assert relay["status"] == "done"  # skipped, logged: the group is closed
+    assert relay["status"] == JobStatus.DONE  # skipped, logged: the group is closed
 
 
 @pytest.mark.parametrize(
@@ -294,7 +296,7 @@ def test_a_reply_survives_helpdesk_and_im_failures(
     wait_for(lambda: texts_from(im_server, group, f"zd_{alice}") == ["Sorry for the wait"], timeout=20)
     settled(cb_bridge)
     [relay] = [j for j in jobs(cb_bridge, replies.KIND)]
-    assert relay["status"] == "done" and relay["attempts"] == 4, relay
+    assert relay["status"] == JobStatus.DONE and relay["attempts"] == 4, relay
     assert texts_from(im_server, group, f"zd_{alice}") == ["Sorry for the wait"]
 
 
