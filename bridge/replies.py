@@ -18,7 +18,8 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bridge.im import truncate_utf8
+from bridge.errors import RetriableError
+from bridge.im import GroupNotFound, truncate_utf8
 from bridge.states import JobKind, LinkState
 from connectors.base import Reply
 
@@ -92,6 +93,9 @@ async def relay_reply(bridge: Bridge, job: Job) -> dict[str, Any]:
         return _skip(job, "the ticket has no group")
     if link.state in ENDED:
         return _skip(job, f"the group is {link.state}")
+    if link.state == LinkState.PENDING:
+        # A reply written while the ticket's group is still being opened: it goes in once the group is there.
+        raise RetriableError(f"the group {group_id} is still being opened", upstream="bridge", retry_after=1.0)
     connector = bridge.connector(link.provider)
     get_reply = getattr(connector, "get_reply", None)
     if get_reply is None:
@@ -108,16 +112,19 @@ async def relay_reply(bridge: Bridge, job: Job) -> dict[str, Any]:
     body = elements(reply)
     if not body:
         return _skip(job, "nothing to send")
-    agent = reply.author_account
+    agent: str = reply.author_account
     custom = mark(comment_id)
     random_ = message_random(link.provider, comment_id)
-    if agent in await bridge.im.member_ids(group_id):
-        answer = await bridge.im.send_message(group_id, body, random_, from_account=agent, cloud_custom_data=custom)
-    else:
-        # An agent who is not (or no longer) in the group, not the ticket's owner: the customer still gets the
-        # answer, from the bridge under the agent's name, and membership stays what the ticket's owner decides.
-        name = reply.author_name or "Support"
-        body = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": f"{name}:"}}, *body]
-        answer = await bridge.im.send_message(group_id, body, random_, cloud_custom_data=custom)
-        agent = bridge.im.admin
+    try:
+        if agent in await bridge.im.member_ids(group_id):
+            answer = await bridge.im.send_message(group_id, body, random_, from_account=agent, cloud_custom_data=custom)
+        else:
+            # An agent who is not (or no longer) in the group, not the ticket's owner: the customer still gets the
+            # answer, from the bridge under the agent's name, and membership stays what the ticket's owner decides.
+            name = reply.author_name or "Support"
+            body = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": f"{name}:"}}, *body]
+            answer = await bridge.im.send_message(group_id, body, random_, cloud_custom_data=custom)
+            agent = bridge.im.admin
+    except GroupNotFound:
+        return _skip(job, "IM has no such group (dismissed)")
     return {"sent": True, "msgSeq": answer.get("MsgSeq"), "from": agent, "commentId": comment_id}

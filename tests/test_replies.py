@@ -23,6 +23,7 @@ from tests.conftest import (
     BridgeClient,
     BridgeFactory,
     helpdesk_settings,
+    im_call,
     im_state,
     members_of,
     set_faults,
@@ -157,6 +158,25 @@ def test_a_reply_to_a_closed_case_is_not_sent(
     assert texts_from(im_server, case_id, sf(alice)) == []
     [relay] = jobs(cb_bridge, replies.KIND)
     assert relay["status"] == JobStatus.DONE  # skipped, logged: the group is closed
+
+
+def test_a_reply_by_an_agent_outside_the_group_and_one_to_a_vanished_group(
+    cb_bridge: BridgeClient, im_server: BackgroundServer, sf_server: BackgroundServer, sf_admin: Any
+) -> None:
+    """Bob answers on Alice's Case: the customer gets it from the bridge, under Bob's name, and Bob is not added.
+    A reply to a group IM no longer has (dismissed outside the bridge) is skipped, not retried for days."""
+    case_id = open_ticket(cb_bridge, "salesforce")
+    alice, bob = sf_admin.state["agent_ids"][:2]
+    assigned(cb_bridge, sf_admin, case_id, alice)
+    comment_added(cb_bridge, case_id, sf_agent_writes(sf_server, bob, case_id, "Alice is away, I can help"))
+    wait_for(lambda: texts_from(im_server, case_id, "administrator") != [])
+    assert texts_from(im_server, case_id, "administrator") == ["Bob Agent:\nAlice is away, I can help"]
+    assert members_of(im_server, case_id) == {"cust1", sf(alice)}
+
+    assert im_call(im_server, "destroy_group", {"GroupId": case_id})["ErrorCode"] == 0
+    comment_added(cb_bridge, case_id, sf_agent_writes(sf_server, alice, case_id, "Still there?"))
+    settled(cb_bridge)
+    assert [j["status"] for j in jobs(cb_bridge, replies.KIND)] == [JobStatus.DONE, JobStatus.DONE]
 
 
 @pytest.mark.parametrize(
