@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridge.errors import RetriableError
 from bridge.im import GroupNotFound, truncate_utf8
-from bridge.states import JobKind, LinkState
+from bridge.states import LinkState
 from connectors.base import Reply
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KIND = JobKind.RELAY_REPLY
 MARK = "reply"  # CloudCustomData's `helpdeskBridge` of a relayed reply
 ENDED = (LinkState.CLOSED, LinkState.DISMISSED)  # muted or gone: nothing is sent
 # IM refuses a message body over about 8 KB (80002) every time: long replies are cut, the ticket keeps them whole.

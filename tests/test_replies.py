@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bridge import replies
 from bridge.sandbox.server import BackgroundServer
-from bridge.states import JobStatus
+from bridge.states import JobKind, JobStatus
 from connectors.base import Attachment, Reply
 from connectors.zendesk import setup as zendesk_setup
 from tests.conftest import (
@@ -117,7 +117,7 @@ def test_a_published_case_comment_arrives_once_as_its_agent(
     assert texts_from(im_server, case_id, sf(alice)) == ["Have you tried turning it off and on?"]
     [sent] = [m for m in group_messages(im_server, case_id) if m["From_Account"] == sf(alice)]
     assert replies.is_relayed(sent["CloudCustomData"])
-    relays = jobs(cb_bridge, replies.KIND)
+    relays = jobs(cb_bridge, JobKind.RELAY_REPLY)
     assert len(relays) == 2  # the reply (its redeliveries are the same job, 15 or 18 characters) and the private one
     # Never written back into the Case (Alice's own comment is the one there): IM's callback for it was recognised.
     time.sleep(0.5)
@@ -156,7 +156,7 @@ def test_a_reply_to_a_closed_case_is_not_sent(
     comment_added(cb_bridge, case_id, sf_agent_writes(sf_server, alice, case_id, "Anything else?"))
     settled(cb_bridge)
     assert texts_from(im_server, case_id, sf(alice)) == []
-    [relay] = jobs(cb_bridge, replies.KIND)
+    [relay] = jobs(cb_bridge, JobKind.RELAY_REPLY)
     assert relay["status"] == JobStatus.DONE  # skipped, logged: the group is closed
 
 
@@ -176,7 +176,7 @@ def test_a_reply_by_an_agent_outside_the_group_and_one_to_a_vanished_group(
     assert im_call(im_server, "destroy_group", {"GroupId": case_id})["ErrorCode"] == 0
     comment_added(cb_bridge, case_id, sf_agent_writes(sf_server, alice, case_id, "Still there?"))
     settled(cb_bridge)
-    assert [j["status"] for j in jobs(cb_bridge, replies.KIND)] == [JobStatus.DONE, JobStatus.DONE]
+    assert [j["status"] for j in jobs(cb_bridge, JobKind.RELAY_REPLY)] == [JobStatus.DONE, JobStatus.DONE]
 
 
 @pytest.mark.parametrize(
@@ -190,7 +190,7 @@ def test_a_reply_by_an_agent_outside_the_group_and_one_to_a_vanished_group(
 def test_comment_events_without_a_comment_id_are_refused(cb_bridge: BridgeClient, event: dict[str, Any]) -> None:
     r = cb_bridge.post("/salesforce/events", {"events": [event]})
     assert r.status_code == 400, r.text
-    assert jobs(cb_bridge, replies.KIND) == []
+    assert jobs(cb_bridge, JobKind.RELAY_REPLY) == []
 
 
 # --- Zendesk ---------------------------------------------------------------------------------------------------
@@ -270,7 +270,7 @@ def test_no_echo_in_a_conversation_going_both_ways(
     assert zd_admin.comments(ticket)[-1]["author_id"] == alice
     # Each agent's comment looked at once (four relayed, the console's one the bridge's own); the customer's, which
     # Zendesk reports as an end user's, not even read back.
-    assert len(jobs(cb_bridge, replies.KIND)) == 5
+    assert len(jobs(cb_bridge, JobKind.RELAY_REPLY)) == 5
 
     # A callback for a relayed reply that does not say it came through REST (forged, or a platform quirk): IM's
     # own copy of the message carries the bridge's mark, so it still never becomes a comment.
@@ -305,7 +305,7 @@ def test_zendesk_comment_events_that_need_nothing(cb_bridge: BridgeClient, zd_ti
     for bad in ({**envelope, "event": {}}, {**envelope, "event": {"comment": {"id": "x1"}}}, {**envelope, "detail": 5}):
         r = post_webhook(cb_bridge, bad)
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request", r.text
-    assert jobs(cb_bridge, replies.KIND) == []
+    assert jobs(cb_bridge, JobKind.RELAY_REPLY) == []
 
 
 def test_a_reply_survives_helpdesk_and_im_failures(
@@ -319,7 +319,7 @@ def test_a_reply_survives_helpdesk_and_im_failures(
     zd_agent_comments(zd_admin, ticket, alice, "Sorry for the wait")
     wait_for(lambda: texts_from(im_server, group, f"zd_{alice}") == ["Sorry for the wait"], timeout=20)
     settled(cb_bridge)
-    [relay] = [j for j in jobs(cb_bridge, replies.KIND)]
+    [relay] = [j for j in jobs(cb_bridge, JobKind.RELAY_REPLY)]
     assert relay["status"] == JobStatus.DONE and relay["attempts"] == 4, relay
     assert texts_from(im_server, group, f"zd_{alice}") == ["Sorry for the wait"]
 
