@@ -8,7 +8,7 @@ a console message coming back). It is sent with `send_group_msg`, `From_Account`
 and then each attachment as a link, marked in `CloudCustomData` so that IM's after-send callback for it is never
 written back into the ticket. The job's key is the comment's, so a redelivered event stores nothing new, and IM's
 `Random`, derived from the comment id, makes a retried send one message (IM drops the same content and Random
-within 5 minutes).
+within 5 minutes); a retry first looks for its message in the group's recent history, for retries after that.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ ENDED = (LinkState.CLOSED, LinkState.DISMISSED)  # muted or gone: nothing is sen
 # IM refuses a message body over about 8 KB (80002) every time: long replies are cut, the ticket keeps them whole.
 MAX_TEXT_BYTES = 6000
 CUT_NOTE = "\n[...] (the full reply is in the ticket)"
+HISTORY_PAGES = 5  # of 20 messages: how far back a retry looks for its own message
 
 
 def job_key(provider: str, comment_id: str) -> str:
@@ -83,6 +84,22 @@ def _skip(job: Job, why: str) -> dict[str, Any]:
     return {"skipped": why}
 
 
+async def _already_sent(bridge: Bridge, group_id: str, custom: str) -> int | None:
+    """The MsgSeq of the message marked `custom` among the group's latest HISTORY_PAGES pages, if it is there."""
+    before = None
+    for _ in range(HISTORY_PAGES):
+        page = await bridge.im.group_messages(group_id, before)
+        listed = [m for m in page.get("RspMsgList") or [] if isinstance(m, dict)]
+        for message in listed:
+            if message.get("CloudCustomData") == custom and isinstance(message.get("MsgSeq"), int):
+                return int(message["MsgSeq"])
+        seqs = [m["MsgSeq"] for m in listed if isinstance(m.get("MsgSeq"), int)]
+        if page.get("IsFinished") or not seqs or min(seqs) <= 1:
+            return None
+        before = min(seqs) - 1
+    return None
+
+
 async def relay_reply(bridge: Bridge, job: Job) -> dict[str, Any]:
     """Send one helpdesk comment into its group as its agent, once (see the module docstring)."""
     payload = job.payload
@@ -115,6 +132,12 @@ async def relay_reply(bridge: Bridge, job: Job) -> dict[str, Any]:
     custom = mark(comment_id)
     random_ = message_random(link.provider, comment_id)
     try:
+        if job.attempts > 1:
+            # A retry: the last attempt may have been sent before it failed or its runner died. IM drops a repeat
+            # within 5 minutes by itself; a retry after that finds the message in the group's history instead.
+            seq = await _already_sent(bridge, group_id, custom)
+            if seq is not None:
+                return {"sent": True, "msgSeq": seq, "commentId": comment_id, "found": "in the group's history"}
         if agent in await bridge.im.member_ids(group_id):
             answer = await bridge.im.send_message(group_id, body, random_, from_account=agent, cloud_custom_data=custom)
         else:
