@@ -35,6 +35,7 @@ ENDED = (LinkState.CLOSED, LinkState.DISMISSED)  # muted or gone: nothing is sen
 MAX_TEXT_BYTES = 6000
 CUT_NOTE = "\n[...] (the full reply is in the ticket)"
 HISTORY_PAGES = 5  # of 20 messages: how far back a retry looks for its own message
+LOOKS_FOR_MISSING = 3  # attempts to read a comment the helpdesk reported but does not show (seconds apart)
 
 
 def job_key(provider: str, comment_id: str) -> str:
@@ -118,6 +119,9 @@ async def relay_reply(bridge: Bridge, job: Job) -> dict[str, Any]:
         return _skip(job, f"the {link.provider} connector cannot read comments back")
     reply: Reply | None = await get_reply(link.ticket_id, comment_id)
     if reply is None:
+        if job.attempts < LOOKS_FOR_MISSING:
+            # Reported by the helpdesk, yet not readable: a replica that is a moment behind. Look again shortly.
+            raise RetriableError(f"comment {comment_id} is not readable yet", upstream=link.provider, retry_after=2.0)
         return _skip(job, "the helpdesk has no such comment on this ticket")
     if not reply.public:
         return _skip(job, "a private comment")
