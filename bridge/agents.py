@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bridge.errors import BridgeError
+from bridge.states import JobKind
 
 if TYPE_CHECKING:
     from bridge.config import Settings
@@ -75,7 +76,7 @@ class AgentNames:
             await self.im.import_account(account, nick=known.name if known else None)
             bucket = int(now // RETRY_BUCKET_SECONDS)
             await self.enqueue(
-                "agent_name", {"provider": provider, "account": account}, key=f"agent_name:{account}:{bucket}"
+                JobKind.AGENT_NAME, {"provider": provider, "account": account}, key=f"agent_name:{account}:{bucket}"
             )
             return (known.name or None) if known else None
         await self.im.import_account(account, nick=name or None)

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bridge.sandbox.server import BackgroundServer
+from bridge.states import JobKind
 from bridge.store import sync_url
 from connectors.zendesk import setup as zendesk_setup
 from connectors.zendesk import webhook
@@ -115,7 +116,7 @@ def test_signature_cases(zd_bridge: BridgeClient) -> None:
         else:
             queued += 1
             assert r.json()["queued"] is True, case
-        assert len(jobs(zd_bridge, "converge")) == queued, case
+        assert len(jobs(zd_bridge, JobKind.CONVERGE)) == queued, case
 
 
 def test_signed_body_cannot_be_swapped(zd_bridge: BridgeClient) -> None:
@@ -127,7 +128,9 @@ def test_signed_body_cannot_be_swapped(zd_bridge: BridgeClient) -> None:
         content=json.dumps(event(ticket, assignee="1")).encode(),
         headers={"X-Zendesk-Webhook-Signature": signature, "X-Zendesk-Webhook-Signature-Timestamp": timestamp},
     )
-    assert r.status_code == 401 and jobs(zd_bridge) == [j for j in jobs(zd_bridge) if j["kind"] == "createticket"]
+    assert r.status_code == 401 and jobs(zd_bridge) == [
+        j for j in jobs(zd_bridge) if j["kind"] == JobKind.CREATE_TICKET
+    ]
 
 
 def test_disabled_without_secret(bridge_factory: BridgeFactory, zd_server: BackgroundServer) -> None:
@@ -148,7 +151,7 @@ def test_replayed_delivery_is_answered_and_does_nothing(zd_bridge: BridgeClient)
     first = zd_bridge.http.post("/webhooks/zendesk", content=content, headers=headers)
     again = zd_bridge.http.post("/webhooks/zendesk", content=content, headers=headers)
     assert first.status_code == 202 and again.status_code == 200 and again.json()["duplicate"] is True
-    assert len(jobs(zd_bridge, "converge")) == 1
+    assert len(jobs(zd_bridge, JobKind.CONVERGE)) == 1
 
 
 def test_retried_invocation_signed_afresh_is_a_duplicate(zd_bridge: BridgeClient) -> None:
@@ -160,7 +163,7 @@ def test_retried_invocation_signed_afresh_is_a_duplicate(zd_bridge: BridgeClient
     # Another invocation with another body is new work.
     other = post_webhook(zd_bridge, event(ticket, "1"), headers={"X-Zendesk-Webhook-Invocation-Id": "8350205583"})
     assert other.status_code == 202
-    assert len(jobs(zd_bridge, "converge")) == 2
+    assert len(jobs(zd_bridge, JobKind.CONVERGE)) == 2
 
 
 def test_replay_with_another_or_no_invocation_id_is_a_duplicate(zd_bridge: BridgeClient) -> None:
@@ -179,7 +182,7 @@ def test_replay_with_another_or_no_invocation_id_is_a_duplicate(zd_bridge: Bridg
     for changed in ({"X-Zendesk-Webhook-Invocation-Id": "8350205583"}, {"X-Zendesk-Webhook-Invocation-Id": ""}, {}):
         replay = zd_bridge.http.post("/webhooks/zendesk", content=content, headers={**signed, **changed})
         assert (replay.status_code, replay.json().get("duplicate")) == (200, True), (changed, replay.text)
-    assert len(jobs(zd_bridge, "converge")) == 1
+    assert len(jobs(zd_bridge, JobKind.CONVERGE)) == 1
 
 
 BAD_BODIES = [
@@ -262,7 +265,7 @@ def test_group_follows_zendesk_without_assignment_calls(
     deliveries = wait_deliveries(zd_server, 1)
     assert all(d["status"] in (200, 202) for d in deliveries), deliveries
     assert {"Open", "Solved", "Closed"} <= {json.loads(d["body"])["status"] for d in deliveries}
-    assert jobs(zd_bridge, "assignment") == []  # the webhooks alone moved the group
+    assert jobs(zd_bridge, JobKind.ASSIGNMENT) == []  # the webhooks alone moved the group
 
 
 def test_deleted_ticket_dismisses_the_group(

@@ -18,6 +18,7 @@ from bridge.console.service import console_sent
 from bridge.errors import BadRequest, SignatureError
 from bridge.models import GROUP_ID
 from bridge.routes import IM_OK, bridge_of, ok, parse_json, raw_body
+from bridge.states import JobKind
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ async def im_callback(request: Request) -> JSONResponse:
     # their own order per group, so a message that keeps failing never holds up a membership change.
     payload = {"groupId": group_id, "from": sender, "msgSeq": seq, "msgTime": data.get("MsgTime")}
     await bridge.queue.enqueue(
-        "sync_message", payload, key=f"im-msg:{group_id}:{seq}", ordering_key=transcript.ordering_key(group_id)
+        JobKind.SYNC_MESSAGE, payload, key=f"im-msg:{group_id}:{seq}", ordering_key=transcript.ordering_key(group_id)
     )
     return ok(IM_OK)
 
