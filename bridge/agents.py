@@ -60,16 +60,22 @@ class AgentNames:
         errors are raised (the caller's job retries)."""
         return await self._import(provider, account, strict=False)
 
+    async def keep_fresh(self, provider: str, account: str) -> None:
+        """For an agent who stays in a group: once their name is stale, read it again and update the Nick; until
+        then nothing is done (one database read)."""
+        await self._import(provider, account, strict=False, stale_only=True)
+
     async def refresh(self, job: Job) -> dict[str, Any]:
         """The retry job: ask the helpdesk again (its failure retries the job on the queue's schedule)."""
         name = await self._import(job.payload["provider"], job.payload["account"], strict=True)
         return {"name": name}
 
-    async def _import(self, provider: str, account: str, strict: bool) -> str | None:
+    async def _import(self, provider: str, account: str, strict: bool, stale_only: bool = False) -> str | None:
         now = self.clock()
         known = await self.db.agent_name(account)
         if known is not None and now - known.read_at < self.settings.bridge_agent_name_seconds:
-            await self.im.import_account(account, nick=known.name or None)
+            if not stale_only:
+                await self.im.import_account(account, nick=known.name or None)
             return known.name or None
         name = await self._read(provider, account, strict)
         if name is None:  # the helpdesk did not answer: keep what IM has, ask again later

@@ -254,6 +254,8 @@ class Bridge:
         await self.db.see_agents(group_id, joined)  # before IM lets them speak: their first message is theirs
         for agent in joined:
             await self.agents.import_agent(link.provider, agent)
+        for agent in sorted(wanted & current):
+            await self.agents.keep_fresh(link.provider, agent)  # a rename reaches agents who stay, within a day
         if joined:
             await self.im.add_members(group_id, joined)
         if left:

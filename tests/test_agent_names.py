@@ -104,6 +104,16 @@ def test_salesforce_agent_nick_is_user_name(
         time.sleep(0.1)
     name = next(u["Name"] for u in sf_admin.state["users"].values() if u["Id"] == agent)
     assert nick(im_server, f"sf_{agent}") == name == "Alice Agent"
+    # Renamed by an admin; a day later the next convergence carries the new name to IM.
+    r = sf_admin.http.patch(f"/sobjects/User/{agent}", json={"FirstName": "Dana"})
+    assert r.status_code == 204, r.text
+    age_names(helpdesk_bridge, DAY + 1)
+    again = {"events": [{"type": "owner_changed", "caseId": case_id, "ownerId": agent, "eventId": "e2"}]}
+    assert helpdesk_bridge.post("/salesforce/events", again).status_code == 202
+    deadline = time.time() + 10
+    while nick(im_server, f"sf_{agent}") != "Dana Agent":
+        assert time.time() < deadline, "the new name never reached IM"
+        time.sleep(0.1)
 
 
 def test_a_helpdesk_that_cannot_name_the_agent_does_not_hold_up_the_join(
