@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge import transcript
+from bridge import replies, transcript
 from bridge.agents import AgentNames
 from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError, TooManyRequests
@@ -89,6 +89,7 @@ class Bridge:
             JobKind.CREATE_TICKET: self._open_ticket,
             JobKind.ASSIGNMENT: self._assignment,
             JobKind.SYNC_MESSAGE: lambda job: transcript.sync_message(self, job),
+            JobKind.RELAY_REPLY: lambda job: replies.relay_reply(self, job),
             JobKind.AGENT_NAME: self.agents.refresh,
         }.items():
             self.queue.handler(kind)(handler)
@@ -278,8 +279,9 @@ class Bridge:
     # --- events from the helpdesks -------------------------------------------------------------------------------
 
     async def take_events(self, events: Sequence[TicketEvent]) -> list[EventReceipt]:
-        """Store each event as the next job of its group, in order: a convergence, or the group's dismissal for a
-        deleted ticket. The worker applies them; a redelivered event is stored once (see TicketEvent)."""
+        """Store each event as the next job of its group, in order: a convergence, the group's dismissal for a
+        deleted ticket, or an added comment's relay (bridge/replies.py). The worker applies them; a redelivered
+        event is stored once (see TicketEvent)."""
         receipts = []
         for event in events:
             group_id = event.group_id
@@ -294,9 +296,16 @@ class Bridge:
             if event.reason:
                 payload["reason"] = event.reason
             payload["event"] = dict(event.hints)
-            kind = JobKind.DELETE_GROUP if event.kind is EventKind.DELETED else JobKind.CONVERGE
+            kind, key = (JobKind.DELETE_GROUP if event.kind is EventKind.DELETED else JobKind.CONVERGE), event.key
+            if event.kind is EventKind.COMMENT_ADDED:
+                if not event.comment_id:
+                    raise BadRequest("a comment_added event names no comment", code="invalid_request")
+                # Keyed by the comment, not the delivery: however often and by whichever route a comment is
+                # reported, it is one job.
+                kind, key = JobKind.RELAY_REPLY, replies.job_key(event.provider, event.comment_id)
+                payload["commentId"] = event.comment_id
             # The job key's unique constraint is what makes a repeated event do nothing.
-            job, created = await self.queue.enqueue(kind, payload, key=event.key, ordering_key=group_id)
+            job, created = await self.queue.enqueue(kind, payload, key=key, ordering_key=group_id)
             receipts.append(
                 EventReceipt(group_id, EventOutcome.QUEUED, job.id)
                 if created
