@@ -119,7 +119,7 @@ def test_the_walkthrough_runs_as_printed(sandbox: tuple[str, str]) -> None:
     """Every numbered step, then the lettered ones, pasted into one bash as printed: no edits, no placeholders."""
     prelude, text = sandbox
     numbered = steps(text.split("\n1. ", 1)[1])
-    assert numbered[:4] == [2, 3, 4, 5]
+    assert numbered[:5] == [2, 3, 4, 5, 6]
     script = "\n".join(step(text, n) for n in [1, *numbered])
     lettered = commands(text.split("Watch a conversation", 1)[1].split("\n1. ", 1)[0], indent=7)
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
@@ -160,6 +160,18 @@ def test_the_walkthrough_runs_as_printed(sandbox: tuple[str, str]) -> None:
         return [c["body"] for c in answer.json()["comments"]]
 
     poll(lambda: "It is still smoking" in comments(), "the customer's message never reached the ticket")
+    # The agent's public answer reached the customer's chat as the agent, under the agent's name; the note did not.
+    chat = poll(
+        lambda: [
+            m
+            for m in httpx.get(im_url + "/_emulator/state").json()["messages"][f"ZENDESK#{ticket}"]
+            if m["From_Account"] == agent
+        ],
+        "the agent's reply never reached the chat",
+    )
+    texts = [e["MsgContent"]["Text"] for m in chat for e in m["MsgBody"]]
+    assert any("Unplug it" in t for t in texts) and not any("warranty" in t for t in texts), texts
+    assert '"zd_' in out and '": "Alice Agent"' in out  # the chat as the customer's app reads it, with its Nicks
     # The Salesforce Case: its owner joined.
     poll(
         lambda: any(
@@ -168,6 +180,9 @@ def test_the_walkthrough_runs_as_printed(sandbox: tuple[str, str]) -> None:
         "the owner_changed event was never applied",
     )
     assert bridge_url.startswith("http://127.0.0.1:")
+    # Seconds after the internal note was written, it is still not in the chat.
+    everything = httpx.get(im_url + "/_emulator/state").json()["messages"][f"ZENDESK#{ticket}"]
+    assert not any("warranty" in e["MsgContent"].get("Text", "") for m in everything for e in m["MsgBody"])
 
 
 def test_state_dumps_are_readable(sandbox: tuple[str, str]) -> None:

@@ -190,9 +190,9 @@ Watch a conversation, in two browser windows:
      curl -s $IM/_emulator/state | pp "groups.ZENDESK#$TICKET.Members"
      curl -s $IM/_emulator/state | pp "notifications.ZENDESK#$TICKET"
 
-2. An agent takes the ticket in Zendesk. Zendesk's trigger calls the bridge's webhook and the agent joins the group
-   as the IM account {zd_prefix}{zd_agent} (agents' accounts are prefixed, so no customer's userId is ever an agent's),
-   named as Zendesk names the agent:
+2. An agent takes the ticket in Zendesk. Zendesk's ticket event reaches the bridge's webhook and the agent joins the
+   group as the IM account {zd_prefix}{zd_agent} (agents' accounts are prefixed, so no customer's userId is ever an
+   agent's), named as Zendesk names the agent:
      curl -s -X PUT $ZD/api/v2/tickets/$TICKET.json -u "$ZD_AUTH" -H 'Content-Type: application/json' \\
        -d '{{"ticket":{{"assignee_id":{zd_agent}}}}}' | pp ticket.assignee_id
      sleep 1
@@ -202,10 +202,22 @@ Watch a conversation, in two browser windows:
 3. The customer writes in the chat; the message lands in the ticket as a comment (one line each):
      curl -s -X POST $IM/_emulator/send -H 'Content-Type: application/json' \\
        -d '{{"GroupId":"ZENDESK#'$TICKET'","From_Account":"customer1","Text":"It is still smoking"}}' | pp
-     sleep 1
+     sleep 2
      curl -s $ZD/api/v2/tickets/$TICKET/comments.json -u "$ZD_AUTH" | pp comments
 
-4. Salesforce: open a Case (CASE keeps its Id), give it to an agent, and send the event the Apex trigger would send
+4. The agent answers in Zendesk with a public comment, and writes an internal note. The customer's chat shows the
+   answer, sent as the agent, whose name the app shows (Nicks); the note never reaches the chat:
+     curl -s -X PUT $ZD/api/v2/tickets/$TICKET.json -u "$ZD_AUTH" -H 'Content-Type: application/json' \\
+       -d '{{"ticket":{{"comment":{{"body":"Unplug it, I am sending one","public":true,"author_id":{zd_agent}}}}}}}' \\
+       | pp ticket.status
+     curl -s -X PUT $ZD/api/v2/tickets/$TICKET.json -u "$ZD_AUTH" -H 'Content-Type: application/json' \\
+       -d '{{"ticket":{{"comment":{{"body":"Note: check the warranty","public":false,"author_id":{zd_agent}}}}}}}' \\
+       | pp ticket.status
+     sleep 1
+     curl -s -X POST $IM/_emulator/client/messages -H 'Content-Type: application/json' \\
+       -d '{{"UserID":"customer1","UserSig":"'"$USERSIG"'","GroupId":"ZENDESK#'"$TICKET"'"}}' | pp
+
+5. Salesforce: open a Case (CASE keeps its Id), give it to an agent, and send the event the Apex trigger would send
    (the agent joins as {sf_prefix}{sf_agent}):
      CASE=$(signed /salesforce/createticket '{{"userId":"customer2","caseInfo":{{"subject":"Refund please"}}}}' \\
        | pp ticketId); echo "CASE=$CASE"
@@ -215,7 +227,7 @@ Watch a conversation, in two browser windows:
      sleep 1
      signed "/links/$CASE" "" GET | pp
 
-5. The seed's primitives take IM accounts as given (here a second agent's), signed; and the job queue:
+6. The seed's primitives take IM accounts as given (here a second agent's), signed; and the job queue:
      signed /joingroup '{{"groupId":"'$CASE'","userId":"{sf_prefix}{sf_agent2}"}}' | pp
      BRIDGE_DATABASE_URL={s.bridge_database_url} $HB jobs list
 
