@@ -44,7 +44,7 @@ class AgentNames:
         self.im = im
         self.connectors = connectors
         self.enqueue = enqueue  # JobQueue.enqueue: the retry when a helpdesk fails to answer
-        self.clock = clock  # wall-clock seconds; tests move it a day on
+        self.clock = clock  # wall-clock seconds, as stored in read_at
 
     def helpdesk_user(self, provider: str, account: str) -> str | None:
         """The helpdesk user id behind an agent's IM account (`<prefix><user id>`), None for any other account."""
