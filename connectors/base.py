@@ -13,8 +13,9 @@ Errors: a connector raises `PermanentError` (do not retry: bad input, bad creden
 5xx, 429 with `retry_after`) or `NotFound` (no such ticket), mapping its library's exceptions through one table.
 
 Optional members (looked up with getattr):
-- `user_name(helpdesk_user_id) -> str | None` (async): a user's display name, which the agent console imports as the
-  agent's IM Nick (without it the console shows the account);
+- `user_name(helpdesk_user_id) -> str | None` (async): a user's display name, which the bridge imports as the
+  agent's IM Nick when the agent joins a group or opens the console, read again once a day at most (bridge/agents.py);
+  without it agents appear under their accounts;
 - `get_reply(ticket_id, comment_id) -> Reply | None` (async): a comment read back from the helpdesk, for relaying an
   agent's public reply into the chat (without it no reply is relayed);
 - `normalize_id(value) -> str` (static): the one form of a helpdesk Id the bridge stores, applied where Ids enter the
