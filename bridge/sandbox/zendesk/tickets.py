@@ -6,7 +6,7 @@ triggers (triggers.py).
 | --- | --- |
 | `POST /api/v2/requests` | a request; anonymous (no credentials) with a `requester` object |
 | `POST /api/v2/tickets` | a ticket, `requester_id` or `requester: {name, email}`; `Idempotency-Key` honoured |
-| `GET/PUT/DELETE /api/v2/tickets/{id}` | show, update (status rules below), delete |
+| `GET/PUT/DELETE /api/v2/tickets/{id}` | show, update (status rules below; the endpoint's limits: limits.py), delete |
 | `GET /api/v2/tickets/{id}/comments` | the ticket's comments, `sort_order=desc` newest first |
 
 Every path also answers with `.json` appended. A closed ticket cannot be updated (422); a comment on a solved ticket
@@ -40,14 +40,16 @@ from bridge.sandbox.zendesk.core import (
     now_iso,
     read_json,
 )
+from bridge.sandbox.zendesk.limits import UpdateLimits
 from bridge.sandbox.zendesk.triggers import Triggers
 
 IDEMPOTENCY_TTL = 2 * 3600  # Zendesk keeps idempotency keys for two hours
 
 
 class Tickets:
-    def __init__(self, state: dict[str, Any], subdomain: str, triggers: Triggers):
+    def __init__(self, state: dict[str, Any], subdomain: str, triggers: Triggers, limits: UpdateLimits):
         self.state, self.subdomain, self.triggers = state, subdomain, triggers
+        self.limits = limits
 
     def routes(self, endpoint: Endpoint) -> list[Route]:
         async def create_ticket(request: Request, actor: dict[str, Any]) -> Response:
@@ -314,6 +316,7 @@ class Tickets:
 
     async def update_ticket(self, request: Request, actor: dict[str, Any]) -> Response:
         ticket = self._get_ticket(request.path_params["id"])
+        self.limits.check(actor["id"], ticket["id"])
         data = (await read_json(request)).get("ticket")
         if not isinstance(data, dict):
             raise invalid("base", "Ticket is missing", "BlankValue")
