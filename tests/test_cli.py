@@ -112,7 +112,7 @@ def test_usersig_follows_the_api_on_user_ids(tmp_path: Path) -> None:
 def test_db_upgrade_and_jobs(tmp_path: Path) -> None:
     env = {"BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path}/b.db"}  # the IM settings are not needed here
     result = run(["db", "upgrade"], env, tmp_path)
-    assert result.returncode == 0 and b"database schema at 0002" in result.stdout, result.stderr
+    assert result.returncode == 0 and b"database schema at 0003" in result.stdout, result.stderr
 
     async def make_dead_job() -> int:
         db = Database(env["BRIDGE_DATABASE_URL"])
