@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,11 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge.sandbox.process import BridgeProcess
 from bridge.sandbox.server import BackgroundServer
 from bridge.transcript import next_write_at
 from connectors.base import UpdateBudget
 from tests.conftest import CALLBACK_TOKEN, ZD_EMAIL, BridgeClient, BridgeFactory, helpdesk_settings
 from tests.test_convergence import wait_for
+from tests.test_crash import bridge_env, create
 from tests.test_im_callbacks import comments, open_ticket, send
 from tests.test_webhooks import jobs
 
@@ -145,6 +148,39 @@ def test_a_ticket_tighter_than_the_budget_is_waited_out(
     assert rate_limited(zd_server), "the emulator never refused an update: the test proves nothing"
     sync = jobs(bridge, "sync_message")
     assert all(j["status"] == "done" and j["attempts"] <= 1 for j in sync), sync  # batched ones never ran alone
+
+
+@pytest.mark.parametrize("point", ["claimed", "ran"])
+def test_killed_mid_batch_loses_nothing(
+    point: str,
+    database_url: str,
+    im_server: BackgroundServer,
+    zd_server: BackgroundServer,
+    zd_admin: Any,
+    tmp_path: Path,
+) -> None:
+    """The bridge dies as it takes a batch (claimed) or once it wrote and recorded it (ran, before the job's end):
+    after a restart every message is in the ticket once, in order."""
+    env = {**bridge_env(database_url, im_server, zd_server), "IM_CALLBACK_TOKEN": CALLBACK_TOKEN}
+    bridge = BridgeProcess({**env, "BRIDGE_TRANSCRIPT_LINGER_SECONDS": "1"}, tmp_path / "bridge.log")
+    try:
+        bridge.start()
+        config = {"callback_url": bridge.url + "/callbacks/im", "callback_token": CALLBACK_TOKEN}
+        httpx.post(im_server.url + "/_emulator/config", json=config).raise_for_status()
+        created = create(bridge.url, "cust1", "crash-batch")
+        assert created.status_code == 201, created.text
+        group = created.json()["groupId"]
+        bridge.stop()
+        bridge.start({"BRIDGE_TEST_CRASH_AT": f"{point}:sync_message"})
+        for n in range(5):  # stored before each callback is answered; the batch is taken a second later
+            send(im_server, group, "cust1", f"line {n}")
+        assert bridge.wait_exit() == 75, "the bridge should have died at the crash point"
+        bridge.start()
+        wait_for(lambda: len(written(zd_admin, group)) >= 5, timeout=30)
+        time.sleep(1.5)  # a second write would come within the lease (1 s) and the linger
+        assert [line for _, line in written(zd_admin, group)] == [f"line {n}" for n in range(5)]
+    finally:
+        bridge.stop()
 
 
 @pytest.mark.parametrize("updates, seconds", [(30, 600.0), (3, 1.0), (1, 5.0)])
