@@ -10,7 +10,8 @@ in order: each message is its own job, stored before IM's callback is answered; 
 BRIDGE_TRANSCRIPT_LINGER_SECONDS, then for its ticket's pace under the connector's `update_budget` (next_write_at),
 while later ones queue behind it; then its runner writes them all and records every one done in the same
 transaction as the ticket's update. So a quiet chat reaches the ticket within about the linger, and a lively one
-stays under Zendesk's 30 updates per 10 minutes per ticket, its comments growing instead.
+stays under Zendesk's 30 updates per 10 minutes per ticket, its comments growing instead. Within a comment the
+messages are in IM's order (MsgSeq), whatever order IM's concurrent callbacks queued them in.
 
 A message's MsgBody is a list of Tencent IM elements; each renders to a line of the comment through RENDER
 (shapes from Tencent's "Message Formats" page). Media the bridge cannot embed (images, files, voice, video)
@@ -174,13 +175,54 @@ def _log_drop(bridge: Bridge, job: Job, reason: str) -> None:
     bridge.metrics.dropped_messages.labels(reason).inc()
 
 
+Taken = list[tuple["Job", Comment | None, dict[str, Any]]]
+
+
+def _seq(job: Job) -> int:
+    seq = job.payload.get("msgSeq")
+    return seq if isinstance(seq, int) else 0
+
+
+def _take(
+    job: Job, queued: list[Job], found: list[Any], settled: float, one_sender: bool
+) -> tuple[Taken, list[Comment]]:
+    """The next comment: queued messages in IM's order (MsgSeq) from the first, up to the batch's limits.
+
+    IM calls back concurrently, so a message may be queued after the next one: a gap in MsgSeq before a message
+    queued since `settled` ends the comment there (the missing one may still be on its way); an older gap is a
+    message that is not the ticket's (the bridge's own). A message whose confirmation failed is left for its own
+    turn, unless it is `job`'s: then that error is the job's."""
+    taken: Taken = []
+    comments: list[Comment] = []
+    previous: int | None = None
+    for member, result in sorted(zip(queued, found, strict=True), key=lambda pair: _seq(pair[0])):
+        if previous is not None and _seq(member) != previous + 1 and member.created_at > settled:
+            break
+        previous = _seq(member)
+        if isinstance(result, BaseException):
+            if member is job:
+                raise result  # retried, or dead with its reason
+            continue
+        comment, outcome = result
+        if comment is not None and comments:
+            size = sum(len(c.body) for c in comments) + len(comment.body)
+            other_sender = (comment.author, comment.author_id) != (comments[0].author, comments[0].author_id)
+            if size > BATCH_CHARS or (one_sender and other_sender):
+                break
+        if comment is not None:
+            comments.append(comment)
+        taken.append((member, comment, outcome))
+    return taken, comments
+
+
 async def sync_message(bridge: Bridge, job: Job) -> dict[str, Any]:
-    """Append the group's waiting messages, from this one on, to its ticket as one comment, once.
+    """Append the group's waiting messages to its ticket as one comment, once.
 
     The ticket's pace (next_write_at) decides when: until then the job is deferred and later messages gather behind
-    it. Then it takes the messages queued behind it (up to BRIDGE_TRANSCRIPT_BATCH_MESSAGES and BATCH_CHARS; one
-    sender's only when the connector has no `add_comments`), confirms each with IM, writes one comment, and records
-    every message's job done with the ticket's update, in one transaction. A 429 defers the job by its Retry-After."""
+    it. Then it takes the messages queued (up to BRIDGE_TRANSCRIPT_BATCH_MESSAGES and BATCH_CHARS; one sender's only
+    when the connector has no `add_comments`) in IM's order (_take), confirms each with IM, writes one comment, and
+    records every one of them done with the ticket's update, in one transaction. When this job's own message was not
+    among them, it runs again for the next comment. A 429 defers the job by its Retry-After."""
     payload = job.payload
     if "outcome" in payload:
         return dict(payload["outcome"])  # a retry after the comment was written and recorded
@@ -199,24 +241,9 @@ async def sync_message(bridge: Bridge, job: Job) -> dict[str, Any]:
     if due > moment:
         raise Deferred(due - moment, "the ticket's update budget")
     queued = [job, *await bridge.queue.behind(job, bridge.settings.bridge_transcript_batch_messages - 1)]
-    confirmed = await asyncio.gather(*(_confirm(bridge, link, member) for member in queued), return_exceptions=True)
-    one_sender = getattr(connector, "add_comments", None) is None
-    comments: list[Comment] = []
-    taken: list[tuple[Job, Comment | None, dict[str, Any]]] = []
-    for member, found in zip(queued, confirmed, strict=True):
-        if isinstance(found, BaseException):
-            if member is job:
-                raise found  # this message's own failure: retried, or dead with its reason
-            break  # a later message fails on its own turn
-        comment, outcome = found
-        if comment is not None and comments:
-            size = sum(len(c.body) for c in comments) + len(comment.body)
-            other_sender = (comment.author, comment.author_id) != (comments[0].author, comments[0].author_id)
-            if size > BATCH_CHARS or (one_sender and other_sender):
-                break
-        if comment is not None:
-            comments.append(comment)
-        taken.append((member, comment, outcome))
+    found = await asyncio.gather(*(_confirm(bridge, link, member) for member in queued), return_exceptions=True)
+    settled = moment - bridge.settings.bridge_transcript_linger_seconds
+    taken, comments = _take(job, queued, found, settled, getattr(connector, "add_comments", None) is None)
     statements: list[Executable] = []
     if comments:
         try:
@@ -231,18 +258,24 @@ async def sync_message(bridge: Bridge, job: Job) -> dict[str, Any]:
             bridge.db.record_ticket_write(group_id, written),
             bridge.db.forget_ticket_writes(group_id, written - window),
         ]
-    outcomes = []
+    own: dict[str, Any] | None = None
     for member, comment, outcome in taken:
         if comment is not None:
             outcome = {"commentId": comment_id, **outcome, "messages": len(comments)}
-        outcomes.append(outcome)
-        if member is not job:
+        if member is job:
+            own = outcome
+        else:
             statements.append(bridge.queue.done_statement(member, outcome))
-    await bridge.queue.checkpoint(job, *statements, outcome=outcomes[0])
-    for (member, _, _), outcome in zip(taken, outcomes, strict=True):
+    if own is None:
+        await bridge.queue.checkpoint(job, *statements)  # the others are recorded; this one goes in the next comment
+    else:
+        await bridge.queue.checkpoint(job, *statements, outcome=own)
+    for member, _, outcome in taken:
         if "dropped" in outcome:
             _log_drop(bridge, member, outcome["dropped"])
-    return outcomes[0]
+    if own is None:
+        raise Deferred(0.0, "its message goes in the next comment")
+    return own
 
 
 async def _write(connector: Connector, comments: list[Comment]) -> str:
