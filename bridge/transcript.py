@@ -183,7 +183,7 @@ def _seq(job: Job) -> int:
     return seq if isinstance(seq, int) else 0
 
 
-def _take(
+def next_batch(
     job: Job, queued: list[Job], found: list[Any], settled: float, one_sender: bool
 ) -> tuple[Taken, list[Comment]]:
     """The next comment: queued messages in IM's order (MsgSeq) from the first, up to the batch's limits.
@@ -220,7 +220,7 @@ async def sync_message(bridge: Bridge, job: Job) -> dict[str, Any]:
 
     The ticket's pace (next_write_at) decides when: until then the job is deferred and later messages gather behind
     it. Then it takes the messages queued (up to BRIDGE_TRANSCRIPT_BATCH_MESSAGES and BATCH_CHARS; one sender's only
-    when the connector has no `add_comments`) in IM's order (_take), confirms each with IM, writes one comment, and
+    when the connector has no `add_comments`) in IM's order (next_batch), confirms each with IM, writes one comment, and
     records every one of them done with the ticket's update, in one transaction. When this job's own message was not
     among them, it runs again for the next comment. A 429 defers the job by its Retry-After."""
     payload = job.payload
@@ -243,7 +243,7 @@ async def sync_message(bridge: Bridge, job: Job) -> dict[str, Any]:
     queued = [job, *await bridge.queue.behind(job, bridge.settings.bridge_transcript_batch_messages - 1)]
     found = await asyncio.gather(*(_confirm(bridge, link, member) for member in queued), return_exceptions=True)
     settled = moment - bridge.settings.bridge_transcript_linger_seconds
-    taken, comments = _take(job, queued, found, settled, getattr(connector, "add_comments", None) is None)
+    taken, comments = next_batch(job, queued, found, settled, getattr(connector, "add_comments", None) is None)
     statements: list[Executable] = []
     if comments:
         try:

@@ -5,6 +5,7 @@ or duplication. The pace's rule itself is a property test."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -17,8 +18,9 @@ from hypothesis import strategies as st
 
 from bridge.sandbox.process import BridgeProcess
 from bridge.sandbox.server import BackgroundServer
-from bridge.transcript import next_write_at
-from connectors.base import UpdateBudget
+from bridge.store import Job
+from bridge.transcript import next_batch, next_write_at
+from connectors.base import Author, Comment, UpdateBudget
 from tests.conftest import CALLBACK_TOKEN, ZD_EMAIL, BridgeClient, BridgeFactory, helpdesk_settings
 from tests.test_convergence import wait_for
 from tests.test_crash import bridge_env, create
@@ -209,3 +211,34 @@ def test_the_pace_never_exceeds_the_budget(updates: int, seconds: float, latenes
         writes.append(moment)
     for start in writes:
         assert sum(1 for at in writes if start <= at < start + seconds) <= updates
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), count=st.integers(1, 12))
+def test_a_comment_takes_messages_in_ims_order(data: st.DataObject, count: int) -> None:
+    """Whatever order IM's callbacks queued them in: the comment's messages are in MsgSeq order, a prefix of those
+    queued; it ends early only at a gap before a message queued within the linger (the missing one may come)."""
+    seqs = data.draw(st.lists(st.integers(1, 40), min_size=count, max_size=count, unique=True), "queue order")
+    fresh = data.draw(st.sets(st.sampled_from(seqs)), "queued within the linger")
+    queued = [
+        Job(
+            id=n + 1,
+            kind="sync_message",
+            key=f"im-msg:G:{seq}",
+            payload_json=json.dumps({"groupId": "G", "from": "cust1", "msgSeq": seq}),
+            created_at=10.0 if seq in fresh else 0.0,
+        )
+        for n, seq in enumerate(seqs)
+    ]
+    found = [
+        (Comment("1", f"m{job.payload['msgSeq']}", Author.CUSTOMER, "cust1", job.key), {"author": "customer"})
+        for job in queued
+    ]
+    taken, comments = next_batch(queued[0], queued, found, settled=5.0, one_sender=False)
+    order = sorted(seqs)
+    got = [member.payload["msgSeq"] for member, _, _ in taken]
+    assert got == order[: len(got)] and len(got) >= 1
+    assert [c.body for c in comments] == [f"m{seq}" for seq in got]
+    if len(got) < len(order):
+        following = order[len(got)]
+        assert following in fresh and following != got[-1] + 1
