@@ -33,6 +33,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select
 
 from bridge.errors import BadRequest, BridgeError, PermanentError, RetriableError
+from bridge.states import JobStatus
 from bridge.store import Database, Job, now
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Deferred(Exception):
         self.delay = delay
 
 
-OPEN_STATUSES = ("pending", "running")
+OPEN_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
 
 # Fault injection for the crash tests: BRIDGE_TEST_CRASH_AT="<point>:<job kind>" ends the process at that point as a
 # kill would (no cleanup, no commit). Points: claimed, ran (the upstream answered, nothing recorded), finished.
@@ -139,13 +140,14 @@ class JobQueue:
     async def retry(self, job_id: int | None = None, all_dead: bool = False) -> int:
         """Put dead (or failed) jobs back to pending, attempts reset; returns how many."""
         async with self.db.session() as s:
+            moment = self.clock()
             stmt = update(Job).values(
-                status="pending", attempts=0, next_attempt_at=self.clock(), lease_until=None, updated_at=self.clock()
+                status=JobStatus.PENDING, attempts=0, next_attempt_at=moment, lease_until=None, updated_at=moment
             )
             if all_dead:
-                stmt = stmt.where(col(Job.status) == "dead")
+                stmt = stmt.where(col(Job.status) == JobStatus.DEAD)
             else:
-                stmt = stmt.where(col(Job.id) == job_id, col(Job.status).in_(("dead", "failed")))
+                stmt = stmt.where(col(Job.id) == job_id, col(Job.status).in_((JobStatus.DEAD, JobStatus.FAILED)))
             result = await s.exec(stmt)  # type: ignore[call-overload]
         self.wakeup.set()
         return int(result.rowcount or 0)
@@ -155,7 +157,7 @@ class JobQueue:
         async with self.db.session() as s:
             await s.exec(  # type: ignore[call-overload]
                 update(Job)
-                .where(col(Job.id) == job.id, col(Job.status) == "pending", col(Job.attempts) == 0)
+                .where(col(Job.id) == job.id, col(Job.status) == JobStatus.PENDING, col(Job.attempts) == 0)
                 .values(next_attempt_at=self.clock())
             )
         self.wakeup.set()
@@ -170,7 +172,7 @@ class JobQueue:
                 .where(
                     Job.ordering_key == job.ordering_key,
                     col(Job.id) < (job.id or 0),
-                    Job.status == "pending",
+                    Job.status == JobStatus.PENDING,
                     col(Job.attempts) > 0,
                 )
                 .limit(1)
@@ -187,7 +189,7 @@ class JobQueue:
                     Job.ordering_key == job.ordering_key,
                     Job.kind == job.kind,
                     col(Job.id) > (job.id or 0),
-                    Job.status == "pending",
+                    Job.status == JobStatus.PENDING,
                 )
                 .order_by(col(Job.id))
                 .limit(limit)
@@ -199,14 +201,14 @@ class JobQueue:
         checkpoint of the runner that did its work."""
         return (
             update(Job)
-            .where(col(Job.id) == job.id, col(Job.status) == "pending")
-            .values(status="done", result_json=json.dumps(result), updated_at=self.clock())
+            .where(col(Job.id) == job.id, col(Job.status) == JobStatus.PENDING)
+            .values(status=JobStatus.DONE, result_json=json.dumps(result), updated_at=self.clock())
         )
 
     async def stats(self) -> dict[str, Any]:
         async with self.db.session() as s:
             counts = dict((await s.exec(select(Job.status, func.count()).group_by(Job.status))).all())
-            oldest = (await s.exec(select(func.min(Job.created_at)).where(Job.status == "pending"))).first()
+            oldest = (await s.exec(select(func.min(Job.created_at)).where(Job.status == JobStatus.PENDING))).first()
         return {"counts": counts, "oldest_pending_age": (self.clock() - oldest) if oldest else 0.0}
 
     # --- claim and run ------------------------------------------------------------------------------------------
@@ -224,8 +226,8 @@ class JobQueue:
         if own:
             on_time = or_(on_time, col(Job.attempts) == 0)
         due = or_(
-            and_(col(Job.status) == "pending", on_time),
-            and_(col(Job.status) == "running", col(Job.lease_until) < moment),
+            and_(col(Job.status) == JobStatus.PENDING, on_time),
+            and_(col(Job.status) == JobStatus.RUNNING, col(Job.lease_until) < moment),
         )
         return and_(due, or_(col(Job.ordering_key).is_(None), ~blocked))
 
@@ -247,7 +249,7 @@ class JobQueue:
                     update(Job)
                     .where(col(Job.id) == candidate, self._claimable(moment, own))
                     .values(
-                        status="running",
+                        status=JobStatus.RUNNING,
                         lease_until=moment + self.lease_seconds,
                         lease_token=uuid.uuid4().hex,
                         attempts=Job.attempts + 1,
@@ -306,10 +308,10 @@ class JobQueue:
         finally:
             task.cancel()  # a no-op once it is done; stops it when this runner lost the job or is cancelled
 
-    async def run(self, job: Job, permanent_status: str = "dead") -> Job:
+    async def run(self, job: Job, permanent_status: JobStatus = JobStatus.DEAD) -> Job:
         """Run one claimed job and record its outcome; returns the job as stored afterwards.
 
-        `permanent_status` is "failed" when the job runs inline and its caller is told of a permanent failure."""
+        `permanent_status` is FAILED when the job runs inline and its caller is told of a permanent failure."""
         handler = self.handlers.get(job.kind)
         crash_point("claimed", job.kind)
         recorded = False
@@ -323,7 +325,7 @@ class JobQueue:
             moment = self.clock()
             recorded = await self._write_leased(
                 job,
-                status="pending",
+                status=JobStatus.PENDING,
                 attempts=max(job.attempts - 1, 0),
                 next_attempt_at=moment + exc.delay,
                 lease_until=None,
@@ -342,7 +344,7 @@ class JobQueue:
             recorded = await self._retry_later(job, f"{type(exc).__name__}: {exc}", None)
         else:
             crash_point("ran", job.kind)
-            recorded = await self._finish(job, "done", result=result or {})
+            recorded = await self._finish(job, JobStatus.DONE, result=result or {})
             crash_point("finished", job.kind)
         if recorded:
             return job  # as just written
@@ -361,11 +363,11 @@ class JobQueue:
     async def _retry_later(self, job: Job, error: str, retry_after: float | None) -> bool:
         delay = self.delay_for(job.attempts, retry_after)
         if delay is None:
-            return await self._finish(job, "dead", error=error)
+            return await self._finish(job, JobStatus.DEAD, error=error)
         moment = self.clock()
         return await self._write_leased(
             job,
-            status="pending",
+            status=JobStatus.PENDING,
             next_attempt_at=moment + delay,
             lease_until=None,
             last_error=_storable(error),
@@ -373,7 +375,7 @@ class JobQueue:
         )
 
     async def _finish(
-        self, job: Job, status: str, error: str | None = None, result: dict[str, Any] | None = None
+        self, job: Job, status: JobStatus, error: str | None = None, result: dict[str, Any] | None = None
     ) -> bool:
         recorded = await self._write_leased(
             job,
@@ -388,7 +390,7 @@ class JobQueue:
 
     async def cancel(self, job: Job, error: str) -> None:
         """Give up a claimed job whose caller was told it failed: failed, not dead, never run again."""
-        await self._finish(job, "failed", error=error)
+        await self._finish(job, JobStatus.FAILED, error=error)
 
     # --- the worker -----------------------------------------------------------------------------------------------
 

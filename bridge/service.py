@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge import transcript
+from bridge import replies, transcript
 from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError, TooManyRequests
 from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
 from bridge.jobs import JobQueue, crash_point
 from bridge.metrics import Metrics
+from bridge.states import JobKind, JobStatus, LinkState
 from bridge.store import Database, Job, Link
 from connectors.base import Connector, EventKind, EventOutcome, EventReceipt, NewTicket, TicketEvent, TicketStatus
 
@@ -79,13 +80,14 @@ class Bridge:
         # instances behind a load balancer a user may have this many open on each.
         self.open_creates: Counter[str] = Counter()
         for kind, handler in {
-            "join": self._join,
-            "leave": self._leave,
-            "delete_group": self._delete_group,
-            "converge": self._converge,
-            "createticket": self._open_ticket,
-            "assignment": self._assignment,
-            "sync_message": lambda job: transcript.sync_message(self, job),
+            JobKind.JOIN: self._join,
+            JobKind.LEAVE: self._leave,
+            JobKind.DELETE_GROUP: self._delete_group,
+            JobKind.CONVERGE: self._converge,
+            JobKind.CREATE_TICKET: self._open_ticket,
+            JobKind.ASSIGNMENT: self._assignment,
+            JobKind.SYNC_MESSAGE: lambda job: transcript.sync_message(self, job),
+            JobKind.RELAY_REPLY: lambda job: replies.relay_reply(self, job),
         }.items():
             self.queue.handler(kind)(handler)
 
@@ -105,19 +107,19 @@ class Bridge:
     async def finish_inline(self, job: Job) -> Outcome:
         deadline = asyncio.get_running_loop().time() + INLINE_WAIT_SECONDS
         while True:
-            if job.status in ("pending", "running"):
+            if job.status in (JobStatus.PENDING, JobStatus.RUNNING):
                 claimed = await self.queue.claim(1, job_id=job.id)
                 if claimed:
-                    job = await self.queue.run(claimed[0], permanent_status="failed")
+                    job = await self.queue.run(claimed[0], permanent_status=JobStatus.FAILED)
                 elif await self.queue.behind_a_retry(job):
                     return await self._queued(job)  # the group waits for IM to come back: answer now
                 else:
                     job = await self.queue.get(job.id or 0) or job
-            if job.status == "done":
+            if job.status == JobStatus.DONE:
                 return Outcome(job, queued=False, result=json.loads(job.result_json or "{}"))
-            if job.status in ("failed", "dead"):
+            if job.status in (JobStatus.FAILED, JobStatus.DEAD):
                 raise _stored_error(job)
-            if job.attempts > 0 and job.status == "pending":
+            if job.attempts > 0 and job.status == JobStatus.PENDING:
                 return Outcome(job, queued=True)  # it failed retriably: the worker takes it from here
             if asyncio.get_running_loop().time() > deadline:
                 return await self._queued(job)
@@ -184,7 +186,7 @@ class Bridge:
             await self.im.destroy_group(group_id)
         except GroupNotFound:
             pass  # already gone is success
-        await self.db.update_link(group_id, state="dismissed", agents=[])
+        await self.db.update_link(group_id, state=LinkState.DISMISSED, agents=[])
         return {}
 
     async def _assignment(self, job: Job) -> dict[str, Any]:
@@ -222,7 +224,7 @@ class Bridge:
         if link is None:
             # Helpdesks report every ticket; only those opened through the bridge have a group.
             return {"joined": [], "left": [], "ignored": "no linked group"}
-        if link.state == "pending":
+        if link.state == LinkState.PENDING:
             # The ticket exists, its group is still being opened (an owner set by an assignment rule at insert
             # reaches us that early): wait for it.
             raise RetriableError(f"the group {group_id} is still being opened", upstream="bridge", retry_after=1.0)
@@ -230,9 +232,9 @@ class Bridge:
         ticket = await connector.get_ticket(link.ticket_id)
         if ticket.status is TicketStatus.DELETED:
             await self._delete_group(job)
-            return {"joined": [], "left": link.agents, "state": "dismissed"}
-        if link.state == "dismissed":
-            return {"joined": [], "left": [], "state": "dismissed"}
+            return {"joined": [], "left": link.agents, "state": LinkState.DISMISSED}
+        if link.state == LinkState.DISMISSED:
+            return {"joined": [], "left": [], "state": LinkState.DISMISSED}
 
         members = await self.im.member_ids(group_id)
         current = {m for m in members if m not in (link.requester_id, self.im.admin)}
@@ -241,7 +243,7 @@ class Bridge:
             wanted.add(ticket.agent_id)
         joined = sorted(wanted - current)
         left = sorted(current - wanted)
-        if link.state == "closed" and ticket.status is not TicketStatus.CLOSED:
+        if link.state == LinkState.CLOSED and ticket.status is not TicketStatus.CLOSED:
             await self.im.mute_all(group_id, False)
             await self.im.system_notification(group_id, REOPENED_NOTICE)
         await self.db.see_agents(group_id, joined)  # before IM lets them speak: their first message is theirs
@@ -251,14 +253,16 @@ class Bridge:
             await self.im.add_members(group_id, joined)
         if left:
             await self.im.delete_members(group_id, left)
-        state = {TicketStatus.SOLVED: "solved", TicketStatus.CLOSED: "closed"}.get(ticket.status, "open")
+        state = {TicketStatus.SOLVED: LinkState.SOLVED, TicketStatus.CLOSED: LinkState.CLOSED}.get(
+            ticket.status, LinkState.OPEN
+        )
         if state != link.state:
-            if state == "closed":
+            if state == LinkState.CLOSED:
                 await self.im.system_notification(group_id, CLOSED_NOTICE)
                 await self.im.mute_all(group_id, True)
-            elif state == "solved":
+            elif state == LinkState.SOLVED:
                 await self.im.system_notification(group_id, SOLVED_NOTICE)
-        if not wanted and current and state == "open":
+        if not wanted and current and state == LinkState.OPEN:
             await self.im.system_notification(group_id, WAITING_NOTICE)
         if (sorted(wanted), state) != (link.agents, link.state):
             await self.db.update_link(group_id, agents=sorted(wanted), state=state)
@@ -267,8 +271,9 @@ class Bridge:
     # --- events from the helpdesks -------------------------------------------------------------------------------
 
     async def take_events(self, events: Sequence[TicketEvent]) -> list[EventReceipt]:
-        """Store each event as the next job of its group, in order: a convergence, or the group's dismissal for a
-        deleted ticket. The worker applies them; a redelivered event is stored once (see TicketEvent)."""
+        """Store each event as the next job of its group, in order: a convergence, the group's dismissal for a
+        deleted ticket, or an added comment's relay (bridge/replies.py). The worker applies them; a redelivered
+        event is stored once (see TicketEvent)."""
         receipts = []
         for event in events:
             group_id = event.group_id
@@ -283,9 +288,16 @@ class Bridge:
             if event.reason:
                 payload["reason"] = event.reason
             payload["event"] = dict(event.hints)
-            kind = "delete_group" if event.kind is EventKind.DELETED else "converge"
+            kind, key = (JobKind.DELETE_GROUP if event.kind is EventKind.DELETED else JobKind.CONVERGE), event.key
+            if event.kind is EventKind.COMMENT_ADDED:
+                if not event.comment_id:
+                    raise BadRequest("a comment_added event names no comment", code="invalid_request")
+                # Keyed by the comment, not the delivery: however often and by whichever route a comment is
+                # reported, it is one job.
+                kind, key = JobKind.RELAY_REPLY, replies.job_key(event.provider, event.comment_id)
+                payload["commentId"] = event.comment_id
             # The job key's unique constraint is what makes a repeated event do nothing.
-            job, created = await self.queue.enqueue(kind, payload, key=event.key, ordering_key=group_id)
+            job, created = await self.queue.enqueue(kind, payload, key=key, ordering_key=group_id)
             receipts.append(
                 EventReceipt(group_id, EventOutcome.QUEUED, job.id)
                 if created
@@ -323,13 +335,13 @@ class Bridge:
         self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str
     ) -> Outcome:
         digest = request_hash({"provider": provider, **body})
-        key = f"createticket:{uuid.uuid4().hex}"
+        key = f"{JobKind.CREATE_TICKET}:{uuid.uuid4().hex}"
         if idempotency_key:
             scoped = f"{caller}:{idempotency_key}"
             # Job keys hold 300 characters; a long user id and key together are hashed into them.
-            key = f"createticket:{scoped if len(scoped) <= 280 else 'sha256-' + _sha256(scoped)}"
+            key = f"{JobKind.CREATE_TICKET}:{scoped if len(scoped) <= 280 else 'sha256-' + _sha256(scoped)}"
         payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key, "caller": caller}
-        job, created = await self.queue.enqueue("createticket", payload, key, delay=INLINE_GRACE_SECONDS)
+        job, created = await self.queue.enqueue(JobKind.CREATE_TICKET, payload, key, delay=INLINE_GRACE_SECONDS)
         if not created and job.payload.get("hash") != digest:
             raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")
         if not created and job.status in ("failed", "dead"):
@@ -363,7 +375,7 @@ class Bridge:
                 group_id=group_id,
                 requester_id=request["userId"],
                 subject=info["subject"],
-                state="pending",
+                state=LinkState.PENDING,
             )
             await self.queue.checkpoint(job, self.db.insert_link(link), ticketId=ticket_id, groupId=group_id)
             payload = job.payload
@@ -379,9 +391,8 @@ class Bridge:
         try:
             await self._converge(job)
         except BridgeError:
-            await self.queue.enqueue(
-                "converge", {"groupId": group_id, "reason": "opened"}, key=f"opened:{group_id}", ordering_key=group_id
-            )
+            opened = {"groupId": group_id, "reason": "opened"}
+            await self.queue.enqueue(JobKind.CONVERGE, opened, key=f"opened:{group_id}", ordering_key=group_id)
         return ids
 
     async def _create_with_patience(self, connector: Connector, ticket: NewTicket, first_attempt: bool) -> str:
@@ -452,7 +463,7 @@ class Bridge:
             await self.queue.checkpoint(job, done=sorted(steps))
             await self.im.system_notification(group_id, self.settings.bridge_greeting)
             steps.add("greeting")
-        await self.queue.checkpoint(job, self.db.change_link(group_id, state="open"), done=sorted(steps))
+        await self.queue.checkpoint(job, self.db.change_link(group_id, state=LinkState.OPEN), done=sorted(steps))
 
 
 def _stored_error(job: Job) -> BridgeError:

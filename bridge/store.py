@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bridge.states import JobStatus, LinkState
+
 
 def now() -> float:
     return time.time()
@@ -42,7 +44,7 @@ class Link(SQLModel, table=True):
     agents_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     # Every agent the group ever had (current and past): whose chat messages may enter the ticket.
     agents_seen_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
-    state: str = Field(default="open", max_length=16)  # pending, open, solved, closed, dismissed
+    state: str = Field(default=LinkState.OPEN.value, max_length=16)  # a LinkState
     subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
@@ -98,11 +100,11 @@ class Job(SQLModel, table=True):
     __table_args__ = (Index("ix_job_claim", "status", "next_attempt_at"),)  # the worker's claim query
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=64)
+    kind: str = Field(max_length=64)  # a JobKind
     key: str = Field(max_length=300, unique=True)
     ordering_key: str | None = Field(default=None, max_length=128, index=True)
     payload_json: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(default="pending", max_length=16, index=True)  # pending, running, done, failed, dead
+    status: str = Field(default=JobStatus.PENDING.value, max_length=16, index=True)  # a JobStatus
     attempts: int = 0
     next_attempt_at: float = Field(default_factory=now)
     lease_until: float | None = None
@@ -316,7 +318,7 @@ class Database:
             # Finished jobs keep their keys (the deduplication of requests and events) for `event_days`.
             await s.exec(
                 delete(Job).where(
-                    col(Job.status).in_(("done", "failed")),  # type: ignore[call-overload]
+                    col(Job.status).in_((JobStatus.DONE, JobStatus.FAILED)),  # type: ignore[call-overload]
                     col(Job.updated_at) < cutoff,
                 )
             )

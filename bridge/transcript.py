@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Executable
 
+from bridge import replies
 from bridge.errors import PermanentError, RetriableError
 from bridge.jobs import Deferred
 from connectors.base import Author, Comment, Connector, UpdateBudget
@@ -155,6 +156,10 @@ async def _confirm(bridge: Bridge, link: Link, job: Job) -> tuple[Comment | None
     message = await bridge.im.group_message(link.group_id, seq) if isinstance(seq, int) else None
     if message is None or message.get("IsPlaceMsg") or message.get("From_Account") != sender:
         return None, {"dropped": "unconfirmed"}
+    if replies.is_relayed(message.get("CloudCustomData")):
+        # IM's own copy says the bridge relayed it from the ticket (only the admin can set that mark): no echo,
+        # whatever the callback claimed.
+        return None, {"skipped": "an agent's reply relayed from the ticket"}
     body = render(message.get("MsgBody"))
     if not body:
         return None, {"skipped": "the message has no text to append"}

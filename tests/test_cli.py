@@ -12,6 +12,7 @@ import pytest
 
 from bridge import auth
 from bridge.jobs import JobQueue
+from bridge.states import JobKind, JobStatus
 from bridge.store import Database
 from connectors.salesforce.ids import normalize
 from tests.conftest import IM_KEY, SDKAPPID
@@ -117,9 +118,9 @@ def test_db_upgrade_and_jobs(tmp_path: Path) -> None:
     async def make_dead_job() -> int:
         db = Database(env["BRIDGE_DATABASE_URL"])
         queue = JobQueue(db)
-        job, _ = await queue.enqueue("join", {"groupId": "G", "userId": "u"}, key="k1", ordering_key="G")
+        job, _ = await queue.enqueue(JobKind.JOIN, {"groupId": "G", "userId": "u"}, key="k1", ordering_key="G")
         (claimed,) = await queue.claim(1)
-        await queue._finish(claimed, "dead", error="IM add_group_member failed (ErrorCode 10004)")
+        await queue._finish(claimed, JobStatus.DEAD, error="IM add_group_member failed (ErrorCode 10004)")
         await db.close()
         assert job.id is not None
         return job.id

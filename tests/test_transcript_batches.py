@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from bridge.sandbox.process import BridgeProcess
 from bridge.sandbox.server import BackgroundServer
+from bridge.states import JobKind, JobStatus
 from bridge.store import Job
 from bridge.transcript import next_batch, next_write_at
 from connectors.base import Author, Comment, UpdateBudget
@@ -96,7 +97,7 @@ def test_a_lively_chat_stays_under_the_per_ticket_limit(
     assert rate_limited(zd_server) == []
     updates = len(comments(zd_admin, group)) - 1
     assert updates <= 30 * (time.monotonic() - started) / WINDOW + 1, updates  # never more than the budget
-    assert all(j["status"] == "done" for j in jobs(bridge, "sync_message"))
+    assert all(j["status"] == JobStatus.DONE for j in jobs(bridge, JobKind.SYNC_MESSAGE))
 
 
 def test_a_quiet_chat_reaches_the_ticket_at_once(
@@ -128,8 +129,8 @@ def test_an_injected_429_is_waited_out(
     assert [line for _, line in written(zd_admin, group)] == [f"line {n}" for n in range(10)]
     assert len(rate_limited(zd_server)) == 3
     assert time.monotonic() - limited_at >= 1.0  # the Retry-After was honoured, not hammered
-    sync = jobs(bridge, "sync_message")
-    assert [j["status"] for j in sync] == ["done"] * 10 and all(j["last_error"] is None for j in sync)
+    sync = jobs(bridge, JobKind.SYNC_MESSAGE)
+    assert [j["status"] for j in sync] == [JobStatus.DONE] * 10 and all(j["last_error"] is None for j in sync)
 
 
 def test_a_ticket_tighter_than_the_budget_is_waited_out(
@@ -148,8 +149,8 @@ def test_a_ticket_tighter_than_the_budget_is_waited_out(
     wait_for(lambda: len(written(zd_admin, group)) >= 8, timeout=30)
     assert [line for _, line in written(zd_admin, group)] == [f"line {n}" for n in range(8)]
     assert rate_limited(zd_server), "the emulator never refused an update: the test proves nothing"
-    sync = jobs(bridge, "sync_message")
-    assert all(j["status"] == "done" and j["attempts"] <= 1 for j in sync), sync  # batched ones never ran alone
+    sync = jobs(bridge, JobKind.SYNC_MESSAGE)
+    assert all(j["status"] == JobStatus.DONE and j["attempts"] <= 1 for j in sync), sync  # batched ones never ran alone
 
 
 @pytest.mark.parametrize("point", ["claimed", "ran"])
@@ -223,7 +224,7 @@ def test_a_comment_takes_messages_in_ims_order(data: st.DataObject, count: int) 
     queued = [
         Job(
             id=n + 1,
-            kind="sync_message",
+            kind=JobKind.SYNC_MESSAGE,
             key=f"im-msg:G:{seq}",
             payload_json=json.dumps({"groupId": "G", "from": "cust1", "msgSeq": seq}),
             created_at=10.0 if seq in fresh else 0.0,

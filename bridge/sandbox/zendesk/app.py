@@ -37,9 +37,12 @@ from starlette.routing import Route
 from bridge.sandbox.faults import CONTROL_PREFIX, FaultMiddleware, Faults, fault_routes
 from bridge.sandbox.zendesk.apps import ZendeskApps
 from bridge.sandbox.zendesk.core import ApiError, Handler, find_user_by_email, new_state, now_iso
+from bridge.sandbox.zendesk.deleted import DeletedTickets
+from bridge.sandbox.zendesk.events import TicketEvents
 from bridge.sandbox.zendesk.limits import UpdateLimits
 from bridge.sandbox.zendesk.tickets import Tickets
 from bridge.sandbox.zendesk.triggers import Triggers
+from bridge.sandbox.zendesk.uploads import Uploads
 from bridge.sandbox.zendesk.users import Users
 from bridge.sandbox.zendesk.webhooks import Webhooks
 
@@ -64,9 +67,16 @@ class ZendeskEmulator:
         self.calls: deque[float] = deque()  # when the calls of the current rate-limit window came
         webhooks = Webhooks(self.state)
         triggers = Triggers(self.state, subdomain, webhooks)
+        events = TicketEvents(self.state, webhooks)
         self.update_limits = UpdateLimits(update_window_scale)
-        tickets = Tickets(self.state, subdomain, triggers, self.update_limits)
-        self.resources = (tickets, Users(self.state), webhooks, triggers)
+        self.resources = (
+            Tickets(self.state, subdomain, triggers, events, self.update_limits),
+            DeletedTickets(self.state, events),
+            Uploads(self.state, subdomain),
+            Users(self.state),
+            webhooks,
+            triggers,
+        )
         self.apps = ZendeskApps(self.state)  # the installed app with signed URLs (the agent console)
 
     def reset(self) -> None:
