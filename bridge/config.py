@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         5.0, gt=0, description="the console pulls the group's history this often when IM callbacks do not arrive"
     )
 
+    bridge_agent_name_seconds: float = Field(
+        86400.0,
+        ge=0,
+        description="an agent's name from the helpdesk (their IM Nick) is used this long, then read again",
+    )
+
     _connectors: dict[str, ConnectorSettings] = PrivateAttr(default_factory=dict)
     _enabled: list[str] = PrivateAttr(default_factory=list)
 

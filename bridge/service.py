@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge import replies, transcript
+from bridge.agents import AgentNames
 from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError, TooManyRequests
 from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
@@ -79,6 +80,7 @@ class Bridge:
         # Requests each end user has open, so one customer cannot take every slot. Counted per process: with several
         # instances behind a load balancer a user may have this many open on each.
         self.open_creates: Counter[str] = Counter()
+        self.agents = AgentNames(settings, db, im, connectors, self.queue.enqueue)
         for kind, handler in {
             JobKind.JOIN: self._join,
             JobKind.LEAVE: self._leave,
@@ -88,6 +90,7 @@ class Bridge:
             JobKind.ASSIGNMENT: self._assignment,
             JobKind.SYNC_MESSAGE: lambda job: transcript.sync_message(self, job),
             JobKind.RELAY_REPLY: lambda job: replies.relay_reply(self, job),
+            JobKind.AGENT_NAME: self.agents.refresh,
         }.items():
             self.queue.handler(kind)(handler)
 
@@ -166,7 +169,10 @@ class Bridge:
         link = await self.db.link_by_group(group_id)
         if link and user_id != link.requester_id:
             await self.db.see_agents(group_id, [user_id])  # before IM lets them speak
-        await self.im.import_account(user_id)
+        if link and self.agents.helpdesk_user(link.provider, user_id) is not None:
+            await self.agents.import_agent(link.provider, user_id)
+        else:
+            await self.im.import_account(user_id)
         await self.im.add_members(group_id, [user_id])
         if link and user_id != link.requester_id:
             await self.db.update_link(group_id, agents=[*link.agents, user_id])
@@ -210,7 +216,7 @@ class Bridge:
             await self.im.delete_members(group_id, [old_agent])
             left.append(old_agent)
         if new_agent:
-            await self.im.import_account(new_agent)
+            await self.agents.import_agent(connector.name, new_agent)
             await self.im.add_members(group_id, [new_agent])
             joined.append(new_agent)
         return {"joined": joined, "left": left}
@@ -248,7 +254,9 @@ class Bridge:
             await self.im.system_notification(group_id, REOPENED_NOTICE)
         await self.db.see_agents(group_id, joined)  # before IM lets them speak: their first message is theirs
         for agent in joined:
-            await self.im.import_account(agent)
+            await self.agents.import_agent(link.provider, agent)
+        for agent in sorted(wanted & current):
+            await self.agents.keep_fresh(link.provider, agent)  # a rename reaches agents who stay, within a day
         if joined:
             await self.im.add_members(group_id, joined)
         if left:

@@ -84,6 +84,15 @@ class SeenSignature(SQLModel, table=True):
     response_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+class AgentName(SQLModel, table=True):
+    """An agent's display name as the helpdesk gave it (their IM Nick), and when it was read: the helpdesk is asked
+    again only once this is old (bridge/agents.py)."""
+
+    account: str = Field(primary_key=True, max_length=64)  # the agent's IM account
+    name: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # "" when the helpdesk has none
+    read_at: float = Field(default_factory=now)
+
+
 class TicketWrite(SQLModel, table=True):
     """One update the transcript made to a ticket (a comment), kept while the connector's update budget counts it."""
 
@@ -253,6 +262,20 @@ class Database:
     async def _agents_seen(s: AsyncSession, group_id: str, agents: list[str]) -> list[str] | None:
         link = (await s.exec(select(Link).where(Link.group_id == group_id))).first()
         return None if link is None else sorted(set(link.agents_seen) | set(agents))
+
+    # --- agents' names ------------------------------------------------------------------------------------------
+
+    async def agent_name(self, account: str) -> AgentName | None:
+        async with self.session() as s:
+            return await s.get(AgentName, account)
+
+    async def keep_agent_name(self, account: str, name: str, read_at: float) -> None:
+        """Store (or replace) what the helpdesk called an agent, read at `read_at`."""
+        insert = sqlite_insert if self.is_sqlite else postgresql_insert
+        statement = insert(AgentName).values(account=account, name=name, read_at=read_at)
+        statement = statement.on_conflict_do_update(index_elements=["account"], set_={"name": name, "read_at": read_at})
+        async with self.session() as s:
+            await s.exec(statement)  # type: ignore[call-overload]
 
     # --- the transcript's updates of tickets ---------------------------------------------------------------------
 

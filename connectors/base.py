@@ -13,8 +13,9 @@ Errors: a connector raises `PermanentError` (do not retry: bad input, bad creden
 5xx, 429 with `retry_after`) or `NotFound` (no such ticket), mapping its library's exceptions through one table.
 
 Optional members (looked up with getattr):
-- `user_name(helpdesk_user_id) -> str | None` (async): a user's display name, which the agent console imports as the
-  agent's IM Nick (without it the console shows the account);
+- `user_name(helpdesk_user_id) -> str | None` (async): a user's display name, which the bridge imports as the
+  agent's IM Nick when the agent joins a group or opens the console, read again once a day at most (bridge/agents.py);
+  without it agents appear under their accounts;
 - `add_comments(comments) -> str` (async): several chat messages of one ticket, in order, appended as one comment (one
   ticket update), returning its id; `merge_runs` joins each sender's consecutive messages. Without it a batch of the
   transcript holds one sender's messages only (`add_comment` with their lines);

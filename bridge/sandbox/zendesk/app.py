@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.sandbox.faults import CONTROL_PREFIX, FaultMiddleware, Faults, fault_routes
+from bridge.sandbox.pretty import ReadableJSON
 from bridge.sandbox.zendesk.apps import ZendeskApps
 from bridge.sandbox.zendesk.core import ApiError, Handler, find_user_by_email, new_state, now_iso
 from bridge.sandbox.zendesk.deleted import DeletedTickets
@@ -154,7 +155,7 @@ class ZendeskEmulator:
 
     # ----------------------------------------------------------------- control
     async def control_state(self, request: Request) -> Response:
-        return JSONResponse(json.loads(json.dumps(self.state, default=str)))
+        return ReadableJSON(self.state)
 
     async def control_reset(self, request: Request) -> Response:
         self.reset()

@@ -1,7 +1,7 @@
 """The updates the transcript made to each ticket, kept for the helpdesk's window: its pace under the connector's
 update budget (Zendesk: 30 per 10 minutes per user per ticket) is shared by every bridge process.
 
-Revision ID: 0003
+Revision ID: 0004
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
