@@ -87,8 +87,13 @@ async def im_callback(request: Request) -> JSONResponse:
     # Keyed by the message: a redelivered callback finds its job already stored and adds nothing. Messages have
     # their own order per group, so a message that keeps failing never holds up a membership change.
     payload = {"groupId": group_id, "from": sender, "msgSeq": seq, "msgTime": data.get("MsgTime")}
+    # Due after the linger: messages of the next moments queue behind it and share its comment (transcript.py).
     await bridge.queue.enqueue(
-        JobKind.SYNC_MESSAGE, payload, key=f"im-msg:{group_id}:{seq}", ordering_key=transcript.ordering_key(group_id)
+        JobKind.SYNC_MESSAGE,
+        payload,
+        key=f"im-msg:{group_id}:{seq}",
+        ordering_key=transcript.ordering_key(group_id),
+        delay=settings.bridge_transcript_linger_seconds,
     )
     return ok(IM_OK)
 

@@ -7,7 +7,7 @@ triggers (triggers.py).
 | `POST /api/v2/requests` | a request; anonymous (no credentials) with a `requester` object |
 | `POST /api/v2/tickets` | a ticket, `requester_id` or `requester: {name, email}`; `Idempotency-Key` honoured |
 | `GET /api/v2/tickets` | List Tickets, by id (`sort_order=desc` newest first), one page |
-| `GET/PUT /api/v2/tickets/{id}` | show, update (status rules below); deletion is deleted.py's |
+| `GET/PUT /api/v2/tickets/{id}` | show, update (status rules below; limits: limits.py); deletion is deleted.py's |
 | `GET /api/v2/tickets/{id}/comments` | the ticket's comments, `sort_order=desc` newest first |
 
 A comment records the User-Agent and address of the call that wrote it (`metadata.system.client`, `ip_address`), and
@@ -46,6 +46,7 @@ from bridge.sandbox.zendesk.core import (
     read_json,
 )
 from bridge.sandbox.zendesk.events import TicketEvents
+from bridge.sandbox.zendesk.limits import UpdateLimits
 from bridge.sandbox.zendesk.triggers import Triggers
 from bridge.sandbox.zendesk.uploads import take_uploads
 
@@ -59,8 +60,11 @@ def system_of(request: Request) -> dict[str, Any]:
 
 
 class Tickets:
-    def __init__(self, state: dict[str, Any], subdomain: str, triggers: Triggers, events: TicketEvents):
+    def __init__(
+        self, state: dict[str, Any], subdomain: str, triggers: Triggers, events: TicketEvents, limits: UpdateLimits
+    ):
         self.state, self.subdomain, self.triggers, self.events = state, subdomain, triggers, events
+        self.limits = limits
 
     def routes(self, endpoint: Endpoint) -> list[Route]:
         async def create_ticket(request: Request, actor: dict[str, Any]) -> Response:
@@ -338,6 +342,7 @@ class Tickets:
 
     async def update_ticket(self, request: Request, actor: dict[str, Any]) -> Response:
         ticket = self._get_ticket(request.path_params["id"])
+        self.limits.check(actor["id"], ticket["id"])
         data = (await read_json(request)).get("ticket")
         if not isinstance(data, dict):
             raise invalid("base", "Ticket is missing", "BlankValue")
