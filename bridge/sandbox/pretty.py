@@ -13,16 +13,27 @@ from typing import Any
 
 from starlette.responses import Response
 
+# Line breaks that JSON leaves raw in strings (it escapes the control characters below U+0020): escaped here too, so
+# that an item stays on its one line.
+_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _one_line(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    for char, escaped in _BREAKS.items():
+        text = text.replace(char, escaped)
+    return text
+
 
 def readable(value: Any, indent: int = 0) -> str:
     pad, inner = "  " * indent, "  " * (indent + 1)
     if isinstance(value, dict) and value:
-        lines = [f"{inner}{json.dumps(str(k))}: {readable(v, indent + 1)}" for k, v in value.items()]
+        lines = [f"{inner}{_one_line(str(k))}: {readable(v, indent + 1)}" for k, v in value.items()]
         return "{\n" + ",\n".join(lines) + f"\n{pad}}}"
     if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
-        lines = [inner + json.dumps(v, ensure_ascii=False, default=str) for v in value]
+        lines = [inner + _one_line(v) for v in value]
         return "[\n" + ",\n".join(lines) + f"\n{pad}]"
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return _one_line(value)
 
 
 class ReadableJSON(Response):

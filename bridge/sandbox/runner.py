@@ -102,7 +102,7 @@ def start_sandbox(port: int, host: str = "127.0.0.1") -> Sandbox:
         bridge_port=port,
         bridge_sandbox=True,
     )
-    # Zendesk's side of the loop, as an admin would set it up: the signed webhook and the bridge's triggers.
+    # Zendesk's side of the loop, as an admin would set it up: the signed webhook, subscribed to ticket events.
     zendesk_setup(settings.connectors["zendesk"], bridge_url)  # type: ignore[arg-type]
     return Sandbox(im, salesforce, zendesk, settings, values, folder, customer)
 

@@ -80,7 +80,7 @@ class ZendeskConnector:
                 "POST",
                 "/webhooks/zendesk",
                 zendesk_webhook,
-                "Zendesk trigger webhook",
+                "Zendesk ticket events (and older trigger bodies)",
                 None,
                 ("zendeskWebhook",),
                 "202",

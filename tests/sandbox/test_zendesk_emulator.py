@@ -240,6 +240,16 @@ def test_update_audit_and_private_comment(zd: httpx.Client) -> None:
     assert (last["body"], last["public"], last["author_id"]) == ("internal", False, BOB)
 
 
+def test_list_tickets_by_id_newest_first_on_request(zd: httpx.Client) -> None:
+    first, second, gone = (new_request(zd)["id"] for _ in range(3))
+    assert zd.delete(f"/tickets/{gone}.json").status_code == 204
+    ids = [t["id"] for t in zd.get("/tickets.json").json()["tickets"]]
+    assert ids[-2:] == [first, second] and gone not in ids
+    newest = zd.get("/tickets.json", params={"sort_order": "desc"}).json()
+    assert [t["id"] for t in newest["tickets"]][:2] == [second, first]
+    assert newest["count"] == len(ids) and "requester_id" in newest["tickets"][0]
+
+
 def test_delete_then_not_found(zd: httpx.Client) -> None:
     tid = new_request(zd)["id"]
     assert zd.delete(f"/tickets/{tid}.json").status_code == 204
