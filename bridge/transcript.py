@@ -259,11 +259,12 @@ async def sync_message(bridge: Bridge, job: Job) -> dict[str, Any]:
                 log.warning("%s: the transcript of group %r waits %.1f s", exc, group_id, exc.retry_after)
                 raise Deferred(exc.retry_after, "rate limited") from None
             raise
-        written = bridge.queue.clock()
-        statements += [
-            bridge.db.record_ticket_write(group_id, written),
-            bridge.db.forget_ticket_writes(group_id, written - window),
-        ]
+        if budget:  # the pace's record, kept while the window counts it
+            written = bridge.queue.clock()
+            statements += [
+                bridge.db.record_ticket_write(group_id, written),
+                bridge.db.forget_ticket_writes(group_id, written - window),
+            ]
     own: dict[str, Any] | None = None
     for member, comment, outcome in taken:
         if comment is not None:
