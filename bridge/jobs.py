@@ -22,13 +22,15 @@ import logging
 import os
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, and_, exists, or_, update
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy import Executable, and_, case, exists, func, literal, or_, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import aliased
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
 from bridge.errors import BadRequest, BridgeError, PermanentError, RetriableError
 from bridge.store import Database, Job, now
@@ -79,6 +81,8 @@ class JobQueue:
         self.lease_seconds = lease_seconds
         self.handlers: dict[str, Handler] = {}
         self.wakeup = asyncio.Event()
+        self._waiters: dict[int, asyncio.Event] = {}  # job id -> set when this process records its outcome
+        self._with_outcome: dict[int, builtins.list[Executable]] = {}  # see after()
 
     def handler(self, kind: str) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
@@ -90,26 +94,68 @@ class JobQueue:
     # --- enqueue and inspect ------------------------------------------------------------------------------------
 
     async def enqueue(
-        self, kind: str, payload: dict[str, Any], key: str, ordering_key: str | None = None, delay: float = 0.0
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        key: str,
+        ordering_key: str | None = None,
+        delay: float = 0.0,
+        *,
+        claim: bool = False,
+        also: Sequence[Executable] = (),
     ) -> tuple[Job, bool]:
-        """Store a job; returns (job, created). An existing key returns the stored job and created=False."""
-        job = Job(
-            kind=kind,
-            key=key,
-            ordering_key=ordering_key,
-            payload_json=json.dumps(payload),
-            next_attempt_at=self.clock() + delay,
-        )
-        try:
-            async with self.db.session() as s:
-                s.add(job)
-            self.wakeup.set()
-            return job, True
-        except IntegrityError:
-            existing = await self.by_key(key)
-            if existing is None:
-                raise
+        """Store a job; returns (job, created). An existing key returns the stored job and created=False.
+
+        `claim`: the job is stored already leased to this process (status running) when nothing of its group is
+        open before it, in the same statement, so the caller runs it without another transaction. `also`:
+        statements committed with the job or not at all (a signature's claim); an IntegrityError from them
+        propagates and stores nothing."""
+        moment = self.clock()
+        values: dict[str, Any] = {
+            "kind": kind,
+            "key": key,
+            "ordering_key": ordering_key,
+            "payload_json": json.dumps(payload),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": moment + delay,
+            "created_at": moment,
+            "updated_at": moment,
+        }
+        if claim:
+            free: Any = literal(True)
+            if ordering_key is not None:
+                earlier = aliased(Job)
+                free = ~exists().where(
+                    col(earlier.ordering_key) == ordering_key, col(earlier.status).in_(OPEN_STATUSES)
+                )
+            values.update(
+                status=case((free, "running"), else_="pending"),
+                attempts=case((free, 1), else_=0),
+                lease_until=case((free, moment + self.lease_seconds), else_=None),
+                lease_token=case((free, uuid.uuid4().hex), else_=None),
+            )
+        insert = sqlite_insert if self.db.is_sqlite else postgresql_insert
+        statement = insert(Job).values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(Job)
+
+        async def store(s: Any) -> tuple[Job, bool]:
+            for extra in also:
+                await s.exec(extra)
+            if ordering_key is not None and not self.db.is_sqlite:
+                # Stores of one group take turns, so two of them never both find the group free (SQLite has one
+                # writer at a time anyway).
+                await s.exec(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))").bindparams(k=ordering_key))
+            stored = (await s.exec(statement)).scalars().first()
+            if stored is not None:
+                return stored, True
+            existing = (await s.exec(select(Job).where(Job.key == key))).first()
+            assert existing is not None, "a conflicting key is never deleted while its job is open"
             return existing, False
+
+        job, created = await self.db.run(store)
+        if created and job.status == "pending":
+            self.wakeup.set()
+        return job, created
 
     async def by_key(self, key: str) -> Job | None:
         async with self.db.session() as s:
@@ -140,16 +186,6 @@ class JobQueue:
         self.wakeup.set()
         return int(result.rowcount or 0)
 
-    async def hand_over(self, job: Job) -> None:
-        """The request that stored `job` stops waiting for it: the worker may take it as soon as it is due."""
-        async with self.db.session() as s:
-            await s.exec(  # type: ignore[call-overload]
-                update(Job)
-                .where(col(Job.id) == job.id, col(Job.status) == "pending", col(Job.attempts) == 0)
-                .values(next_attempt_at=self.clock())
-            )
-        self.wakeup.set()
-
     async def behind_a_retry(self, job: Job) -> bool:
         """True when an earlier job of the same group already failed and waits for its retry: `job` will wait too."""
         if job.ordering_key is None:
@@ -175,41 +211,48 @@ class JobQueue:
 
     # --- claim and run ------------------------------------------------------------------------------------------
 
-    def _claimable(self, moment: float, own: bool = False) -> Any:
-        """Due and not behind an open job of its group. `own`: the request that enqueued a job may run it at
-        once, before the grace that keeps the worker away from it has passed (never a retry before its time)."""
+    def _claimable(self, moment: float) -> Any:
+        """Due and not behind an open job of its group. Every condition reads open jobs only, through the partial
+        indexes of migration 0003, so finished jobs cost nothing however many there are."""
         earlier = aliased(Job)
         blocked = exists().where(
             col(earlier.ordering_key) == col(Job.ordering_key),
-            col(earlier.id) < col(Job.id),
             col(earlier.status).in_(OPEN_STATUSES),
+            col(earlier.id) < col(Job.id),
         )
-        on_time = col(Job.next_attempt_at) <= moment
-        if own:
-            on_time = or_(on_time, col(Job.attempts) == 0)
         due = or_(
-            and_(col(Job.status) == "pending", on_time),
+            and_(col(Job.status) == "pending", col(Job.next_attempt_at) <= moment),
             and_(col(Job.status) == "running", col(Job.lease_until) < moment),
         )
         return and_(due, or_(col(Job.ordering_key).is_(None), ~blocked))
 
     async def claim(self, limit: int = 10, job_id: int | None = None) -> builtins.list[Job]:
-        """Take up to `limit` due jobs, or just `job_id` (the caller's own) if it is not behind another of its group."""
+        """Take up to `limit` due jobs, or just `job_id` if it is due and not behind another of its group."""
         moment = self.clock()
-        own = job_id is not None
-        async with self.db.session() as s:
+
+        async def take(s: Any) -> builtins.list[Job]:
             if job_id is not None:
                 candidates = [job_id]  # the compare-and-set below is the whole check
             else:
-                query = select(Job.id).where(self._claimable(moment)).order_by(col(Job.id)).limit(limit)
-                if not self.db.is_sqlite:
-                    query = query.with_for_update(skip_locked=True, of=Job)  # type: ignore[arg-type]
-                candidates = [found for found in (await s.exec(query)).all() if found is not None]
+                # Pending jobs that are due, and running ones whose lease ran out, each on its partial index.
+                queries = [
+                    select(Job.id).where(col(Job.status) == "pending", self._claimable(moment)),
+                    select(Job.id).where(col(Job.status) == "running", self._claimable(moment)),
+                ]
+                found = set()
+                for query in queries:
+                    query = query.order_by(col(Job.id)).limit(limit)
+                    if not self.db.is_sqlite:  # several processes: each passes over rows another is taking
+                        query = query.with_for_update(skip_locked=True, of=Job)
+                    found.update((await s.exec(query)).all())
+                candidates = sorted(found)
             claimed: builtins.list[Job] = []
             for candidate in candidates:
-                result = await s.exec(  # type: ignore[call-overload]
+                if len(claimed) >= limit:
+                    break
+                result = await s.exec(
                     update(Job)
-                    .where(col(Job.id) == candidate, self._claimable(moment, own))
+                    .where(col(Job.id) == candidate, self._claimable(moment))
                     .values(
                         status="running",
                         lease_until=moment + self.lease_seconds,
@@ -221,6 +264,8 @@ class JobQueue:
                 )
                 claimed += result.scalars().all()
             return claimed
+
+        return await self.db.run(take)
 
     async def checkpoint(self, job: Job, *also: Executable, **progress: Any) -> None:
         """Merge `progress` into the job's payload, so a later attempt skips the steps already done; `also` are
@@ -240,17 +285,43 @@ class JobQueue:
                 raise LeaseLost(f"job {job.id} was taken by another runner")  # rolls back `also` too
         job.payload_json = payload_json
 
-    async def _write_leased(self, job: Job, **values: Any) -> bool:
-        """Update the job (and `job` with it) while its lease token is still the stored one; False when it is not."""
-        async with self.db.session() as s:
-            result = await s.exec(  # type: ignore[call-overload]
+    async def _write_leased(self, job: Job, *also: Executable, **values: Any) -> bool:
+        """Update the job (and `job` with it) while its lease token is still the stored one; False when it is not.
+        `also` are committed with it or not at all."""
+
+        async def write(s: Any) -> int:
+            for statement in also:
+                await s.exec(statement)
+            result = await s.exec(
                 update(Job).where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token).values(**values)
             )
-        if result.rowcount != 1:
+            if result.rowcount != 1:
+                await s.rollback()  # `also` belongs to this runner's outcome: not recorded without it
+            return int(result.rowcount or 0)
+
+        if await self.db.run(write) != 1:
             return False
         for name, value in values.items():
             setattr(job, name, value)
+        if "status" in values:
+            self._settled(job)
         return True
+
+    def after(self, job: Job, *statements: Executable) -> None:
+        """Statements to commit with the job's successful outcome (one transaction: a link changed by the job)."""
+        self._with_outcome.setdefault(job.id or 0, []).extend(statements)
+
+    def waiter(self, job_id: int) -> asyncio.Event:
+        """An event set when this process records an outcome of the job (done, failed, or a retry later)."""
+        return self._waiters.setdefault(job_id, asyncio.Event())
+
+    def forget_waiter(self, job_id: int) -> None:
+        self._waiters.pop(job_id, None)
+
+    def _settled(self, job: Job) -> None:
+        event = self._waiters.get(job.id or 0)
+        if event is not None:
+            event.set()
 
     async def _run_leased(self, job: Job, handler: Handler) -> dict[str, Any] | None:
         """Run the handler, renewing the job's lease every third of it; stop it if the lease is lost."""
@@ -298,6 +369,7 @@ class JobQueue:
             crash_point("ran", job.kind)
             recorded = await self._finish(job, "done", result=result or {})
             crash_point("finished", job.kind)
+        self._with_outcome.pop(job.id or 0, None)
         if recorded:
             return job  # as just written
         return await self.get(job.id or 0) or job  # another runner has it: as it stands
@@ -313,6 +385,7 @@ class JobQueue:
         return delay
 
     async def _retry_later(self, job: Job, error: str, retry_after: float | None) -> bool:
+        self._with_outcome.pop(job.id or 0, None)
         delay = self.delay_for(job.attempts, retry_after)
         if delay is None:
             return await self._finish(job, "dead", error=error)
@@ -329,8 +402,10 @@ class JobQueue:
     async def _finish(
         self, job: Job, status: str, error: str | None = None, result: dict[str, Any] | None = None
     ) -> bool:
+        also = self._with_outcome.pop(job.id or 0, [])
         recorded = await self._write_leased(
             job,
+            *(also if status == "done" else ()),
             status=status,
             lease_until=None,
             last_error=_storable(error),

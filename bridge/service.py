@@ -6,6 +6,7 @@ when it can be, else later by the worker, in order per group.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -14,6 +15,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import Executable
 
 from bridge import transcript
 from bridge.config import Settings
@@ -31,8 +34,6 @@ SOLVED_NOTICE = "This ticket has been marked as solved. Reply here if you still 
 CLOSED_NOTICE = "This ticket is closed. Thank you for contacting us."
 REOPENED_NOTICE = "This ticket has been reopened."
 INLINE_WAIT_SECONDS = 3.0  # how long a request waits for earlier work of its group before answering 202
-# A request runs the job it stored itself; the worker leaves it alone this long (and takes it if the request died).
-INLINE_GRACE_SECONDS = 15.0
 CREATE_BUSY_RETRY_AFTER = 5  # seconds: about how long opening a ticket takes
 
 
@@ -92,40 +93,57 @@ class Bridge:
     # --- running jobs inline ------------------------------------------------------------------------------------
 
     async def submit(
-        self, kind: str, payload: dict[str, Any], key: str | None = None, ordering_key: str | None = None
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        key: str | None = None,
+        ordering_key: str | None = None,
+        also: Sequence[Executable] = (),
     ) -> Outcome:
-        """Store a job, then run it now when nothing earlier in its group is waiting.
+        """Store a job, leased to this request when nothing earlier in its group is open, and run it now.
 
-        Raises the job's error when it failed permanently; returns queued=True when it will finish later."""
-        job, _ = await self.queue.enqueue(
-            kind, payload, key or f"{kind}:{uuid.uuid4().hex}", ordering_key, delay=INLINE_GRACE_SECONDS
+        Raises the job's error when it failed permanently; returns queued=True when it will finish later. `also`:
+        statements stored with the job (see JobQueue.enqueue)."""
+        job, created = await self.queue.enqueue(
+            kind, payload, key or f"{kind}:{uuid.uuid4().hex}", ordering_key, claim=True, also=also
         )
-        return await self.finish_inline(job)
+        return await self.finish_inline(job, leased=created and job.status == "running")
 
-    async def finish_inline(self, job: Job) -> Outcome:
-        deadline = asyncio.get_running_loop().time() + INLINE_WAIT_SECONDS
-        while True:
-            if job.status in ("pending", "running"):
-                claimed = await self.queue.claim(1, job_id=job.id)
-                if claimed:
-                    job = await self.queue.run(claimed[0], permanent_status="failed")
-                elif await self.queue.behind_a_retry(job):
-                    return await self._queued(job)  # the group waits for IM to come back: answer now
-                else:
-                    job = await self.queue.get(job.id or 0) or job
-            if job.status == "done":
-                return Outcome(job, queued=False, result=json.loads(job.result_json or "{}"))
-            if job.status in ("failed", "dead"):
-                raise _stored_error(job)
-            if job.attempts > 0 and job.status == "pending":
-                return Outcome(job, queued=True)  # it failed retriably: the worker takes it from here
-            if asyncio.get_running_loop().time() > deadline:
-                return await self._queued(job)
-            await asyncio.sleep(0.05)
+    async def finish_inline(self, job: Job, leased: bool) -> Outcome:
+        """Run `job` when this request holds its lease (`leased`); otherwise wait (at most INLINE_WAIT_SECONDS) for
+        whoever runs it: the worker of this process sets the job's event, another process's outcome is read from
+        the database at growing intervals. Answers queued (202) when it is not over by then."""
+        if leased:
+            job = await self.queue.run(job, permanent_status="failed")
+        elif job.status in ("pending", "running"):
+            if job.status == "pending" and (job.attempts > 0 or await self.queue.behind_a_retry(job)):
+                return Outcome(job, queued=True)  # the group waits for IM to come back: answer now
+            job = await self._wait_for(job)
+        if job.status == "done":
+            return Outcome(job, queued=False, result=json.loads(job.result_json or "{}"))
+        if job.status in ("failed", "dead"):
+            raise _stored_error(job)
+        return Outcome(job, queued=True)  # retrying later, or still running: the worker takes it from here
 
-    async def _queued(self, job: Job) -> Outcome:
-        await self.queue.hand_over(job)
-        return Outcome(job, queued=True)
+    async def _wait_for(self, job: Job) -> Job:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + INLINE_WAIT_SECONDS
+        event = self.queue.waiter(job.id or 0)
+        pause = 0.1
+        try:
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return job
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(pause, left))
+                event.clear()
+                job = await self.queue.get(job.id or 0) or job
+                if job.status not in ("pending", "running") or (job.status == "pending" and job.attempts > 0):
+                    return job  # over, or failed once and waiting for its retry
+                pause *= 2  # another process may run it: look again, less and less often
+        finally:
+            self.queue.forget_waiter(job.id or 0)
 
     # --- connectors ---------------------------------------------------------------------------------------------
 
@@ -329,14 +347,16 @@ class Bridge:
             # Job keys hold 300 characters; a long user id and key together are hashed into them.
             key = f"createticket:{scoped if len(scoped) <= 280 else 'sha256-' + _sha256(scoped)}"
         payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key, "caller": caller}
-        job, created = await self.queue.enqueue("createticket", payload, key, delay=INLINE_GRACE_SECONDS)
+        job, created = await self.queue.enqueue("createticket", payload, key, claim=True)
         if not created and job.payload.get("hash") != digest:
             raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")
+        leased = created and job.status == "running"
         if not created and job.status in ("failed", "dead"):
             # The caller retries a request that failed: try again (every step is idempotent), do not replay the error.
             await self.queue.retry(job_id=job.id)
-            job = await self.queue.get(job.id or 0) or job
-        return await self.finish_inline(job)
+            claimed = await self.queue.claim(1, job_id=job.id)
+            job, leased = (claimed[0], True) if claimed else (await self.queue.get(job.id or 0) or job, False)
+        return await self.finish_inline(job, leased)
 
     async def _open_ticket(self, job: Job) -> dict[str, Any]:
         payload = job.payload

@@ -11,18 +11,20 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Column, Executable, Index, Text, UniqueConstraint, event, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+T = TypeVar("T")
 
 
 def now() -> float:
@@ -82,15 +84,23 @@ class SeenSignature(SQLModel, table=True):
     response_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+PENDING, RUNNING, OPEN = "status = 'pending'", "status = 'running'", "status IN ('pending', 'running')"
+
+
 class Job(SQLModel, table=True):
     """Durable work: see bridge/jobs.py."""
 
-    __table_args__ = (Index("ix_job_claim", "status", "next_attempt_at"),)  # the worker's claim query
+    # The queue reads open jobs only, on partial indexes that leave finished rows out (see migration 0003).
+    __table_args__ = (
+        Index("ix_job_pending", "next_attempt_at", sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
+        Index("ix_job_running", "lease_until", sqlite_where=text(RUNNING), postgresql_where=text(RUNNING)),
+        Index("ix_job_open_group", "ordering_key", "id", sqlite_where=text(OPEN), postgresql_where=text(OPEN)),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=64)
     key: str = Field(max_length=300, unique=True)
-    ordering_key: str | None = Field(default=None, max_length=128, index=True)
+    ordering_key: str | None = Field(default=None, max_length=128)
     payload_json: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(default="pending", max_length=16, index=True)  # pending, running, done, failed, dead
     attempts: int = 0
@@ -149,7 +159,9 @@ class Database:
     def __init__(self, url: str):
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # No pre-ping: it costs a round trip per checkout. A connection that was dropped fails its statement, the
+        # pool discards it, and `run()` does the unit of work again on a fresh one.
+        kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
@@ -174,6 +186,18 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """One unit of work, done again once when its connection turned out to be dropped (a restarted database,
+        an idle connection closed by a proxy): nothing of it was committed, and a fresh connection is taken."""
+        for attempt in (1, 2):
+            try:
+                async with self.session() as s:
+                    return await work(s)
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
 
     async def ping(self) -> bool:
         try:
