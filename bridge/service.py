@@ -21,7 +21,7 @@ from sqlalchemy import Executable
 from bridge import transcript
 from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError, TooManyRequests
-from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
+from bridge.im import AccountNotFound, GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
 from bridge.jobs import JobQueue, crash_point
 from bridge.metrics import Metrics
 from bridge.store import Database, Job, Link
@@ -104,6 +104,8 @@ class Bridge:
 
         Raises the job's error when it failed permanently; returns queued=True when it will finish later. `also`:
         statements stored with the job (see JobQueue.enqueue)."""
+        if kind == "join":  # see _join
+            also = [*also, self.db.add_agent(payload["groupId"], payload["userId"], seen_only=True)]
         job, created = await self.queue.enqueue(
             kind, payload, key or f"{kind}:{uuid.uuid4().hex}", ordering_key, claim=True, also=also
         )
@@ -178,14 +180,15 @@ class Bridge:
     # --- membership primitives ----------------------------------------------------------------------------------
 
     async def _join(self, job: Job) -> dict[str, Any]:
+        """The account into the group, then into the link's agents (unless it is the requester), with the outcome.
+        Stored with the job: the account among the agents the link has seen, before IM lets it speak."""
         group_id, user_id = job.payload["groupId"], job.payload["userId"]
-        link = await self.db.link_by_group(group_id)
-        if link and user_id != link.requester_id:
-            await self.db.see_agents(group_id, [user_id])  # before IM lets them speak
-        await self.im.import_account(user_id)
-        await self.im.add_members(group_id, [user_id])
-        if link and user_id != link.requester_id:
-            await self.db.update_link(group_id, agents=[*link.agents, user_id])
+        try:
+            await self.im.add_members(group_id, [user_id])  # one round trip when IM knows the account
+        except AccountNotFound:
+            await self.im.import_account(user_id)
+            await self.im.add_members(group_id, [user_id])
+        self.queue.after(job, self.db.add_agent(group_id, user_id))
         return {}
 
     async def _leave(self, job: Job) -> dict[str, Any]:
@@ -314,7 +317,12 @@ class Bridge:
     # --- opening a ticket ---------------------------------------------------------------------------------------
 
     async def create_ticket(
-        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str
+        self,
+        provider: str,
+        body: dict[str, Any],
+        idempotency_key: str | None,
+        caller: str,
+        also: Sequence[Executable] = (),
     ) -> Outcome:
         """Open the ticket, then its group; a repeated Idempotency-Key of the same caller returns the first outcome.
 
@@ -331,14 +339,14 @@ class Bridge:
         self.open_creates[user_id] += 1
         try:
             async with self.create_slots:
-                return await self._create_ticket(provider, body, idempotency_key, caller)
+                return await self._create_ticket(provider, body, idempotency_key, caller, also)
         finally:
             self.open_creates[user_id] -= 1
             if not self.open_creates[user_id]:
                 del self.open_creates[user_id]
 
     async def _create_ticket(
-        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str
+        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str, also: Sequence[Executable]
     ) -> Outcome:
         digest = request_hash({"provider": provider, **body})
         key = f"createticket:{uuid.uuid4().hex}"
@@ -347,7 +355,7 @@ class Bridge:
             # Job keys hold 300 characters; a long user id and key together are hashed into them.
             key = f"createticket:{scoped if len(scoped) <= 280 else 'sha256-' + _sha256(scoped)}"
         payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key, "caller": caller}
-        job, created = await self.queue.enqueue("createticket", payload, key, claim=True)
+        job, created = await self.queue.enqueue("createticket", payload, key, claim=True, also=also)
         if not created and job.payload.get("hash") != digest:
             raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")
         leased = created and job.status == "running"

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Executable, Index, Text, UniqueConstraint, event, text, update
+from sqlalchemy import Column, Executable, Index, Text, UniqueConstraint, case, event, func, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -51,7 +51,7 @@ class Link(SQLModel, table=True):
 
     @property
     def agents(self) -> list[str]:
-        return list(json.loads(self.agents_json))
+        return sorted(json.loads(self.agents_json))  # sorted when written; add_agent() appends
 
     @agents.setter
     def agents(self, value: list[str]) -> None:
@@ -59,7 +59,7 @@ class Link(SQLModel, table=True):
 
     @property
     def agents_seen(self) -> list[str]:
-        return list(json.loads(self.agents_seen_json))
+        return sorted(json.loads(self.agents_seen_json))
 
     def public(self) -> dict[str, Any]:
         return {
@@ -175,6 +175,8 @@ class Database:
         # wait on an upstream, so a turn is brief.
         self._turn = asyncio.Lock() if self.is_sqlite else None
         self.commits = 0  # units of work committed, for /metrics (bridge_db_transactions_total)
+        self._answers: list[tuple[dict[str, Any], asyncio.Future[None]]] = []  # see keep_answer()
+        self._keeper: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -244,6 +246,25 @@ class Database:
             values["agents_seen_json"] = json.dumps(sorted(set(agents_seen)))
         return update(Link).where(col(Link.group_id) == group_id).values(**values)
 
+    @staticmethod
+    def add_agent(group_id: str, user_id: str, *, seen_only: bool = False) -> Executable:
+        """The statement adding `user_id` to the agents the link has seen (and, unless `seen_only`, to its agents),
+        when the link exists and `user_id` is not its requester: one write, no read before it."""
+        item = json.dumps(user_id)  # user IDs are plain ASCII (letters, digits, '_', '-'): no escaping in JSON
+
+        def added(column: Any) -> Any:
+            # ["a", "b"] -> ["a", "b", "c"]: json.dumps' own separator, so the text stays what json.dumps writes.
+            return case(
+                (column.contains(item, autoescape=True), column),
+                (column == "[]", f"[{item}]"),
+                else_=func.substr(column, 1, func.length(column) - 1) + f", {item}]",
+            )
+
+        values: dict[str, Any] = {"agents_seen_json": added(col(Link.agents_seen_json)), "updated_at": now()}
+        if not seen_only:
+            values["agents_json"] = added(col(Link.agents_json))
+        return update(Link).where(col(Link.group_id) == group_id, col(Link.requester_id) != user_id).values(**values)
+
     async def update_link(self, group_id: str, *, agents: list[str] | None = None, state: str | None = None) -> None:
         """Set a link's agents and/or state; agents written here are added to the agents the link has seen."""
         async with self.session() as s:
@@ -285,14 +306,36 @@ class Database:
                 return SeenSignature(signature=signature, expires_at=expires_at)
             return seen
 
-    async def keep_answer(self, signature: str, status: int, response_json: str) -> None:
-        """Store the answer given to the call that claimed `signature`: its retries get it again."""
+    async def seen_signature(self, signature: str) -> SeenSignature | None:
         async with self.session() as s:
-            await s.exec(  # type: ignore[call-overload]
-                update(SeenSignature)
-                .where(col(SeenSignature.signature) == signature)
-                .values(status=status, response_json=response_json)
-            )
+            return await s.get(SeenSignature, signature)
+
+    async def keep_answer(self, signature: str, status: int, response_json: str) -> None:
+        """Store the answer given to the call that claimed `signature`: its retries get it again.
+
+        Answers are written together: those that come while one transaction runs wait for the next, which writes
+        them all (each still returns only once its answer is committed)."""
+        done = asyncio.get_running_loop().create_future()
+        self._answers.append(({"signature": signature, "status": status, "response_json": response_json}, done))
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_answers())
+        await done
+
+    async def _keep_answers(self) -> None:
+        while self._answers:
+            batch, self._answers = self._answers, []
+            try:
+                async with self.session() as s:
+                    # An UPDATE with a list of rows: one per row, matched by primary key.
+                    await s.exec(update(SeenSignature), params=[answer for answer, _ in batch])  # type: ignore[call-overload]
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def forget_signature(self, signature: str) -> None:
         """Release a claimed signature whose call did nothing (it failed on the bridge's side): it may be retried."""

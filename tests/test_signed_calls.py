@@ -25,6 +25,7 @@ from tests.conftest import (
     BridgeClient,
     BridgeFactory,
     helpdesk_settings,
+    im_call,
     im_state,
     make_group,
     members_of,
@@ -204,6 +205,8 @@ def test_a_retry_while_the_first_call_runs_is_409_then_gets_its_answer(
     bridge: BridgeClient, im_server: BackgroundServer
 ) -> None:
     make_group(im_server, "G-slow", "cust1")
+    # An account IM knows: a join is then one add_group_member call, so two calls would mean two runs.
+    im_call(im_server, "account_import", {"UserID": "agent-s"}, service="im_open_login_svc")
     raw = json.dumps({"groupId": "G-slow", "userId": "agent-s"}).encode()
     headers = auth.signed_call_headers(CALLOUT_SECRET, "POST", "/joingroup", raw)
     args = ("/joingroup", raw, headers[auth.SIGNATURE_HEADER], headers[auth.TIMESTAMP_HEADER])
