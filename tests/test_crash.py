@@ -28,6 +28,8 @@ from tests.conftest import (
     set_faults,
 )
 
+ONE = ("--workers", "1")  # a crash point ends the one process serving; `serve` forks one per core on PostgreSQL
+
 
 def bridge_env(database_url: str, im: BackgroundServer, zd: BackgroundServer) -> dict[str, str]:
     return {
@@ -76,7 +78,7 @@ def test_kill_during_createticket(
     processes: list[BridgeProcess],
     tmp_path: Path,
 ) -> None:
-    bridge = BridgeProcess(bridge_env(database_url, im_server, zd_server), tmp_path / "bridge.log")
+    bridge = BridgeProcess(bridge_env(database_url, im_server, zd_server), tmp_path / "bridge.log", args=ONE)
     processes.append(bridge)
     bridge.start({"BRIDGE_TEST_CRASH_AT": f"{point}:createticket"})
     with pytest.raises(httpx.HTTPError):
@@ -107,7 +109,7 @@ def test_restart_with_pending_jobs(
     tmp_path: Path,
 ) -> None:
     make_group(im_server, "G-restart", "cust1")
-    bridge = BridgeProcess(bridge_env(database_url, im_server, zd_server), tmp_path / "bridge.log")
+    bridge = BridgeProcess(bridge_env(database_url, im_server, zd_server), tmp_path / "bridge.log", args=ONE)
     processes.append(bridge)
     bridge.start()
     set_faults(im_server, outage=True, status=503)
@@ -132,8 +134,8 @@ def test_two_processes_on_one_postgres(
     groups = [f"G-two-{n}" for n in range(6)]
     for group in groups:
         make_group(im_server, group, "cust1")
-    first = BridgeProcess(bridge_env(PG_URL, im_server, zd_server), tmp_path / "one.log")
-    second = BridgeProcess(bridge_env(PG_URL, im_server, zd_server), tmp_path / "two.log")
+    first = BridgeProcess(bridge_env(PG_URL, im_server, zd_server), tmp_path / "one.log", args=ONE)
+    second = BridgeProcess(bridge_env(PG_URL, im_server, zd_server), tmp_path / "two.log", args=ONE)
     processes += [first, second]
     first.start()
     second.start()
