@@ -23,9 +23,10 @@ import os
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Executable, and_, case, exists, func, literal, or_, text, update
+from sqlalchemy import Float, Integer, String, and_, bindparam, case, exists, func, literal, or_, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError
@@ -33,7 +34,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from bridge.errors import BadRequest, BridgeError, PermanentError, RetriableError
-from bridge.store import Database, Job, now
+from bridge.store import Database, Job, Prepared, Statement, execute, now
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class JobQueue:
         self.handlers: dict[str, Handler] = {}
         self.wakeup = asyncio.Event()
         self._waiters: dict[int, asyncio.Event] = {}  # job id -> set when this process records its outcome
-        self._with_outcome: dict[int, builtins.list[Executable]] = {}  # see after()
+        self._with_outcome: dict[int, builtins.list[Statement]] = {}  # see after()
 
     def handler(self, kind: str) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
@@ -102,7 +103,7 @@ class JobQueue:
         delay: float = 0.0,
         *,
         claim: bool = False,
-        also: Sequence[Executable] = (),
+        also: Sequence[Statement] = (),
     ) -> tuple[Job, bool]:
         """Store a job; returns (job, created). An existing key returns the stored job and created=False.
 
@@ -111,41 +112,26 @@ class JobQueue:
         statements committed with the job or not at all (a signature's claim); an IntegrityError from them
         propagates and stores nothing."""
         moment = self.clock()
-        values: dict[str, Any] = {
+        params = {
             "kind": kind,
             "key": key,
             "ordering_key": ordering_key,
             "payload_json": json.dumps(payload),
-            "status": "pending",
-            "attempts": 0,
             "next_attempt_at": moment + delay,
-            "created_at": moment,
-            "updated_at": moment,
+            "moment": moment,
+            "lease_until": moment + self.lease_seconds,
+            "lease_token": uuid.uuid4().hex,
         }
-        if claim:
-            free: Any = literal(True)
-            if ordering_key is not None:
-                earlier = aliased(Job)
-                free = ~exists().where(
-                    col(earlier.ordering_key) == ordering_key, col(earlier.status).in_(OPEN_STATUSES)
-                )
-            values.update(
-                status=case((free, "running"), else_="pending"),
-                attempts=case((free, 1), else_=0),
-                lease_until=case((free, moment + self.lease_seconds), else_=None),
-                lease_token=case((free, uuid.uuid4().hex), else_=None),
-            )
-        insert = sqlite_insert if self.db.is_sqlite else postgresql_insert
-        statement = insert(Job).values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(Job)
+        statement = _insert_statement(self.db.is_sqlite, claim, ordering_key is not None)
 
         async def store(s: Any) -> tuple[Job, bool]:
             for extra in also:
-                await s.exec(extra)
+                await execute(s, extra)
             if ordering_key is not None and not self.db.is_sqlite:
                 # Stores of one group take turns, so two of them never both find the group free (SQLite has one
                 # writer at a time anyway).
-                await s.exec(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))").bindparams(k=ordering_key))
-            stored = (await s.exec(statement)).scalars().first()
+                await s.exec(GROUP_TURN, params={"k": ordering_key})
+            stored = (await s.exec(statement, params=params)).scalars().first()
             if stored is not None:
                 return stored, True
             existing = (await s.exec(select(Job).where(Job.key == key))).first()
@@ -211,21 +197,6 @@ class JobQueue:
 
     # --- claim and run ------------------------------------------------------------------------------------------
 
-    def _claimable(self, moment: float) -> Any:
-        """Due and not behind an open job of its group. Every condition reads open jobs only, through the partial
-        indexes of migration 0003, so finished jobs cost nothing however many there are."""
-        earlier = aliased(Job)
-        blocked = exists().where(
-            col(earlier.ordering_key) == col(Job.ordering_key),
-            col(earlier.status).in_(OPEN_STATUSES),
-            col(earlier.id) < col(Job.id),
-        )
-        due = or_(
-            and_(col(Job.status) == "pending", col(Job.next_attempt_at) <= moment),
-            and_(col(Job.status) == "running", col(Job.lease_until) < moment),
-        )
-        return and_(due, or_(col(Job.ordering_key).is_(None), ~blocked))
-
     async def claim(self, limit: int = 10, job_id: int | None = None) -> builtins.list[Job]:
         """Take up to `limit` due jobs, or just `job_id` if it is due and not behind another of its group."""
         moment = self.clock()
@@ -235,39 +206,21 @@ class JobQueue:
                 candidates = [job_id]  # the compare-and-set below is the whole check
             else:
                 # Pending jobs that are due, and running ones whose lease ran out, each on its partial index.
-                queries = [
-                    select(Job.id).where(col(Job.status) == "pending", self._claimable(moment)),
-                    select(Job.id).where(col(Job.status) == "running", self._claimable(moment)),
-                ]
                 found = set()
-                for query in queries:
-                    query = query.order_by(col(Job.id)).limit(limit)
-                    if not self.db.is_sqlite:  # several processes: each passes over rows another is taking
-                        query = query.with_for_update(skip_locked=True, of=Job)
-                    found.update((await s.exec(query)).all())
+                for status in OPEN_STATUSES:
+                    query = _candidates(self.db.is_sqlite, status)
+                    found.update((await s.exec(query, params={"moment": moment, "limit": limit})).all())
                 candidates = sorted(found)
             claimed: builtins.list[Job] = []
-            for candidate in candidates:
-                if len(claimed) >= limit:
-                    break
-                result = await s.exec(
-                    update(Job)
-                    .where(col(Job.id) == candidate, self._claimable(moment))
-                    .values(
-                        status="running",
-                        lease_until=moment + self.lease_seconds,
-                        lease_token=uuid.uuid4().hex,
-                        attempts=Job.attempts + 1,
-                        updated_at=moment,
-                    )
-                    .returning(Job)
-                )
+            for candidate in candidates[:limit]:
+                params = {"job_id": candidate, "moment": moment, "lease_until": moment + self.lease_seconds}
+                result = await s.exec(_CLAIM, params={**params, "token": uuid.uuid4().hex})
                 claimed += result.scalars().all()
             return claimed
 
         return await self.db.run(take)
 
-    async def checkpoint(self, job: Job, *also: Executable, **progress: Any) -> None:
+    async def checkpoint(self, job: Job, *also: Statement, **progress: Any) -> None:
         """Merge `progress` into the job's payload, so a later attempt skips the steps already done; `also` are
         statements recording the same step elsewhere (a link), committed with it or not at all.
 
@@ -275,7 +228,7 @@ class JobQueue:
         payload_json = json.dumps({**job.payload, **progress})
         async with self.db.session() as s:
             for statement in also:
-                await s.exec(statement)  # type: ignore[call-overload]
+                await execute(s, statement)
             result = await s.exec(  # type: ignore[call-overload]
                 update(Job)
                 .where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token)
@@ -285,16 +238,17 @@ class JobQueue:
                 raise LeaseLost(f"job {job.id} was taken by another runner")  # rolls back `also` too
         job.payload_json = payload_json
 
-    async def _write_leased(self, job: Job, *also: Executable, **values: Any) -> bool:
+    async def _write_leased(self, job: Job, *also: Statement, **values: Any) -> bool:
         """Update the job (and `job` with it) while its lease token is still the stored one; False when it is not.
         `also` are committed with it or not at all."""
 
+        statement = _leased_update(tuple(sorted(values)))
+        params = {"job_id": job.id, "token": job.lease_token, **{f"v_{k}": v for k, v in values.items()}}
+
         async def write(s: Any) -> int:
-            for statement in also:
-                await s.exec(statement)
-            result = await s.exec(
-                update(Job).where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token).values(**values)
-            )
+            for extra in also:
+                await execute(s, extra)
+            result = await s.exec(statement, params=params)
             if result.rowcount != 1:
                 await s.rollback()  # `also` belongs to this runner's outcome: not recorded without it
             return int(result.rowcount or 0)
@@ -307,9 +261,24 @@ class JobQueue:
             self._settled(job)
         return True
 
-    def after(self, job: Job, *statements: Executable) -> None:
+    def after(self, job: Job, *statements: Statement) -> None:
         """Statements to commit with the job's successful outcome (one transaction: a link changed by the job)."""
         self._with_outcome.setdefault(job.id or 0, []).extend(statements)
+
+    def follow_up(
+        self, job: Job, kind: str, payload: dict[str, Any], key: str, ordering_key: str | None = None
+    ) -> None:
+        """Store another job with the job's successful outcome (one transaction); the worker takes it."""
+        moment = self.clock()
+        params = {
+            "kind": kind,
+            "key": key,
+            "ordering_key": ordering_key,
+            "payload_json": json.dumps(payload),
+            "next_attempt_at": moment,
+            "moment": moment,
+        }
+        self.after(job, Prepared(_insert_statement(self.db.is_sqlite, False, ordering_key is not None), params))
 
     def waiter(self, job_id: int) -> asyncio.Event:
         """An event set when this process records an outcome of the job (done, failed, or a retry later)."""
@@ -449,3 +418,89 @@ class JobQueue:
                     await asyncio.wait_for(self.wakeup.wait(), idle)
                 except TimeoutError:
                     pass
+
+
+# --- the queue's statements, built once (see store.Prepared) ----------------------------------------------------------
+
+GROUP_TURN = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
+
+
+def _claimable() -> Any:
+    """Due and not behind an open job of its group. Every condition reads open jobs only, through the partial
+    indexes of migration 0003, so finished jobs cost nothing however many there are."""
+    earlier = aliased(Job)
+    blocked = exists().where(
+        col(earlier.ordering_key) == col(Job.ordering_key),
+        col(earlier.status).in_(OPEN_STATUSES),
+        col(earlier.id) < col(Job.id),
+    )
+    moment: Any = bindparam("moment")
+    due = or_(
+        and_(col(Job.status) == "pending", col(Job.next_attempt_at) <= moment),
+        and_(col(Job.status) == "running", col(Job.lease_until) < moment),
+    )
+    return and_(due, or_(col(Job.ordering_key).is_(None), ~blocked))
+
+
+_CLAIM = (
+    update(Job)
+    .where(col(Job.id) == bindparam("job_id"), _claimable())
+    .values(
+        status="running",
+        lease_until=bindparam("lease_until"),
+        lease_token=bindparam("token"),
+        attempts=Job.attempts + 1,
+        updated_at=bindparam("moment"),
+    )
+    .returning(Job)
+)
+
+
+@cache
+def _candidates(is_sqlite: bool, status: str) -> Any:
+    query = (
+        select(Job.id)
+        .where(col(Job.status) == status, _claimable())
+        .order_by(col(Job.id))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    if not is_sqlite:  # several processes: each passes over rows another is taking
+        query = query.with_for_update(skip_locked=True, of=Job)  # type: ignore[arg-type]
+    return query
+
+
+@cache
+def _insert_statement(is_sqlite: bool, claim: bool, grouped: bool) -> Any:
+    """Store a job; with `claim`, leased at once (running, attempt 1) when its group has nothing open."""
+    values: dict[str, Any] = {
+        name: bindparam(name) for name in ("kind", "key", "ordering_key", "payload_json", "next_attempt_at")
+    }
+    values.update(created_at=bindparam("moment"), updated_at=bindparam("moment"))
+    if not claim:
+        values.update(status="pending", attempts=0, lease_until=None, lease_token=None)
+    else:
+        free: Any = literal(True)
+        if grouped:
+            earlier = aliased(Job)
+            free = ~exists().where(
+                col(earlier.ordering_key) == bindparam("ordering_key", type_=String),
+                col(earlier.status).in_(OPEN_STATUSES),
+            )
+        values.update(
+            status=case((free, "running"), else_="pending"),
+            attempts=case((free, 1), else_=0),
+            lease_until=case((free, bindparam("lease_until", type_=Float)), else_=None),
+            lease_token=case((free, bindparam("lease_token", type_=String)), else_=None),
+        )
+    insert = sqlite_insert if is_sqlite else postgresql_insert
+    return insert(Job).values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(Job)
+
+
+@cache
+def _leased_update(names: tuple[str, ...]) -> Any:
+    """Set `names` on a job while its lease token is the stored one (parameters job_id, token, v_<name>)."""
+    return (
+        update(Job)
+        .where(col(Job.id) == bindparam("job_id"), col(Job.lease_token) == bindparam("token"))
+        .values({name: bindparam(f"v_{name}") for name in names})
+    )

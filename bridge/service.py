@@ -16,15 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Executable
-
 from bridge import transcript
 from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError, TooManyRequests
 from bridge.im import AccountNotFound, GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
 from bridge.jobs import JobQueue, crash_point
 from bridge.metrics import Metrics
-from bridge.store import Database, Job, Link
+from bridge.store import Database, Job, Link, Statement
 from connectors.base import Connector, EventKind, EventOutcome, EventReceipt, NewTicket, TicketEvent, TicketStatus
 
 log = logging.getLogger(__name__)
@@ -98,7 +96,7 @@ class Bridge:
         payload: dict[str, Any],
         key: str | None = None,
         ordering_key: str | None = None,
-        also: Sequence[Executable] = (),
+        also: Sequence[Statement] = (),
     ) -> Outcome:
         """Store a job, leased to this request when nothing earlier in its group is open, and run it now.
 
@@ -247,6 +245,8 @@ class Bridge:
             # The ticket exists, its group is still being opened (an owner set by an assignment rule at insert
             # reaches us that early): wait for it.
             raise RetriableError(f"the group {group_id} is still being opened", upstream="bridge", retry_after=1.0)
+        if job.payload.get("greet"):
+            await self._greet(job, group_id)
         connector = self.connector(link.provider)
         ticket = await connector.get_ticket(link.ticket_id)
         if ticket.status is TicketStatus.DELETED:
@@ -322,7 +322,7 @@ class Bridge:
         body: dict[str, Any],
         idempotency_key: str | None,
         caller: str,
-        also: Sequence[Executable] = (),
+        also: Sequence[Statement] = (),
     ) -> Outcome:
         """Open the ticket, then its group; a repeated Idempotency-Key of the same caller returns the first outcome.
 
@@ -346,7 +346,7 @@ class Bridge:
                 del self.open_creates[user_id]
 
     async def _create_ticket(
-        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str, also: Sequence[Executable]
+        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str, also: Sequence[Statement]
     ) -> Outcome:
         digest = request_hash({"provider": provider, **body})
         key = f"createticket:{uuid.uuid4().hex}"
@@ -367,13 +367,15 @@ class Bridge:
         return await self.finish_inline(job, leased)
 
     async def _open_ticket(self, job: Job) -> dict[str, Any]:
+        """The ticket (with the customer's IM account, at the same time), then the group: two round trips before the
+        answer. The greeting and the owner check follow as the group's first job, stored with this one's outcome."""
         payload = job.payload
         provider, request = payload["provider"], payload["request"]
         connector = self.connector(provider)
-        info = request["caseInfo"]
+        info, user_id = request["caseInfo"], request["userId"]
         if "ticketId" not in payload:
             ticket = NewTicket(
-                user_id=request["userId"],
+                user_id=user_id,
                 subject=info["subject"],
                 description=info.get("desc") or "",
                 name=info.get("name"),
@@ -382,41 +384,54 @@ class Bridge:
                 # Only a signed call is trusted to name the requester by email; an end user's email is just data.
                 requester_by_email=payload.get("caller") in ("app", "callout"),
             )
-            ticket_id = await self._create_with_patience(connector, ticket, first_attempt=job.attempts <= 1)
+            created, imported = await asyncio.gather(
+                self._create_ticket_in_time(connector, ticket, first_attempt=job.attempts <= 1),
+                self.im.import_account(user_id, nick=info.get("name")),  # idempotent: done again on a retry
+                return_exceptions=True,
+            )
+            if isinstance(created, BaseException):
+                raise created
+            ticket_id = created
             crash_point("ticket_created", job.kind)
             group_id = connector.group_id(ticket_id)
             link = Link(
                 provider=provider,
                 ticket_id=ticket_id,
                 group_id=group_id,
-                requester_id=request["userId"],
+                requester_id=user_id,
                 subject=info["subject"],
                 state="pending",
             )
             await self.queue.checkpoint(job, self.db.insert_link(link), ticketId=ticket_id, groupId=group_id)
             payload = job.payload
-        ticket_id, group_id, user_id = payload["ticketId"], payload["groupId"], request["userId"]
+            if isinstance(imported, BaseException):
+                raise imported  # the ticket is recorded: a retry opens only the group
+            payload["imported"] = True
+        ticket_id, group_id = payload["ticketId"], payload["groupId"]
         ids = {"provider": provider, "ticketId": ticket_id, "groupId": group_id}
         try:
-            await self._open_group(job, ticket_id, group_id, user_id, info)
+            if not payload.get("imported"):
+                await self.im.import_account(user_id, nick=info.get("name"))
+            await self._open_group(ticket_id, group_id, user_id, info)
         except RetriableError as exc:
             exc.details.update(ids)
             raise
-        # An owner given while the group was being opened (assignment rules, triggers) is applied now; if that
-        # fails, a queued convergence does it later rather than failing a ticket that is otherwise open.
-        try:
-            await self._converge(job)
-        except BridgeError:
-            await self.queue.enqueue(
-                "converge", {"groupId": group_id, "reason": "opened"}, key=f"opened:{group_id}", ordering_key=group_id
-            )
+        # The link is open with the job's outcome, and the group's first job (greeting, then the owner an assignment
+        # rule may have set meanwhile) is stored with it: durable, but after the answer.
+        self.queue.after(job, self.db.change_link(group_id, state="open"))
+        self.queue.follow_up(
+            job, "converge", {"groupId": group_id, "reason": "opened", "greet": True}, f"opened:{group_id}", group_id
+        )
         return ids
 
-    async def _create_with_patience(self, connector: Connector, ticket: NewTicket, first_attempt: bool) -> str:
-        """Create the ticket, waiting out short rate limits and outages (the request key makes retries safe).
+    async def _create_ticket_in_time(self, connector: Connector, ticket: NewTicket, first_attempt: bool) -> str:
+        """Create the ticket (the request key makes a repeat safe), under one retry policy at a time.
 
-        On the caller's own attempt a longer failure is reported (502) rather than left to open a ticket later
-        that nobody is waiting for; after a crash, the job keeps retrying on its schedule."""
+        The caller's own attempt waits out short rate limits and blips (BRIDGE_CREATE_PATIENCE_SECONDS), then
+        reports the failure (502) and is not retried: no ticket is opened later that nobody waits for. A later
+        attempt (the job taken again after a crash) calls once and leaves retrying to the queue's schedule."""
+        if not first_attempt:
+            return await connector.create_ticket(ticket)
         deadline = asyncio.get_running_loop().time() + self.settings.bridge_create_patience_seconds
         delay = 0.2
         while True:
@@ -425,9 +440,7 @@ class Bridge:
             except RetriableError as exc:
                 wait = exc.retry_after if exc.retry_after is not None else delay
                 if asyncio.get_running_loop().time() + wait > deadline:
-                    if first_attempt:
-                        raise PermanentError(str(exc), upstream=exc.upstream, upstream_code=exc.upstream_code) from None
-                    raise
+                    raise PermanentError(str(exc), upstream=exc.upstream, upstream_code=exc.upstream_code) from None
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, 5.0)
 
@@ -456,31 +469,34 @@ class Bridge:
                 upstream_code=exc.upstream_code,
             ) from None
 
-    async def _open_group(self, job: Job, ticket_id: str, group_id: str, user_id: str, info: dict[str, Any]) -> None:
-        """Group, greeting, then the link marked open, each recorded once done so a retry skips it."""
-        steps = set(job.payload.get("done", []))
-        if "group" not in steps:
-            await self.im.import_account(user_id, nick=info.get("name"))
-            name = self.settings.group_name(ticket_id, info["subject"])
-            try:
-                await self.im.create_group(group_id, name, members=[user_id])
-            except GroupExists:
-                # 10025, "used, and you are its owner": only this app's admin creates groups without an owner, so
-                # this is a retried create after a lost answer; make sure the customer is in.
-                if user_id not in await self.im.member_ids(group_id):
-                    await self.im.add_members(group_id, [user_id])
-            except GroupIdTaken:
-                await self._reclaim_group(group_id, name, user_id)
-            steps.add("group")
-        if "greeting" not in steps:
-            # Recorded first, which also checks this runner still holds the job: one that lost it stops here
-            # rather than greet again. At least once: IM offers no way to see whether a system notification went
-            # out, and a customer who never sees the greeting is worse off than one who sees it twice after a crash
-            # in the moment between IM's answer and the record below.
-            await self.queue.checkpoint(job, done=sorted(steps))
-            await self.im.system_notification(group_id, self.settings.bridge_greeting)
-            steps.add("greeting")
-        await self.queue.checkpoint(job, self.db.change_link(group_id, state="open"), done=sorted(steps))
+    async def _open_group(self, ticket_id: str, group_id: str, user_id: str, info: dict[str, Any]) -> None:
+        """The ticket's group with the customer in it; a retry after a lost answer finds it made (10025)."""
+        name = self.settings.group_name(ticket_id, info["subject"])
+        try:
+            await self.im.create_group(group_id, name, members=[user_id])
+        except GroupExists:
+            # 10025, "used, and you are its owner": only this app's admin creates groups without an owner, so
+            # this is a retried create after a lost answer; make sure the customer is in.
+            if user_id not in await self.im.member_ids(group_id):
+                await self.im.add_members(group_id, [user_id])
+        except GroupIdTaken:
+            await self._reclaim_group(group_id, name, user_id)
+
+    async def _greet(self, job: Job, group_id: str) -> None:
+        """The greeting, once: a group message whose Random is the group's own, so IM drops a repeat within five
+        minutes (a retry after IM's answer was lost, or after a crash before the record below). Online only, as a
+        system notification is: kept out of the group's history, and no callback."""
+        if "greeting" in job.payload.get("done", []):
+            return
+        await self.im.send_text(
+            group_id, self.settings.bridge_greeting, greeting_random(group_id), forbid_callback=True, online_only=True
+        )
+        await self.queue.checkpoint(job, done=["greeting"])
+
+
+def greeting_random(group_id: str) -> int:
+    """The greeting's Random: the same for every attempt in one group, so IM keeps one of them."""
+    return int(_sha256(f"greeting:{group_id}")[:8], 16)
 
 
 def _stored_error(job: Job) -> BridgeError:

@@ -13,9 +13,24 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Executable, Index, Text, UniqueConstraint, case, event, func, text, update
+from sqlalchemy import (
+    Column,
+    Executable,
+    Float,
+    Index,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    case,
+    event,
+    func,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -25,6 +40,24 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A statement built once (with bindparams) and the values of one use: building a SQLAlchemy statement costs
+    more CPU than running it, so the statements of every request's path are built once per process."""
+
+    statement: Executable
+    params: dict[str, Any]
+
+
+Statement = Executable | Prepared  # what units of work take to run alongside their own writes
+
+
+async def execute(s: AsyncSession, statement: Statement) -> Any:
+    if isinstance(statement, Prepared):
+        return await s.exec(statement.statement, params=statement.params)  # type: ignore[call-overload]
+    return await s.exec(statement)  # type: ignore[call-overload]
 
 
 def now() -> float:
@@ -247,23 +280,20 @@ class Database:
         return update(Link).where(col(Link.group_id) == group_id).values(**values)
 
     @staticmethod
-    def add_agent(group_id: str, user_id: str, *, seen_only: bool = False) -> Executable:
+    def add_agent(group_id: str, user_id: str, *, seen_only: bool = False) -> Prepared:
         """The statement adding `user_id` to the agents the link has seen (and, unless `seen_only`, to its agents),
         when the link exists and `user_id` is not its requester: one write, no read before it."""
         item = json.dumps(user_id)  # user IDs are plain ASCII (letters, digits, '_', '-'): no escaping in JSON
-
-        def added(column: Any) -> Any:
-            # ["a", "b"] -> ["a", "b", "c"]: json.dumps' own separator, so the text stays what json.dumps writes.
-            return case(
-                (column.contains(item, autoescape=True), column),
-                (column == "[]", f"[{item}]"),
-                else_=func.substr(column, 1, func.length(column) - 1) + f", {item}]",
-            )
-
-        values: dict[str, Any] = {"agents_seen_json": added(col(Link.agents_seen_json)), "updated_at": now()}
-        if not seen_only:
-            values["agents_json"] = added(col(Link.agents_json))
-        return update(Link).where(col(Link.group_id) == group_id, col(Link.requester_id) != user_id).values(**values)
+        pattern = "%" + item.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+        params: dict[str, Any] = {
+            "group": group_id,
+            "user": user_id,
+            "pattern": pattern,
+            "alone": f"[{item}]",
+            "tail": f", {item}]",
+        }
+        params["now"] = now()
+        return Prepared(_add_agent_statement(seen_only), params)
 
     async def update_link(self, group_id: str, *, agents: list[str] | None = None, state: str | None = None) -> None:
         """Set a link's agents and/or state; agents written here are added to the agents the link has seen."""
@@ -358,3 +388,29 @@ class Database:
                     col(Job.updated_at) < cutoff,
                 )
             )
+
+
+@cache
+def _add_agent_statement(seen_only: bool) -> Executable:
+    def added(column: Any) -> Any:
+        # ["a", "b"] -> ["a", "b", "c"]: json.dumps' own separator, so the text stays what json.dumps writes.
+        return case(
+            (column.like(bindparam("pattern", type_=Text), escape="/"), column),
+            (column == "[]", bindparam("alone", type_=Text)),
+            else_=func.substr(column, 1, func.length(column) - 1) + bindparam("tail", type_=Text),
+        )
+
+    values: dict[str, Any] = {
+        "agents_seen_json": added(col(Link.agents_seen_json)),
+        "updated_at": bindparam("now", type_=Float),
+    }
+    if not seen_only:
+        values["agents_json"] = added(col(Link.agents_json))
+    return (
+        update(Link)
+        .where(
+            col(Link.group_id) == bindparam("group", type_=Text),
+            col(Link.requester_id) != bindparam("user", type_=Text),
+        )
+        .values(**values)
+    )

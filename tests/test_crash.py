@@ -21,6 +21,7 @@ from tests.conftest import (
     SDKAPPID,
     ZD_EMAIL,
     ZD_TOKEN,
+    greetings,
     im_state,
     make_group,
     members_of,
@@ -98,7 +99,7 @@ def test_kill_during_createticket(
     assert len(zendesk_tickets(zd_server)) == 1, "exactly one ticket"
     assert list(im_state(im_server)["groups"]) == [group_id], "exactly one group"
     assert members_of(im_server, group_id) == {"cust-crash"}
-    assert len(im_state(im_server)["notifications"][group_id]) == 1, "exactly one greeting"
+    assert len(greetings(im_server, group_id)) == 1, "exactly one greeting"
 
 
 def test_restart_with_pending_jobs(

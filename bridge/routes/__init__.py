@@ -8,7 +8,7 @@ import logging
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Executable, insert
+from sqlalchemy import bindparam, insert
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bridge import auth, ids
 from bridge.errors import BadRequest, BridgeError, Conflict, Forbidden, PayloadTooLarge, SignatureError
 from bridge.service import Bridge
-from bridge.store import SeenSignature
+from bridge.store import Prepared, SeenSignature, Statement
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def target_of(request: Request) -> str:
 # Who called, as the routes and the service name it: the secret that signed, or the end user a UserSig is for.
 CALLOUT, APP, INSECURE = "callout", "app", "insecure"
 CLAIM = "signature_claim"  # request.state entry: the canonical signature this request claimed
+CLAIM_STATEMENT = insert(SeenSignature).values(signature=bindparam("signature"), expires_at=bindparam("expires_at"))
 DEFERRED_CLAIM = "signature_to_claim"  # (signature, expires_at) that claim_with_job() stores with the job
 
 
@@ -160,7 +161,7 @@ async def check_signed(request: Request, body: bytes, *, app_allowed: bool = Fal
     raise AssertionError("unreachable")
 
 
-def claim_with_job(request: Request) -> list[Executable]:
+def claim_with_job(request: Request) -> list[Statement]:
     """The signature claim check_signed(claim=False) left, as a statement for the job's transaction (none when the
     call is not signed). From here on the answer is kept with the signature (KeepAnswers)."""
     state = request.scope.setdefault("state", {})
@@ -169,7 +170,7 @@ def claim_with_job(request: Request) -> list[Executable]:
         return []
     signature, expires_at = deferred
     state[CLAIM] = signature
-    return [insert(SeenSignature).values(signature=signature, expires_at=expires_at)]
+    return [Prepared(CLAIM_STATEMENT, {"signature": signature, "expires_at": expires_at})]
 
 
 async def claimed_before(request: Request) -> NoReturn:
