@@ -26,6 +26,7 @@ from bridge.config import (
 )
 from bridge.logs import configure_logging
 from bridge.migrations import SchemaError, current_revision, head_revision, prepare_database
+from bridge.states import JobStatus
 from connectors.base import ConnectorLoadError, load_connector_classes
 
 
@@ -267,7 +268,7 @@ def parser() -> argparse.ArgumentParser:
     jobs = sub.add_parser("jobs", help="queued and failed work")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     jobs_list = jobs_sub.add_parser("list")
-    jobs_list.add_argument("--status", choices=["pending", "running", "done", "failed", "dead"])
+    jobs_list.add_argument("--status", choices=list(JobStatus))
     jobs_list.add_argument("--limit", type=int, default=100)
     jobs_list.add_argument("--json", action="store_true")
     jobs_list.set_defaults(func=cmd_jobs)

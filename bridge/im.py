@@ -30,6 +30,7 @@ DELETE_MEMBER_BATCH = 100
 HISTORY_PAGE = 20  # group_msg_get_simple returns at most 20 messages a call
 PROFILE_BATCH = 100  # portrait_get takes at most 100 accounts a call
 NICK_TAG = "Tag_Profile_IM_Nick"
+NICK_MAX_BYTES = 500  # a profile string holds at most 500 bytes (40601 beyond)
 
 # Member results of add_group_member.
 MEMBER_FAILED, MEMBER_ADDED, MEMBER_ALREADY, MEMBER_PENDING = 0, 1, 2, 3
@@ -189,8 +190,17 @@ class IMClient:
     async def import_account(self, user_id: str, nick: str | None = None) -> None:
         body: dict[str, Any] = {"UserID": user_id}
         if nick:
-            body["Nick"] = nick
+            body["Nick"] = truncate_utf8(nick, NICK_MAX_BYTES)
         await self.call("im_open_login_svc", "account_import", body)
+
+    async def set_nick(self, user_id: str, nick: str) -> None:
+        """Set an existing account's Nick (`portrait_set`): Tencent documents account_import as creating an account,
+        not as updating the profile of one that exists."""
+        body = {
+            "From_Account": user_id,
+            "ProfileItem": [{"Tag": NICK_TAG, "Value": truncate_utf8(nick, NICK_MAX_BYTES)}],
+        }
+        await self.call("profile", "portrait_set", body)
 
     async def nicks(self, user_ids: list[str]) -> dict[str, str]:
         """Accounts' Nick (`portrait_get`, 100 a call); accounts without one are left out."""
@@ -321,11 +331,24 @@ class IMClient:
         """Send a text message; the same `random_` and text within 5 minutes is dropped by IM as a duplicate.
         `forbid_callback`: IM does not call the after-send callback for it (the bridge's own words); `online_only`:
         delivered to members online now, not kept in the group's history (OnlineOnlyFlag)."""
-        body: dict[str, Any] = {
-            "GroupId": group_id,
-            "Random": random_,
-            "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}],
-        }
+        element = {"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}
+        return await self.send_message(
+            group_id, [element], random_, from_account, cloud_custom_data, forbid_callback, online_only
+        )
+
+    async def send_message(
+        self,
+        group_id: str,
+        msg_body: list[dict[str, Any]],
+        random_: int,
+        from_account: str | None = None,
+        cloud_custom_data: str | None = None,
+        forbid_callback: bool = False,
+        online_only: bool = False,
+    ) -> dict[str, Any]:
+        """Send a message of IM elements (`{"MsgType", "MsgContent"}`) as `from_account` (the admin when None); the
+        same `random_` and content within 5 minutes is dropped by IM as a duplicate. Answers `MsgSeq`, `MsgTime`."""
+        body: dict[str, Any] = {"GroupId": group_id, "Random": random_, "MsgBody": msg_body}
         if from_account:
             body["From_Account"] = from_account
         if cloud_custom_data:

@@ -8,6 +8,8 @@
   once its lease has run out. A running job renews its lease, so a slow one is never taken while it runs; every
   write of a runner (checkpoint, outcome) is fenced by its lease token, so a runner that lost its lease anyway
   (a stalled process) stops at its next checkpoint instead of repeating steps the new runner does.
+- A handler may raise `Deferred(delay)`: the job waits that long and runs again, no attempt counted (the transcript
+  waits for its ticket's pace this way, and later messages of its group gather behind it).
 - Outcomes: done; RetriableError -> pending again at the next step of RETRY_SCHEDULE (or the upstream's
   Retry-After); PermanentError, a value the database refuses (DataError) or an exhausted schedule -> dead, listed
   by `helpdesk-bridge jobs list`.
@@ -26,7 +28,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, and_, bindparam, case, exists, func, literal, or_, text, update
+from sqlalchemy import (
+    Executable,
+    Float,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError
@@ -34,6 +50,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from bridge.errors import BadRequest, BridgeError, PermanentError, RetriableError
+from bridge.states import JobStatus
 from bridge.store import Database, Job, Prepared, Statement, execute, now
 
 log = logging.getLogger(__name__)
@@ -50,7 +67,15 @@ class LeaseLost(Exception):
     """The job's lease ran out and another worker took it: this runner must stop and record nothing."""
 
 
-OPEN_STATUSES = ("pending", "running")
+class Deferred(Exception):
+    """Not now: run the job again in `delay` seconds. Not a failure, so it counts no attempt and logs no error."""
+
+    def __init__(self, delay: float, reason: str = ""):
+        super().__init__(f"deferred {delay:.2f} s{': ' + reason if reason else ''}")
+        self.delay = delay
+
+
+OPEN_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
 
 # Fault injection for the crash tests: BRIDGE_TEST_CRASH_AT="<point>:<job kind>" ends the process at that point as a
 # kill would (no cleanup, no commit). Points: claimed, ran (the upstream answered, nothing recorded), finished.
@@ -139,7 +164,7 @@ class JobQueue:
             return existing, False
 
         job, created = await self.db.run(store)
-        if created and job.status == "pending":
+        if created and job.status == JobStatus.PENDING:
             self.wakeup.set()
         return job, created
 
@@ -161,13 +186,14 @@ class JobQueue:
     async def retry(self, job_id: int | None = None, all_dead: bool = False) -> int:
         """Put dead (or failed) jobs back to pending, attempts reset; returns how many."""
         async with self.db.session() as s:
+            moment = self.clock()
             stmt = update(Job).values(
-                status="pending", attempts=0, next_attempt_at=self.clock(), lease_until=None, updated_at=self.clock()
+                status=JobStatus.PENDING, attempts=0, next_attempt_at=moment, lease_until=None, updated_at=moment
             )
             if all_dead:
-                stmt = stmt.where(col(Job.status) == "dead")
+                stmt = stmt.where(col(Job.status) == JobStatus.DEAD)
             else:
-                stmt = stmt.where(col(Job.id) == job_id, col(Job.status).in_(("dead", "failed")))
+                stmt = stmt.where(col(Job.id) == job_id, col(Job.status).in_((JobStatus.DEAD, JobStatus.FAILED)))
             result = await s.exec(stmt)  # type: ignore[call-overload]
         self.wakeup.set()
         return int(result.rowcount or 0)
@@ -182,17 +208,43 @@ class JobQueue:
                 .where(
                     Job.ordering_key == job.ordering_key,
                     col(Job.id) < (job.id or 0),
-                    Job.status == "pending",
+                    Job.status == JobStatus.PENDING,
                     col(Job.attempts) > 0,
                 )
                 .limit(1)
             )
             return (await s.exec(query)).first() is not None
 
+    async def behind(self, job: Job, limit: int) -> builtins.list[Job]:
+        """Up to `limit` pending jobs of `job`'s kind queued after it under its ordering key, in order: work a runner
+        of `job` may do at once (they cannot start before it ends), recording each with `done_statement`."""
+        async with self.db.session() as s:
+            query = (
+                select(Job)
+                .where(
+                    Job.ordering_key == job.ordering_key,
+                    Job.kind == job.kind,
+                    col(Job.id) > (job.id or 0),
+                    Job.status == JobStatus.PENDING,
+                )
+                .order_by(col(Job.id))
+                .limit(limit)
+            )
+            return builtins.list((await s.exec(query)).all())
+
+    def done_statement(self, job: Job, result: dict[str, Any]) -> Executable:
+        """The statement recording a job from `behind` as done with `result` (if it is still pending), for a
+        checkpoint of the runner that did its work."""
+        return (
+            update(Job)
+            .where(col(Job.id) == job.id, col(Job.status) == JobStatus.PENDING)
+            .values(status=JobStatus.DONE, result_json=json.dumps(result), updated_at=self.clock())
+        )
+
     async def stats(self) -> dict[str, Any]:
         async with self.db.session() as s:
             counts = dict((await s.exec(select(Job.status, func.count()).group_by(Job.status))).all())
-            oldest = (await s.exec(select(func.min(Job.created_at)).where(Job.status == "pending"))).first()
+            oldest = (await s.exec(select(func.min(Job.created_at)).where(Job.status == JobStatus.PENDING))).first()
         return {"counts": counts, "oldest_pending_age": (self.clock() - oldest) if oldest else 0.0}
 
     # --- claim and run ------------------------------------------------------------------------------------------
@@ -310,10 +362,10 @@ class JobQueue:
         finally:
             task.cancel()  # a no-op once it is done; stops it when this runner lost the job or is cancelled
 
-    async def run(self, job: Job, permanent_status: str = "dead") -> Job:
+    async def run(self, job: Job, permanent_status: JobStatus = JobStatus.DEAD) -> Job:
         """Run one claimed job and record its outcome; returns the job as stored afterwards.
 
-        `permanent_status` is "failed" when the job runs inline and its caller is told of a permanent failure."""
+        `permanent_status` is FAILED when the job runs inline and its caller is told of a permanent failure."""
         handler = self.handlers.get(job.kind)
         crash_point("claimed", job.kind)
         recorded = False
@@ -323,6 +375,16 @@ class JobQueue:
             result = await self._run_leased(job, handler)
         except LeaseLost as exc:
             log.warning("%s; this runner stops", exc)
+        except Deferred as exc:
+            moment = self.clock()
+            recorded = await self._write_leased(
+                job,
+                status=JobStatus.PENDING,
+                attempts=max(job.attempts - 1, 0),
+                next_attempt_at=moment + exc.delay,
+                lease_until=None,
+                updated_at=moment,
+            )
         except RetriableError as exc:
             recorded = await self._retry_later(job, str(exc), exc.retry_after)
         except BridgeError as exc:  # PermanentError and bad input: retrying cannot help
@@ -336,7 +398,7 @@ class JobQueue:
             recorded = await self._retry_later(job, f"{type(exc).__name__}: {exc}", None)
         else:
             crash_point("ran", job.kind)
-            recorded = await self._finish(job, "done", result=result or {})
+            recorded = await self._finish(job, JobStatus.DONE, result=result or {})
             crash_point("finished", job.kind)
         self._with_outcome.pop(job.id or 0, None)
         if recorded:
@@ -357,11 +419,11 @@ class JobQueue:
         self._with_outcome.pop(job.id or 0, None)
         delay = self.delay_for(job.attempts, retry_after)
         if delay is None:
-            return await self._finish(job, "dead", error=error)
+            return await self._finish(job, JobStatus.DEAD, error=error)
         moment = self.clock()
         return await self._write_leased(
             job,
-            status="pending",
+            status=JobStatus.PENDING,
             next_attempt_at=moment + delay,
             lease_until=None,
             last_error=_storable(error),
@@ -369,12 +431,12 @@ class JobQueue:
         )
 
     async def _finish(
-        self, job: Job, status: str, error: str | None = None, result: dict[str, Any] | None = None
+        self, job: Job, status: JobStatus, error: str | None = None, result: dict[str, Any] | None = None
     ) -> bool:
         also = self._with_outcome.pop(job.id or 0, [])
         recorded = await self._write_leased(
             job,
-            *(also if status == "done" else ()),
+            *(also if status == JobStatus.DONE else ()),
             status=status,
             lease_until=None,
             last_error=_storable(error),
@@ -386,7 +448,7 @@ class JobQueue:
 
     async def cancel(self, job: Job, error: str) -> None:
         """Give up a claimed job whose caller was told it failed: failed, not dead, never run again."""
-        await self._finish(job, "failed", error=error)
+        await self._finish(job, JobStatus.FAILED, error=error)
 
     # --- the worker -----------------------------------------------------------------------------------------------
 
@@ -427,7 +489,7 @@ GROUP_TURN = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
 
 def _claimable() -> Any:
     """Due and not behind an open job of its group. Every condition reads open jobs only, through the partial
-    indexes of migration 0003, so finished jobs cost nothing however many there are."""
+    indexes of migration 0005, so finished jobs cost nothing however many there are."""
     earlier = aliased(Job)
     blocked = exists().where(
         col(earlier.ordering_key) == col(Job.ordering_key),
@@ -436,8 +498,8 @@ def _claimable() -> Any:
     )
     moment: Any = bindparam("moment")
     due = or_(
-        and_(col(Job.status) == "pending", col(Job.next_attempt_at) <= moment),
-        and_(col(Job.status) == "running", col(Job.lease_until) < moment),
+        and_(col(Job.status) == JobStatus.PENDING, col(Job.next_attempt_at) <= moment),
+        and_(col(Job.status) == JobStatus.RUNNING, col(Job.lease_until) < moment),
     )
     return and_(due, or_(col(Job.ordering_key).is_(None), ~blocked))
 
@@ -446,7 +508,7 @@ _CLAIM = (
     update(Job)
     .where(col(Job.id) == bindparam("job_id"), _claimable())
     .values(
-        status="running",
+        status=JobStatus.RUNNING,
         lease_until=bindparam("lease_until"),
         lease_token=bindparam("token"),
         attempts=Job.attempts + 1,
@@ -477,7 +539,7 @@ def _insert_statement(is_sqlite: bool, claim: bool, grouped: bool) -> Any:
     }
     values.update(created_at=bindparam("moment"), updated_at=bindparam("moment"))
     if not claim:
-        values.update(status="pending", attempts=0, lease_until=None, lease_token=None)
+        values.update(status=JobStatus.PENDING, attempts=0, lease_until=None, lease_token=None)
     else:
         free: Any = literal(True)
         if grouped:
@@ -487,7 +549,7 @@ def _insert_statement(is_sqlite: bool, claim: bool, grouped: bool) -> Any:
                 col(earlier.status).in_(OPEN_STATUSES),
             )
         values.update(
-            status=case((free, "running"), else_="pending"),
+            status=case((free, JobStatus.RUNNING), else_=JobStatus.PENDING),
             attempts=case((free, 1), else_=0),
             lease_until=case((free, bindparam("lease_until", type_=Float)), else_=None),
             lease_token=case((free, bindparam("lease_token", type_=String)), else_=None),

@@ -9,10 +9,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bridge.states import JobStatus
+
 if TYPE_CHECKING:
     from bridge.service import Bridge
 
-JOB_STATUSES = ("pending", "running", "done", "failed", "dead")
+JOB_STATUSES = tuple(JobStatus)
 # Methods with a label of their own; any other (h11 passes any token, httptools dozens of WebDAV and other verbs)
 # is "other", so a client cannot add a series per request.
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})

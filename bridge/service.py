@@ -16,12 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge import transcript
+from bridge import replies, transcript
+from bridge.agents import AgentNames
 from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError, TooManyRequests
 from bridge.im import AccountNotFound, GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
 from bridge.jobs import JobQueue, crash_point
 from bridge.metrics import Metrics
+from bridge.states import JobKind, JobStatus, LinkState
 from bridge.store import Database, Job, Link, Statement
 from connectors.base import Connector, EventKind, EventOutcome, EventReceipt, NewTicket, TicketEvent, TicketStatus
 
@@ -77,14 +79,17 @@ class Bridge:
         # Requests each end user has open, so one customer cannot take every slot. Counted per process: with several
         # instances behind a load balancer a user may have this many open on each.
         self.open_creates: Counter[str] = Counter()
+        self.agents = AgentNames(settings, db, im, connectors, self.queue.enqueue)
         for kind, handler in {
-            "join": self._join,
-            "leave": self._leave,
-            "delete_group": self._delete_group,
-            "converge": self._converge,
-            "createticket": self._open_ticket,
-            "assignment": self._assignment,
-            "sync_message": lambda job: transcript.sync_message(self, job),
+            JobKind.JOIN: self._join,
+            JobKind.LEAVE: self._leave,
+            JobKind.DELETE_GROUP: self._delete_group,
+            JobKind.CONVERGE: self._converge,
+            JobKind.CREATE_TICKET: self._open_ticket,
+            JobKind.ASSIGNMENT: self._assignment,
+            JobKind.SYNC_MESSAGE: lambda job: transcript.sync_message(self, job),
+            JobKind.RELAY_REPLY: lambda job: replies.relay_reply(self, job),
+            JobKind.AGENT_NAME: self.agents.refresh,
         }.items():
             self.queue.handler(kind)(handler)
 
@@ -102,26 +107,26 @@ class Bridge:
 
         Raises the job's error when it failed permanently; returns queued=True when it will finish later. `also`:
         statements stored with the job (see JobQueue.enqueue)."""
-        if kind == "join":  # see _join
+        if kind == JobKind.JOIN:  # see _join
             also = [*also, self.db.add_agent(payload["groupId"], payload["userId"], seen_only=True)]
         job, created = await self.queue.enqueue(
             kind, payload, key or f"{kind}:{uuid.uuid4().hex}", ordering_key, claim=True, also=also
         )
-        return await self.finish_inline(job, leased=created and job.status == "running")
+        return await self.finish_inline(job, leased=created and job.status == JobStatus.RUNNING)
 
     async def finish_inline(self, job: Job, leased: bool) -> Outcome:
         """Run `job` when this request holds its lease (`leased`); otherwise wait (at most INLINE_WAIT_SECONDS) for
         whoever runs it: the worker of this process sets the job's event, another process's outcome is read from
         the database at growing intervals. Answers queued (202) when it is not over by then."""
         if leased:
-            job = await self.queue.run(job, permanent_status="failed")
-        elif job.status in ("pending", "running"):
-            if job.status == "pending" and (job.attempts > 0 or await self.queue.behind_a_retry(job)):
+            job = await self.queue.run(job, permanent_status=JobStatus.FAILED)
+        elif job.status in (JobStatus.PENDING, JobStatus.RUNNING):
+            if job.status == JobStatus.PENDING and (job.attempts > 0 or await self.queue.behind_a_retry(job)):
                 return Outcome(job, queued=True)  # the group waits for IM to come back: answer now
             job = await self._wait_for(job)
-        if job.status == "done":
+        if job.status == JobStatus.DONE:
             return Outcome(job, queued=False, result=json.loads(job.result_json or "{}"))
-        if job.status in ("failed", "dead"):
+        if job.status in (JobStatus.FAILED, JobStatus.DEAD):
             raise _stored_error(job)
         return Outcome(job, queued=True)  # retrying later, or still running: the worker takes it from here
 
@@ -139,7 +144,9 @@ class Bridge:
                     await asyncio.wait_for(event.wait(), min(pause, left))
                 event.clear()
                 job = await self.queue.get(job.id or 0) or job
-                if job.status not in ("pending", "running") or (job.status == "pending" and job.attempts > 0):
+                if job.status not in (JobStatus.PENDING, JobStatus.RUNNING) or (
+                    job.status == JobStatus.PENDING and job.attempts > 0
+                ):
                     return job  # over, or failed once and waiting for its retry
                 pause *= 2  # another process may run it: look again, less and less often
         finally:
@@ -184,7 +191,11 @@ class Bridge:
         try:
             await self.im.add_members(group_id, [user_id])  # one round trip when IM knows the account
         except AccountNotFound:
-            await self.im.import_account(user_id)
+            link = await self.db.link_by_group(group_id)
+            if link and self.agents.helpdesk_user(link.provider, user_id) is not None:
+                await self.agents.import_agent(link.provider, user_id)  # with the agent's name as its Nick
+            else:
+                await self.im.import_account(user_id)
             await self.im.add_members(group_id, [user_id])
         self.queue.after(job, self.db.add_agent(group_id, user_id))
         return {}
@@ -203,7 +214,7 @@ class Bridge:
             await self.im.destroy_group(group_id)
         except GroupNotFound:
             pass  # already gone is success
-        await self.db.update_link(group_id, state="dismissed", agents=[])
+        await self.db.update_link(group_id, state=LinkState.DISMISSED, agents=[])
         return {}
 
     async def _assignment(self, job: Job) -> dict[str, Any]:
@@ -227,7 +238,7 @@ class Bridge:
             await self.im.delete_members(group_id, [old_agent])
             left.append(old_agent)
         if new_agent:
-            await self.im.import_account(new_agent)
+            await self.agents.import_agent(connector.name, new_agent)
             await self.im.add_members(group_id, [new_agent])
             joined.append(new_agent)
         return {"joined": joined, "left": left}
@@ -241,7 +252,7 @@ class Bridge:
         if link is None:
             # Helpdesks report every ticket; only those opened through the bridge have a group.
             return {"joined": [], "left": [], "ignored": "no linked group"}
-        if link.state == "pending":
+        if link.state == LinkState.PENDING:
             # The ticket exists, its group is still being opened (an owner set by an assignment rule at insert
             # reaches us that early): wait for it.
             raise RetriableError(f"the group {group_id} is still being opened", upstream="bridge", retry_after=1.0)
@@ -251,9 +262,9 @@ class Bridge:
         ticket = await connector.get_ticket(link.ticket_id)
         if ticket.status is TicketStatus.DELETED:
             await self._delete_group(job)
-            return {"joined": [], "left": link.agents, "state": "dismissed"}
-        if link.state == "dismissed":
-            return {"joined": [], "left": [], "state": "dismissed"}
+            return {"joined": [], "left": link.agents, "state": LinkState.DISMISSED}
+        if link.state == LinkState.DISMISSED:
+            return {"joined": [], "left": [], "state": LinkState.DISMISSED}
 
         members = await self.im.member_ids(group_id)
         current = {m for m in members if m not in (link.requester_id, self.im.admin)}
@@ -262,24 +273,28 @@ class Bridge:
             wanted.add(ticket.agent_id)
         joined = sorted(wanted - current)
         left = sorted(current - wanted)
-        if link.state == "closed" and ticket.status is not TicketStatus.CLOSED:
+        if link.state == LinkState.CLOSED and ticket.status is not TicketStatus.CLOSED:
             await self.im.mute_all(group_id, False)
             await self.im.system_notification(group_id, REOPENED_NOTICE)
         await self.db.see_agents(group_id, joined)  # before IM lets them speak: their first message is theirs
         for agent in joined:
-            await self.im.import_account(agent)
+            await self.agents.import_agent(link.provider, agent)
+        for agent in sorted(wanted & current):
+            await self.agents.keep_fresh(link.provider, agent)  # a rename reaches agents who stay, within a day
         if joined:
             await self.im.add_members(group_id, joined)
         if left:
             await self.im.delete_members(group_id, left)
-        state = {TicketStatus.SOLVED: "solved", TicketStatus.CLOSED: "closed"}.get(ticket.status, "open")
+        state = {TicketStatus.SOLVED: LinkState.SOLVED, TicketStatus.CLOSED: LinkState.CLOSED}.get(
+            ticket.status, LinkState.OPEN
+        )
         if state != link.state:
-            if state == "closed":
+            if state == LinkState.CLOSED:
                 await self.im.system_notification(group_id, CLOSED_NOTICE)
                 await self.im.mute_all(group_id, True)
-            elif state == "solved":
+            elif state == LinkState.SOLVED:
                 await self.im.system_notification(group_id, SOLVED_NOTICE)
-        if not wanted and current and state == "open":
+        if not wanted and current and state == LinkState.OPEN:
             await self.im.system_notification(group_id, WAITING_NOTICE)
         if (sorted(wanted), state) != (link.agents, link.state):
             await self.db.update_link(group_id, agents=sorted(wanted), state=state)
@@ -288,8 +303,9 @@ class Bridge:
     # --- events from the helpdesks -------------------------------------------------------------------------------
 
     async def take_events(self, events: Sequence[TicketEvent]) -> list[EventReceipt]:
-        """Store each event as the next job of its group, in order: a convergence, or the group's dismissal for a
-        deleted ticket. The worker applies them; a redelivered event is stored once (see TicketEvent)."""
+        """Store each event as the next job of its group, in order: a convergence, the group's dismissal for a
+        deleted ticket, or an added comment's relay (bridge/replies.py). The worker applies them; a redelivered
+        event is stored once (see TicketEvent)."""
         receipts = []
         for event in events:
             group_id = event.group_id
@@ -304,9 +320,16 @@ class Bridge:
             if event.reason:
                 payload["reason"] = event.reason
             payload["event"] = dict(event.hints)
-            kind = "delete_group" if event.kind is EventKind.DELETED else "converge"
+            kind, key = (JobKind.DELETE_GROUP if event.kind is EventKind.DELETED else JobKind.CONVERGE), event.key
+            if event.kind is EventKind.COMMENT_ADDED:
+                if not event.comment_id:
+                    raise BadRequest("a comment_added event names no comment", code="invalid_request")
+                # Keyed by the comment, not the delivery: however often and by whichever route a comment is
+                # reported, it is one job.
+                kind, key = JobKind.RELAY_REPLY, replies.job_key(event.provider, event.comment_id)
+                payload["commentId"] = event.comment_id
             # The job key's unique constraint is what makes a repeated event do nothing.
-            job, created = await self.queue.enqueue(kind, payload, key=event.key, ordering_key=group_id)
+            job, created = await self.queue.enqueue(kind, payload, key=key, ordering_key=group_id)
             receipts.append(
                 EventReceipt(group_id, EventOutcome.QUEUED, job.id)
                 if created
@@ -349,16 +372,16 @@ class Bridge:
         self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str, also: Sequence[Statement]
     ) -> Outcome:
         digest = request_hash({"provider": provider, **body})
-        key = f"createticket:{uuid.uuid4().hex}"
+        key = f"{JobKind.CREATE_TICKET}:{uuid.uuid4().hex}"
         if idempotency_key:
             scoped = f"{caller}:{idempotency_key}"
             # Job keys hold 300 characters; a long user id and key together are hashed into them.
-            key = f"createticket:{scoped if len(scoped) <= 280 else 'sha256-' + _sha256(scoped)}"
+            key = f"{JobKind.CREATE_TICKET}:{scoped if len(scoped) <= 280 else 'sha256-' + _sha256(scoped)}"
         payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key, "caller": caller}
-        job, created = await self.queue.enqueue("createticket", payload, key, claim=True, also=also)
+        job, created = await self.queue.enqueue(JobKind.CREATE_TICKET, payload, key, claim=True, also=also)
         if not created and job.payload.get("hash") != digest:
             raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")
-        leased = created and job.status == "running"
+        leased = created and job.status == JobStatus.RUNNING
         if not created and job.status in ("failed", "dead"):
             # The caller retries a request that failed: try again (every step is idempotent), do not replay the error.
             await self.queue.retry(job_id=job.id)
@@ -400,7 +423,7 @@ class Bridge:
                 group_id=group_id,
                 requester_id=user_id,
                 subject=info["subject"],
-                state="pending",
+                state=LinkState.PENDING,
             )
             await self.queue.checkpoint(job, self.db.insert_link(link), ticketId=ticket_id, groupId=group_id)
             payload = job.payload
@@ -418,9 +441,13 @@ class Bridge:
             raise
         # The link is open with the job's outcome, and the group's first job (greeting, then the owner an assignment
         # rule may have set meanwhile) is stored with it: durable, but after the answer.
-        self.queue.after(job, self.db.change_link(group_id, state="open"))
+        self.queue.after(job, self.db.change_link(group_id, state=LinkState.OPEN))
         self.queue.follow_up(
-            job, "converge", {"groupId": group_id, "reason": "opened", "greet": True}, f"opened:{group_id}", group_id
+            job,
+            JobKind.CONVERGE,
+            {"groupId": group_id, "reason": "opened", "greet": True},
+            f"opened:{group_id}",
+            group_id,
         )
         return ids
 

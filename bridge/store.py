@@ -26,8 +26,10 @@ from sqlalchemy import (
     UniqueConstraint,
     bindparam,
     case,
+    delete,
     event,
     func,
+    insert,
     text,
     update,
 )
@@ -38,6 +40,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bridge.states import JobStatus, LinkState
 
 T = TypeVar("T")
 
@@ -77,7 +81,7 @@ class Link(SQLModel, table=True):
     agents_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     # Every agent the group ever had (current and past): whose chat messages may enter the ticket.
     agents_seen_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
-    state: str = Field(default="open", max_length=16)  # pending, open, solved, closed, dismissed
+    state: str = Field(default=LinkState.OPEN.value, max_length=16)  # a LinkState
     subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
@@ -120,10 +124,29 @@ class SeenSignature(SQLModel, table=True):
 PENDING, RUNNING, OPEN = "status = 'pending'", "status = 'running'", "status IN ('pending', 'running')"
 
 
+class AgentName(SQLModel, table=True):
+    """An agent's display name as the helpdesk gave it (their IM Nick), and when it was read: the helpdesk is asked
+    again only once this is old (bridge/agents.py)."""
+
+    account: str = Field(primary_key=True, max_length=64)  # the agent's IM account
+    name: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # "" when the helpdesk has none
+    read_at: float = Field(default_factory=now)
+
+
+class TicketWrite(SQLModel, table=True):
+    """One update the transcript made to a ticket (a comment), kept while the connector's update budget counts it."""
+
+    __table_args__ = (Index("ix_ticketwrite_group_at", "group_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: str = Field(max_length=64)
+    at: float = Field(default_factory=now)
+
+
 class Job(SQLModel, table=True):
     """Durable work: see bridge/jobs.py."""
 
-    # The queue reads open jobs only, on partial indexes that leave finished rows out (see migration 0003).
+    # The queue reads open jobs only, on partial indexes that leave finished rows out (see migration 0005).
     __table_args__ = (
         Index("ix_job_pending", "next_attempt_at", sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
         Index("ix_job_running", "lease_until", sqlite_where=text(RUNNING), postgresql_where=text(RUNNING)),
@@ -131,11 +154,11 @@ class Job(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=64)
+    kind: str = Field(max_length=64)  # a JobKind
     key: str = Field(max_length=300, unique=True)
     ordering_key: str | None = Field(default=None, max_length=128)
     payload_json: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(default="pending", max_length=16, index=True)  # pending, running, done, failed, dead
+    status: str = Field(default=JobStatus.PENDING.value, max_length=16, index=True)  # a JobStatus
     attempts: int = 0
     next_attempt_at: float = Field(default_factory=now)
     lease_until: float | None = None
@@ -317,6 +340,38 @@ class Database:
         link = (await s.exec(select(Link).where(Link.group_id == group_id))).first()
         return None if link is None else sorted(set(link.agents_seen) | set(agents))
 
+    # --- agents' names ------------------------------------------------------------------------------------------
+
+    async def agent_name(self, account: str) -> AgentName | None:
+        async with self.session() as s:
+            return await s.get(AgentName, account)
+
+    async def keep_agent_name(self, account: str, name: str, read_at: float) -> None:
+        """Store (or replace) what the helpdesk called an agent, read at `read_at`."""
+        insert = sqlite_insert if self.is_sqlite else postgresql_insert
+        statement = insert(AgentName).values(account=account, name=name, read_at=read_at)
+        statement = statement.on_conflict_do_update(index_elements=["account"], set_={"name": name, "read_at": read_at})
+        async with self.session() as s:
+            await s.exec(statement)  # type: ignore[call-overload]
+
+    # --- the transcript's updates of tickets ---------------------------------------------------------------------
+
+    async def ticket_writes(self, group_id: str, since: float) -> list[float]:
+        """When the transcript updated the ticket of `group_id` since `since`, oldest first."""
+        async with self.session() as s:
+            query = select(TicketWrite.at).where(TicketWrite.group_id == group_id, col(TicketWrite.at) > since)
+            return sorted((await s.exec(query)).all())
+
+    @staticmethod
+    def record_ticket_write(group_id: str, at: float) -> Executable:
+        """The statement recording an update of the ticket of `group_id` (with the job step that made it)."""
+        return insert(TicketWrite).values(group_id=group_id, at=at)
+
+    @staticmethod
+    def forget_ticket_writes(group_id: str, before: float) -> Executable:
+        """The statement forgetting the updates of the ticket of `group_id` that no window counts any longer."""
+        return delete(TicketWrite).where(col(TicketWrite.group_id) == group_id, col(TicketWrite.at) < before)
+
     # --- replay and deduplication -------------------------------------------------------------------------------
 
     async def remember_signature(self, signature: str, expires_at: float) -> bool:
@@ -381,10 +436,11 @@ class Database:
         async with self.session() as s:
             await s.exec(delete(SeenSignature).where(col(SeenSignature.expires_at) < now()))  # type: ignore[call-overload]
             cutoff = now() - event_days * 86400
+            await s.exec(delete(TicketWrite).where(col(TicketWrite.at) < cutoff))  # type: ignore[call-overload]
             # Finished jobs keep their keys (the deduplication of requests and events) for `event_days`.
             await s.exec(
                 delete(Job).where(
-                    col(Job.status).in_(("done", "failed")),  # type: ignore[call-overload]
+                    col(Job.status).in_((JobStatus.DONE, JobStatus.FAILED)),  # type: ignore[call-overload]
                     col(Job.updated_at) < cutoff,
                 )
             )

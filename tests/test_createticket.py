@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from bridge.states import JobKind
 from connectors.salesforce import ids
 from tests.conftest import (
     BridgeClient,
@@ -216,7 +217,7 @@ def test_idempotency_keys_are_the_callers_own(bridge_factory: BridgeFactory, zd_
     assert by_app.status_code == by_callout.status_code == 201
     assert len({r.json()["ticketId"] for r in (squatter, victim, by_app, by_callout)}) == 4
     assert len(emulator_state(zd_server)["tickets"]) == 4
-    callers = sorted(json.loads(j["payload_json"])["caller"] for j in jobs(bridge, "createticket"))
+    callers = sorted(json.loads(j["payload_json"])["caller"] for j in jobs(bridge, JobKind.CREATE_TICKET))
     assert callers == ["app", "callout", "user:alice", "user:mallory"]
 
 

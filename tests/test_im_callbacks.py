@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from bridge import auth
 from bridge.errors import PermanentError
 from bridge.sandbox.server import BackgroundServer
+from bridge.states import JobKind, JobStatus
 from bridge.transcript import RENDER, render
 from tests.conftest import (
     CALLBACK_TOKEN,
@@ -135,6 +136,11 @@ def open_ticket(bridge: BridgeClient, provider: str, user: str = "cust1") -> str
 
 def comments(zd_admin: Any, group_id: str) -> list[dict[str, Any]]:
     return zd_admin.comments(group_id.removeprefix("ZENDESK#"))  # type: ignore[no-any-return]
+
+
+def transcript(zd_admin: Any, group_id: str) -> list[str]:
+    """The lines the bridge wrote into the ticket (every comment after the ticket's description), in order."""
+    return [line for c in comments(zd_admin, group_id)[1:] for line in c["body"].splitlines()]
 
 
 def case_comments(sf_server: BackgroundServer, case_id: str) -> list[dict[str, Any]]:
@@ -309,7 +315,7 @@ def test_bridge_posts_are_never_echoed(cb_bridge: BridgeClient, im_server: Backg
     assert [c["Response"] for c in sent] == [IM_OK, IM_OK]  # answered OK, and nothing done
     # The admin as sender from any platform is the bridge too.
     assert callback(cb_bridge, message(group, "administrator", seq=50)).json() == IM_OK
-    assert jobs(cb_bridge, "sync_message") == []
+    assert jobs(cb_bridge, JobKind.SYNC_MESSAGE) == []
     assert len(comments(zd_admin, group)) == 1
     assert len(im_state(im_server)["callbacks"]) == 2  # the greeting, a system notification, calls nothing back
 
@@ -326,9 +332,9 @@ def test_redelivered_callback_makes_one_comment(
     no_seq = message(group, "cust1", "no sequence number", seq=None)
     assert callback(cb_bridge, no_seq).json() == IM_OK
     wait_for(lambda: len(comments(zd_admin, group)) == 2)
-    wait_for(lambda: all(j["status"] == "done" for j in jobs(cb_bridge, "sync_message")))
+    wait_for(lambda: all(j["status"] == JobStatus.DONE for j in jobs(cb_bridge, JobKind.SYNC_MESSAGE)))
     assert [c["body"] for c in comments(zd_admin, group)[1:]] == ["only once"]
-    assert len(jobs(cb_bridge, "sync_message")) == 1
+    assert len(jobs(cb_bridge, JobKind.SYNC_MESSAGE)) == 1
     assert dropped(cb_bridge, "unconfirmable") == 1
 
 
@@ -341,7 +347,7 @@ def test_helpdesk_outage_answers_ok_and_syncs_later(
     started = time.monotonic()
     assert callback(cb_bridge, body).json() == IM_OK
     assert time.monotonic() - started < 1.0
-    wait_for(lambda: jobs(cb_bridge, "sync_message")[0]["attempts"] >= 2)  # failed, retried, still failing
+    wait_for(lambda: jobs(cb_bridge, JobKind.SYNC_MESSAGE)[0]["attempts"] >= 2)  # failed, retried, still failing
     set_faults(zd_server)
     wait_for(lambda: len(comments(zd_admin, group)) == 2)
     assert comments(zd_admin, group)[-1]["body"] == "are you there?"
@@ -384,7 +390,7 @@ def test_authentication_cases(cb_bridge: BridgeClient) -> None:
             assert r.json() == IM_OK, case
         else:
             assert r.json()["error"]["code"] in ("unauthenticated", "wrong_sdkappid") and TOKEN not in r.text, case
-        assert len(jobs(cb_bridge, "sync_message")) == accepted, case
+        assert len(jobs(cb_bridge, JobKind.SYNC_MESSAGE)) == accepted, case
 
 
 def test_other_commands_unlinked_groups_and_bad_bodies(cb_bridge: BridgeClient) -> None:
@@ -401,7 +407,7 @@ def test_other_commands_unlinked_groups_and_bad_bodies(cb_bridge: BridgeClient) 
     assert callback(cb_bridge, message("@TGS#unlinked", "someone", seq=1)).json() == IM_OK
     assert callback(cb_bridge, {k: v for k, v in message(group, "cust1").items() if k != "MsgBody"}).json() == IM_OK
     assert callback(cb_bridge, {"CallbackCommand": AFTER_SEND}).json() == IM_OK
-    assert jobs(cb_bridge, "sync_message") == []
+    assert jobs(cb_bridge, JobKind.SYNC_MESSAGE) == []
     for raw in (b"not json", b"[]", b"\xff"):  # authenticated, nothing to do: OK, as the contract says "always"
         r = callback(cb_bridge, None, raw=raw)
         assert (r.status_code, r.json()) == (200, IM_OK), raw
@@ -416,7 +422,7 @@ def test_callbacks_are_refused_without_a_token(
     for params in ({"Sign": None, "RequestTime": None}, {}):
         r = callback(bridge, message(group, "cust1", "no auth configured"), params=params)
         assert r.status_code == 401 and r.json()["error"]["code"] == "callbacks_disabled", r.text
-    assert jobs(bridge, "sync_message") == []
+    assert jobs(bridge, JobKind.SYNC_MESSAGE) == []
 
 
 # --- what never reaches a ticket --------------------------------------------------------------------------------
@@ -442,8 +448,8 @@ def test_messages_im_does_not_confirm_are_never_written(
     ]
     for body in forged:
         assert callback(cb_bridge, body).json() == IM_OK
-    wait_for(lambda: len(jobs(cb_bridge, "sync_message")) == 3)
-    wait_for(lambda: all(j["status"] == "done" for j in jobs(cb_bridge, "sync_message")))
+    wait_for(lambda: len(jobs(cb_bridge, JobKind.SYNC_MESSAGE)) == 3)
+    wait_for(lambda: all(j["status"] == JobStatus.DONE for j in jobs(cb_bridge, JobKind.SYNC_MESSAGE)))
     assert dropped(cb_bridge, "unconfirmed") == 3
     # A real message with forged words: the words written are IM's.
     forged_words = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "forged"}}]
@@ -468,9 +474,10 @@ def test_only_the_requester_and_the_tickets_agents_are_written(
     late = stored(im_server, cb_bridge, group, agent, "sent before I left")
     assert cb_bridge.post("/leavegroup", {"groupId": group, "userId": agent}).status_code == 200
     assert callback(cb_bridge, late).json() == IM_OK
+    wait_for(lambda: len(comments(zd_admin, group)) == 2)  # written alone: the next message is another's comment
     send(im_server, group, "cust1", "thank you")
     wait_for(lambda: len(comments(zd_admin, group)) == 3)
-    wait_for(lambda: all(j["status"] == "done" for j in jobs(cb_bridge, "sync_message")))
+    wait_for(lambda: all(j["status"] == JobStatus.DONE for j in jobs(cb_bridge, JobKind.SYNC_MESSAGE)))
     written = comments(zd_admin, group)[1:]
     assert [(c["body"], c["author_id"]) for c in written] == [
         ("sent before I left", zd_admin.agents[0]),
@@ -490,10 +497,10 @@ def test_an_identical_callback_is_remembered_but_callbacks_of_one_second_all_pas
     for body in (first, second, first):
         r = callback(cb_bridge, body, params={"RequestTime": now}, sign=auth.im_callback_sign(TOKEN, now))
         assert r.json() == IM_OK
-    wait_for(lambda: len(comments(zd_admin, group)) == 3)
-    wait_for(lambda: all(j["status"] == "done" for j in jobs(cb_bridge, "sync_message")))
-    assert [c["body"] for c in comments(zd_admin, group)[1:]] == ["first", "second"]
-    assert len(jobs(cb_bridge, "sync_message")) == 2
+    wait_for(lambda: transcript(zd_admin, group) == ["first", "second"])  # one comment or two, each message once
+    wait_for(lambda: all(j["status"] == JobStatus.DONE for j in jobs(cb_bridge, JobKind.SYNC_MESSAGE)))
+    assert transcript(zd_admin, group) == ["first", "second"]
+    assert len(jobs(cb_bridge, JobKind.SYNC_MESSAGE)) == 2
 
 
 # --- bad content and the order of work --------------------------------------------------------------------------
@@ -508,14 +515,18 @@ def test_malformed_content_never_retries_nor_holds_up_the_group(
     send(im_server, group, "cust1", MsgBody=[MALFORMED])
     wait_for(lambda: len(comments(zd_admin, group)) == 2)
     assert comments(zd_admin, group)[-1]["body"] == "[image]"  # rendered safely, at once
-    wait_for(lambda: [j["status"] for j in jobs(cb_bridge, "sync_message")] == ["done"])
-    (job,) = jobs(cb_bridge, "sync_message")
-    assert (job["status"], job["attempts"], job["last_error"]) == ("done", 1, None)
+    wait_for(lambda: [j["status"] for j in jobs(cb_bridge, JobKind.SYNC_MESSAGE)] == ["done"])
+    (job,) = jobs(cb_bridge, JobKind.SYNC_MESSAGE)
+    assert (job["status"], job["attempts"], job["last_error"]) == (JobStatus.DONE, 1, None)
     # A message that keeps failing (the helpdesk is down) waits for its retry; the group's membership does not.
     set_faults(zd_server, outage=True)
     try:
         send(im_server, group, "cust1", "are you there?")
-        wait_for(lambda: any(j["attempts"] >= 1 and j["status"] == "pending" for j in jobs(cb_bridge, "sync_message")))
+        wait_for(
+            lambda: any(
+                j["attempts"] >= 1 and j["status"] == JobStatus.PENDING for j in jobs(cb_bridge, JobKind.SYNC_MESSAGE)
+            )
+        )
         r = cb_bridge.post("/joingroup", {"groupId": group, "userId": f"zd_{zd_admin.agents[0]}"})
         assert r.status_code == 200 and "queued" not in r.json(), r.text
     finally:

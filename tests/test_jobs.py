@@ -16,6 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from bridge import migrations
 from bridge.errors import PermanentError, RetriableError
 from bridge.jobs import RETRY_SCHEDULE, JobQueue
+from bridge.states import JobStatus
 from bridge.store import Database, Job, Link
 from tests.conftest import DATABASES, PG_URL, reset_postgres
 
@@ -90,11 +91,16 @@ async def test_retriable_then_done_and_permanent_is_dead(db: Database) -> None:
         await drain(queue)
         await asyncio.sleep(0.01)
     good, bad = await queue.by_key("good"), await queue.by_key("bad")
-    assert good and good.status == "done" and good.attempts == 3 and json.loads(good.result_json or "") == {"ok": True}
-    assert bad and bad.status == "dead" and bad.attempts == 1 and "refused" in (bad.last_error or "")
+    assert (
+        good
+        and good.status == JobStatus.DONE
+        and good.attempts == 3
+        and json.loads(good.result_json or "") == {"ok": True}
+    )
+    assert bad and bad.status == JobStatus.DEAD and bad.attempts == 1 and "refused" in (bad.last_error or "")
     assert (await queue.stats())["counts"] == {"done": 1, "dead": 1}
     assert await queue.retry(all_dead=True) == 1
-    assert (await queue.by_key("bad")).status == "pending"  # type: ignore[union-attr]
+    assert (await queue.by_key("bad")).status == JobStatus.PENDING  # type: ignore[union-attr]
 
 
 async def test_a_value_the_database_refuses_is_a_permanent_failure(db: Database) -> None:
@@ -114,7 +120,7 @@ async def test_a_value_the_database_refuses_is_a_permanent_failure(db: Database)
     for _ in range(5):
         await drain(queue)
     job = await queue.by_key("nul")
-    assert job and (job.status, job.attempts) == ("dead", 1), job
+    assert job and (job.status, job.attempts) == (JobStatus.DEAD, 1), job
     assert "NUL" in (job.last_error or "")
     assert json.loads(job.result_json or "{}")["error"]["code"] == "bad_request"
     assert await db.link_by_group("ZENDESK#7") is None
@@ -130,7 +136,7 @@ async def test_retry_after_is_honoured(db: Database) -> None:
     await queue.enqueue("r", {}, key="r1")
     (job,) = await queue.claim(1)
     stored = await queue.run(job)
-    assert stored.status == "pending" and stored.next_attempt_at - stored.updated_at >= 29
+    assert stored.status == JobStatus.PENDING and stored.next_attempt_at - stored.updated_at >= 29
 
 
 def test_schedule_spans_about_three_days() -> None:
@@ -149,8 +155,8 @@ async def test_expired_lease_is_taken_again(db: Database) -> None:
     await asyncio.sleep(0.1)  # the worker that claimed it died
     (second,) = await queue.claim(1)
     assert second.id == first.id and second.attempts == 2 and second.lease_token != first.lease_token
-    await queue._finish(first, "done")  # the dead worker's late write is ignored: its lease is gone
-    assert (await queue.get(first.id or 0)).status == "running"  # type: ignore[union-attr]
+    await queue._finish(first, JobStatus.DONE)  # the dead worker's late write is ignored: its lease is gone
+    assert (await queue.get(first.id or 0)).status == JobStatus.RUNNING  # type: ignore[union-attr]
 
 
 async def test_a_slow_job_keeps_its_lease_while_it_runs(db: Database) -> None:
@@ -173,7 +179,7 @@ async def test_a_slow_job_keeps_its_lease_while_it_runs(db: Database) -> None:
         stolen += await other.claim(1)
         await asyncio.sleep(0.05)
     assert stolen == [] and runs["slow"] == 1
-    assert running.result().status == "done" and running.result().attempts == 1
+    assert running.result().status == JobStatus.DONE and running.result().attempts == 1
 
 
 async def test_a_runner_that_lost_its_lease_stops_at_its_next_checkpoint(db: Database) -> None:
@@ -193,10 +199,10 @@ async def test_a_runner_that_lost_its_lease_stops_at_its_next_checkpoint(db: Dat
     (stalled,) = await queue.claim(1)
     await asyncio.sleep(0.1)  # the lease runs out while its runner is stalled
     (taken,) = await queue.claim(1)
-    assert (await queue.run(taken)).status == "done"
+    assert (await queue.run(taken)).status == JobStatus.DONE
     after_stall = await queue.run(stalled)  # the stalled runner wakes up
     assert sent["notification"] == 1
-    assert after_stall.status == "done" and after_stall.payload["done"] == ["first", "notification"]
+    assert after_stall.status == JobStatus.DONE and after_stall.payload["done"] == ["first", "notification"]
 
 
 async def test_concurrent_claimers_never_share_a_job(db: Database) -> None:
@@ -285,7 +291,7 @@ class QueueMachine(RuleBasedStateMachine):
     @rule()
     def run_one(self) -> None:
         job = self.run(self.queue.run(self.in_flight.pop(0)))
-        if job.status == "done":
+        if job.status == JobStatus.DONE:
             self.finished.add(job.key)
 
     @precondition(lambda self: self.in_flight)
@@ -340,7 +346,7 @@ class QueueMachine(RuleBasedStateMachine):
             self.time += 1
         jobs = {job.key: job for job in self.run(self.queue.list(limit=1000))}
         assert set(jobs) == self.accepted
-        assert all(job.status == "done" for job in jobs.values()), [j.public() for j in jobs.values()]
+        assert all(job.status == JobStatus.DONE for job in jobs.values()), [j.public() for j in jobs.values()]
         assert set(self.upstream.keys_by_request) == self.accepted
         assert set(self.upstream.notifications) == self.accepted
         self.run(self.db.close())

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bridge import ids, transcript
 from bridge.console.auth import Session, issue, session_key
 from bridge.errors import BadRequest, BridgeError, Conflict, Forbidden, NotFound, UpstreamError
+from bridge.states import LinkState
 
 if TYPE_CHECKING:
     from bridge.service import Bridge
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 # CloudCustomData of the messages an agent sends from the console: the IM callback for such a message (sent through
 # REST by the admin, like the bridge's own notices) is recorded in the ticket as the agent's, not dropped as an echo.
 CONSOLE_MARK = json.dumps({"helpdeskBridge": "console"}, separators=(",", ":"))
-ENDED = ("closed", "dismissed")  # no more sending; the agent who had the ticket may still read it
+ENDED = (LinkState.CLOSED, LinkState.DISMISSED)  # no more sending; the agent who had the ticket may still read it
 MAX_PAGES = 5  # history pages a stream reads to catch up (100 messages)
 STREAM_SECONDS = 25.0  # a stream ends after this and the page reconnects: a server can stop without waiting
 KEEPALIVE_SECONDS = 15.0
@@ -80,20 +81,15 @@ class Console:
         if agent is None:
             raise BadRequest(f"{user_id!r} is not a {provider} user id", code="invalid_request")
         link = await self.bridge.db.link_by_ticket(provider, ids.normalize(ticket_id.strip()))
-        if link is None or link.state == "pending":
+        if link is None or link.state == LinkState.PENDING:
             raise NotFound(f"{provider} ticket {ticket_id!r} has no chat group", code="link_not_found")
         if agent not in link.agents:
             ticket = await connector.get_ticket(link.ticket_id)
             if ticket.agent_id != agent:
                 raise Forbidden("this ticket is not assigned to you", code="not_your_ticket")
-        nick = ""
-        name_of = getattr(connector, "user_name", None)  # optional in the connector protocol
-        if name_of is not None:
-            with contextlib.suppress(BridgeError):
-                nick = await name_of(user_id) or ""
+        # The agent's IM account carries their name (Nick), which the customer's app shows beside their words.
+        nick = await self.bridge.agents.import_agent(provider, agent) or ""
         if nick:
-            # The agent's IM account carries their name (Nick), which the customer's app shows beside their words.
-            await self.bridge.im.import_account(agent, nick=nick)
             self._names[agent] = (time.monotonic() + NAME_TTL, nick)
         return self.token(Session(provider, user_id, agent, link.group_id, nick, 0))
 
@@ -118,7 +114,7 @@ class Console:
 
     async def state(self, session: Session, link: Link) -> dict[str, Any]:
         members = []
-        if link.state != "dismissed":
+        if link.state != LinkState.DISMISSED:
             accounts = await self.bridge.im.member_ids(link.group_id)
             names = await self.names(link, accounts)
             members = [{"account": a, "name": names[a], "role": self.role(link, a)} for a in accounts]

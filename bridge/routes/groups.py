@@ -26,9 +26,10 @@ from bridge.routes import (
     raw_body,
     validate,
 )
+from bridge.states import JobKind
 
 
-def group_change(kind: str, model: type[BaseModel]) -> Callable[[Request], Awaitable[JSONResponse]]:
+def group_change(kind: JobKind, model: type[BaseModel]) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def handle(request: Request) -> JSONResponse:
         body = await raw_body(request)
         await check_signed(request, body, claim=False)
@@ -42,7 +43,7 @@ def group_change(kind: str, model: type[BaseModel]) -> Callable[[Request], Await
         answer = {"ok": True, **{k: v for k, v in data.items() if k in ("groupId", "userId")}}
         if outcome.queued:
             return ok({**answer, "queued": True, "jobId": str(outcome.job.id)}, 202)
-        if kind == "assignment":
+        if kind == JobKind.ASSIGNMENT:
             answer.update(joined=outcome.result.get("joined", []), left=outcome.result.get("left", []))
         return ok({**answer, **IM_OK})
 
@@ -50,8 +51,8 @@ def group_change(kind: str, model: type[BaseModel]) -> Callable[[Request], Await
 
 
 routes = [
-    Route("/joingroup", group_change("join", MemberBody), methods=["POST"]),
-    Route("/leavegroup", group_change("leave", MemberBody), methods=["POST"]),
-    Route("/deletegroup", group_change("delete_group", GroupBody), methods=["POST"]),
-    Route("/assignment", group_change("assignment", AssignmentBody), methods=["POST"]),
+    Route("/joingroup", group_change(JobKind.JOIN, MemberBody), methods=["POST"]),
+    Route("/leavegroup", group_change(JobKind.LEAVE, MemberBody), methods=["POST"]),
+    Route("/deletegroup", group_change(JobKind.DELETE_GROUP, GroupBody), methods=["POST"]),
+    Route("/assignment", group_change(JobKind.ASSIGNMENT, AssignmentBody), methods=["POST"]),
 ]

@@ -13,11 +13,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bridge import auth, transcript
+from bridge import auth, replies, transcript
 from bridge.console.service import console_sent
 from bridge.errors import BadRequest, SignatureError
 from bridge.models import GROUP_ID
 from bridge.routes import IM_OK, bridge_of, ok, parse_json, raw_body
+from bridge.states import JobKind
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ async def im_callback(request: Request) -> JSONResponse:
     # bridge's own word.
     if sender == admin or (platform == "RESTAPI" and data.get("Operator_Account") == admin and not console_sent(data)):
         return ok(IM_OK)  # the bridge's own posts: never echoed into the ticket
+    if replies.is_relayed(data.get("CloudCustomData")):
+        return ok(IM_OK)  # an agent's reply the bridge brought from the ticket: it is there already
     if not isinstance(data.get("MsgBody"), list) or await bridge.db.link_by_group(group_id) is None:
         return ok(IM_OK)
     seq = data.get("MsgSeq")
@@ -84,8 +87,13 @@ async def im_callback(request: Request) -> JSONResponse:
     # Keyed by the message: a redelivered callback finds its job already stored and adds nothing. Messages have
     # their own order per group, so a message that keeps failing never holds up a membership change.
     payload = {"groupId": group_id, "from": sender, "msgSeq": seq, "msgTime": data.get("MsgTime")}
+    # Due after the linger: messages of the next moments queue behind it and share its comment (transcript.py).
     await bridge.queue.enqueue(
-        "sync_message", payload, key=f"im-msg:{group_id}:{seq}", ordering_key=transcript.ordering_key(group_id)
+        JobKind.SYNC_MESSAGE,
+        payload,
+        key=f"im-msg:{group_id}:{seq}",
+        ordering_key=transcript.ordering_key(group_id),
+        delay=settings.bridge_transcript_linger_seconds,
     )
     return ok(IM_OK)
 

@@ -1,7 +1,7 @@
 """The queue's indexes cover open jobs only (partial indexes): claiming and ordering cost the same with a million
 finished jobs as with none. They replace the claim index and the ordering-key index, which held every job.
 
-Revision ID: 0003
+Revision ID: 0005
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
