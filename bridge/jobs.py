@@ -108,6 +108,7 @@ class JobQueue:
         self.handlers: dict[str, Handler] = {}
         self.wakeup = asyncio.Event()
         self._waiters: dict[int, asyncio.Event] = {}  # job id -> set when this process records its outcome
+        self._group_waiters: dict[str, set[int]] = {}  # ordering key -> ids of the jobs waited for
         self._with_outcome: dict[int, builtins.list[Statement]] = {}  # see after()
 
     def handler(self, kind: str) -> Callable[[Handler], Handler]:
@@ -332,17 +333,27 @@ class JobQueue:
         }
         self.after(job, Prepared(_insert_statement(self.db.is_sqlite, False, ordering_key is not None), params))
 
-    def waiter(self, job_id: int) -> asyncio.Event:
-        """An event set when this process records an outcome of the job (done, failed, or a retry later)."""
-        return self._waiters.setdefault(job_id, asyncio.Event())
+    def waiter(self, job: Job) -> asyncio.Event:
+        """An event set when this process records an outcome of the job or of any job of its group (done,
+        failed, or a retry later): the job may be over, or free to run."""
+        event = self._waiters.setdefault(job.id or 0, asyncio.Event())
+        if job.ordering_key is not None:
+            self._group_waiters.setdefault(job.ordering_key, set()).add(job.id or 0)
+        return event
 
-    def forget_waiter(self, job_id: int) -> None:
-        self._waiters.pop(job_id, None)
+    def forget_waiter(self, job: Job) -> None:
+        self._waiters.pop(job.id or 0, None)
+        waiting = self._group_waiters.get(job.ordering_key or "")
+        if waiting is not None:
+            waiting.discard(job.id or 0)
+            if not waiting:
+                del self._group_waiters[job.ordering_key or ""]
 
     def _settled(self, job: Job) -> None:
-        event = self._waiters.get(job.id or 0)
-        if event is not None:
-            event.set()
+        for job_id in (job.id or 0, *self._group_waiters.get(job.ordering_key or "", ())):
+            event = self._waiters.get(job_id)
+            if event is not None:
+                event.set()
 
     async def _run_leased(self, job: Job, handler: Handler) -> dict[str, Any] | None:
         """Run the handler, renewing the job's lease every third of it; stop it if the lease is lost."""

@@ -131,10 +131,13 @@ class Bridge:
         return Outcome(job, queued=True)  # retrying later, or still running: the worker takes it from here
 
     async def _wait_for(self, job: Job) -> Job:
+        """Wait for a job stored behind another of its group (or run by someone else): woken when a job of the group
+        records its outcome in this process, it takes its own job as soon as the group lets it, and runs it here.
+        Another process's progress is read at short, growing intervals."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + INLINE_WAIT_SECONDS
-        event = self.queue.waiter(job.id or 0)
-        pause = 0.1
+        event = self.queue.waiter(job)
+        pause = 0.02
         try:
             while True:
                 left = deadline - loop.time()
@@ -143,14 +146,18 @@ class Bridge:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), min(pause, left))
                 event.clear()
+                if job.status == JobStatus.PENDING and job.attempts == 0:
+                    claimed = await self.queue.claim(1, job_id=job.id)
+                    if claimed:
+                        return await self.queue.run(claimed[0], permanent_status=JobStatus.FAILED)
                 job = await self.queue.get(job.id or 0) or job
                 if job.status not in (JobStatus.PENDING, JobStatus.RUNNING) or (
                     job.status == JobStatus.PENDING and job.attempts > 0
                 ):
                     return job  # over, or failed once and waiting for its retry
-                pause *= 2  # another process may run it: look again, less and less often
+                pause = min(pause * 1.5, 0.25)
         finally:
-            self.queue.forget_waiter(job.id or 0)
+            self.queue.forget_waiter(job)
 
     # --- connectors ---------------------------------------------------------------------------------------------
 
