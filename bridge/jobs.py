@@ -39,6 +39,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     or_,
     text,
     update,
@@ -498,19 +499,26 @@ class JobQueue:
 GROUP_TURN = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
 
 
+def _status_in(column: Any, *statuses: JobStatus) -> Any:
+    """`column` among `statuses`, written as literals: a partial index is used only when the query's condition
+    implies the index's (`status = 'pending'`...), which SQLite cannot tell of a bound parameter."""
+    values: list[Any] = [literal_column(f"'{status.value}'") for status in statuses]
+    return column == values[0] if len(values) == 1 else column.in_(values)
+
+
 def _claimable() -> Any:
     """Due and not behind an open job of its group. Every condition reads open jobs only, through the partial
     indexes of migration 0005, so finished jobs cost nothing however many there are."""
     earlier = aliased(Job)
     blocked = exists().where(
         col(earlier.ordering_key) == col(Job.ordering_key),
-        col(earlier.status).in_(OPEN_STATUSES),
+        _status_in(col(earlier.status), *OPEN_STATUSES),
         col(earlier.id) < col(Job.id),
     )
     moment: Any = bindparam("moment")
     due = or_(
-        and_(col(Job.status) == JobStatus.PENDING, col(Job.next_attempt_at) <= moment),
-        and_(col(Job.status) == JobStatus.RUNNING, col(Job.lease_until) < moment),
+        and_(_status_in(col(Job.status), JobStatus.PENDING), col(Job.next_attempt_at) <= moment),
+        and_(_status_in(col(Job.status), JobStatus.RUNNING), col(Job.lease_until) < moment),
     )
     return and_(due, or_(col(Job.ordering_key).is_(None), ~blocked))
 
@@ -530,10 +538,10 @@ _CLAIM = (
 
 
 @cache
-def _candidates(is_sqlite: bool, status: str) -> Any:
+def _candidates(is_sqlite: bool, status: JobStatus) -> Any:
     query = (
         select(Job.id)
-        .where(col(Job.status) == status, _claimable())
+        .where(_status_in(col(Job.status), status), _claimable())
         .order_by(col(Job.id))
         .limit(bindparam("limit", type_=Integer))
     )
@@ -557,7 +565,7 @@ def _insert_statement(is_sqlite: bool, claim: bool, grouped: bool) -> Any:
             earlier = aliased(Job)
             free = ~exists().where(
                 col(earlier.ordering_key) == bindparam("ordering_key", type_=String),
-                col(earlier.status).in_(OPEN_STATUSES),
+                _status_in(col(earlier.status), *OPEN_STATUSES),
             )
         values.update(
             status=case((free, JobStatus.RUNNING), else_=JobStatus.PENDING),
