@@ -53,7 +53,8 @@ def cb_bridge(
 
 
 def group_messages(im_server: BackgroundServer, group_id: str) -> list[dict[str, Any]]:
-    return im_state(im_server)["messages"].get(group_id, [])  # type: ignore[no-any-return]
+    """The group's history: not the online-only messages (the greeting), which IM does not keep."""
+    return [m for m in im_state(im_server)["messages"].get(group_id, []) if not m.get("OnlineOnlyFlag")]
 
 
 def texts_from(im_server: BackgroundServer, group_id: str, sender: str) -> list[str]:
