@@ -6,6 +6,7 @@ when it can be, else later by the worker, in order per group.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,11 +20,11 @@ from bridge import replies, transcript
 from bridge.agents import AgentNames
 from bridge.config import Settings
 from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError, TooManyRequests
-from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
+from bridge.im import AccountNotFound, GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
 from bridge.jobs import JobQueue, crash_point
 from bridge.metrics import Metrics
 from bridge.states import JobKind, JobStatus, LinkState
-from bridge.store import Database, Job, Link
+from bridge.store import Database, Job, Link, Statement
 from connectors.base import Connector, EventKind, EventOutcome, EventReceipt, NewTicket, TicketEvent, TicketStatus
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ SOLVED_NOTICE = "This ticket has been marked as solved. Reply here if you still 
 CLOSED_NOTICE = "This ticket is closed. Thank you for contacting us."
 REOPENED_NOTICE = "This ticket has been reopened."
 INLINE_WAIT_SECONDS = 3.0  # how long a request waits for earlier work of its group before answering 202
-# A request runs the job it stored itself; the worker leaves it alone this long (and takes it if the request died).
-INLINE_GRACE_SECONDS = 15.0
 CREATE_BUSY_RETRY_AFTER = 5  # seconds: about how long opening a ticket takes
 
 
@@ -97,40 +96,68 @@ class Bridge:
     # --- running jobs inline ------------------------------------------------------------------------------------
 
     async def submit(
-        self, kind: str, payload: dict[str, Any], key: str | None = None, ordering_key: str | None = None
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        key: str | None = None,
+        ordering_key: str | None = None,
+        also: Sequence[Statement] = (),
     ) -> Outcome:
-        """Store a job, then run it now when nothing earlier in its group is waiting.
+        """Store a job, leased to this request when nothing earlier in its group is open, and run it now.
 
-        Raises the job's error when it failed permanently; returns queued=True when it will finish later."""
-        job, _ = await self.queue.enqueue(
-            kind, payload, key or f"{kind}:{uuid.uuid4().hex}", ordering_key, delay=INLINE_GRACE_SECONDS
+        Raises the job's error when it failed permanently; returns queued=True when it will finish later. `also`:
+        statements stored with the job (see JobQueue.enqueue)."""
+        if kind == JobKind.JOIN:  # see _join
+            also = [*also, self.db.add_agent(payload["groupId"], payload["userId"], seen_only=True)]
+        job, created = await self.queue.enqueue(
+            kind, payload, key or f"{kind}:{uuid.uuid4().hex}", ordering_key, claim=True, also=also
         )
-        return await self.finish_inline(job)
+        return await self.finish_inline(job, leased=created and job.status == JobStatus.RUNNING)
 
-    async def finish_inline(self, job: Job) -> Outcome:
-        deadline = asyncio.get_running_loop().time() + INLINE_WAIT_SECONDS
-        while True:
-            if job.status in (JobStatus.PENDING, JobStatus.RUNNING):
-                claimed = await self.queue.claim(1, job_id=job.id)
-                if claimed:
-                    job = await self.queue.run(claimed[0], permanent_status=JobStatus.FAILED)
-                elif await self.queue.behind_a_retry(job):
-                    return await self._queued(job)  # the group waits for IM to come back: answer now
-                else:
-                    job = await self.queue.get(job.id or 0) or job
-            if job.status == JobStatus.DONE:
-                return Outcome(job, queued=False, result=json.loads(job.result_json or "{}"))
-            if job.status in (JobStatus.FAILED, JobStatus.DEAD):
-                raise _stored_error(job)
-            if job.attempts > 0 and job.status == JobStatus.PENDING:
-                return Outcome(job, queued=True)  # it failed retriably: the worker takes it from here
-            if asyncio.get_running_loop().time() > deadline:
-                return await self._queued(job)
-            await asyncio.sleep(0.05)
+    async def finish_inline(self, job: Job, leased: bool) -> Outcome:
+        """Run `job` when this request holds its lease (`leased`); otherwise wait (at most INLINE_WAIT_SECONDS) for
+        whoever runs it: the worker of this process sets the job's event, another process's outcome is read from
+        the database at growing intervals. Answers queued (202) when it is not over by then."""
+        if leased:
+            job = await self.queue.run(job, permanent_status=JobStatus.FAILED)
+        elif job.status in (JobStatus.PENDING, JobStatus.RUNNING):
+            if job.status == JobStatus.PENDING and (job.attempts > 0 or await self.queue.behind_a_retry(job)):
+                return Outcome(job, queued=True)  # the group waits for IM to come back: answer now
+            job = await self._wait_for(job)
+        if job.status == JobStatus.DONE:
+            return Outcome(job, queued=False, result=json.loads(job.result_json or "{}"))
+        if job.status in (JobStatus.FAILED, JobStatus.DEAD):
+            raise _stored_error(job)
+        return Outcome(job, queued=True)  # retrying later, or still running: the worker takes it from here
 
-    async def _queued(self, job: Job) -> Outcome:
-        await self.queue.hand_over(job)
-        return Outcome(job, queued=True)
+    async def _wait_for(self, job: Job) -> Job:
+        """Wait for a job stored behind another of its group (or run by someone else): woken when a job of the group
+        records its outcome in this process, it takes its own job as soon as the group lets it, and runs it here.
+        Another process's progress is read at short, growing intervals."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + INLINE_WAIT_SECONDS
+        event = self.queue.waiter(job)
+        pause = 0.02
+        try:
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return job
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(pause, left))
+                event.clear()
+                if job.status == JobStatus.PENDING and job.attempts == 0:
+                    claimed = await self.queue.claim(1, job_id=job.id)
+                    if claimed:
+                        return await self.queue.run(claimed[0], permanent_status=JobStatus.FAILED)
+                job = await self.queue.get(job.id or 0) or job
+                if job.status not in (JobStatus.PENDING, JobStatus.RUNNING) or (
+                    job.status == JobStatus.PENDING and job.attempts > 0
+                ):
+                    return job  # over, or failed once and waiting for its retry
+                pause = min(pause * 1.5, 0.25)
+        finally:
+            self.queue.forget_waiter(job)
 
     # --- connectors ---------------------------------------------------------------------------------------------
 
@@ -165,17 +192,19 @@ class Bridge:
     # --- membership primitives ----------------------------------------------------------------------------------
 
     async def _join(self, job: Job) -> dict[str, Any]:
+        """The account into the group, then into the link's agents (unless it is the requester), with the outcome.
+        Stored with the job: the account among the agents the link has seen, before IM lets it speak."""
         group_id, user_id = job.payload["groupId"], job.payload["userId"]
-        link = await self.db.link_by_group(group_id)
-        if link and user_id != link.requester_id:
-            await self.db.see_agents(group_id, [user_id])  # before IM lets them speak
-        if link and self.agents.helpdesk_user(link.provider, user_id) is not None:
-            await self.agents.import_agent(link.provider, user_id)
-        else:
-            await self.im.import_account(user_id)
-        await self.im.add_members(group_id, [user_id])
-        if link and user_id != link.requester_id:
-            await self.db.update_link(group_id, agents=[*link.agents, user_id])
+        try:
+            await self.im.add_members(group_id, [user_id])  # one round trip when IM knows the account
+        except AccountNotFound:
+            link = await self.db.link_by_group(group_id)
+            if link and self.agents.helpdesk_user(link.provider, user_id) is not None:
+                await self.agents.import_agent(link.provider, user_id)  # with the agent's name as its Nick
+            else:
+                await self.im.import_account(user_id)
+            await self.im.add_members(group_id, [user_id])
+        self.queue.after(job, self.db.add_agent(group_id, user_id))
         return {}
 
     async def _leave(self, job: Job) -> dict[str, Any]:
@@ -234,6 +263,8 @@ class Bridge:
             # The ticket exists, its group is still being opened (an owner set by an assignment rule at insert
             # reaches us that early): wait for it.
             raise RetriableError(f"the group {group_id} is still being opened", upstream="bridge", retry_after=1.0)
+        if job.payload.get("greet"):
+            await self._greet(job, group_id)
         connector = self.connector(link.provider)
         ticket = await connector.get_ticket(link.ticket_id)
         if ticket.status is TicketStatus.DELETED:
@@ -316,7 +347,12 @@ class Bridge:
     # --- opening a ticket ---------------------------------------------------------------------------------------
 
     async def create_ticket(
-        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str
+        self,
+        provider: str,
+        body: dict[str, Any],
+        idempotency_key: str | None,
+        caller: str,
+        also: Sequence[Statement] = (),
     ) -> Outcome:
         """Open the ticket, then its group; a repeated Idempotency-Key of the same caller returns the first outcome.
 
@@ -333,14 +369,14 @@ class Bridge:
         self.open_creates[user_id] += 1
         try:
             async with self.create_slots:
-                return await self._create_ticket(provider, body, idempotency_key, caller)
+                return await self._create_ticket(provider, body, idempotency_key, caller, also)
         finally:
             self.open_creates[user_id] -= 1
             if not self.open_creates[user_id]:
                 del self.open_creates[user_id]
 
     async def _create_ticket(
-        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str
+        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str, also: Sequence[Statement]
     ) -> Outcome:
         digest = request_hash({"provider": provider, **body})
         key = f"{JobKind.CREATE_TICKET}:{uuid.uuid4().hex}"
@@ -349,23 +385,27 @@ class Bridge:
             # Job keys hold 300 characters; a long user id and key together are hashed into them.
             key = f"{JobKind.CREATE_TICKET}:{scoped if len(scoped) <= 280 else 'sha256-' + _sha256(scoped)}"
         payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key, "caller": caller}
-        job, created = await self.queue.enqueue(JobKind.CREATE_TICKET, payload, key, delay=INLINE_GRACE_SECONDS)
+        job, created = await self.queue.enqueue(JobKind.CREATE_TICKET, payload, key, claim=True, also=also)
         if not created and job.payload.get("hash") != digest:
             raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")
+        leased = created and job.status == JobStatus.RUNNING
         if not created and job.status in ("failed", "dead"):
             # The caller retries a request that failed: try again (every step is idempotent), do not replay the error.
             await self.queue.retry(job_id=job.id)
-            job = await self.queue.get(job.id or 0) or job
-        return await self.finish_inline(job)
+            claimed = await self.queue.claim(1, job_id=job.id)
+            job, leased = (claimed[0], True) if claimed else (await self.queue.get(job.id or 0) or job, False)
+        return await self.finish_inline(job, leased)
 
     async def _open_ticket(self, job: Job) -> dict[str, Any]:
+        """The ticket (with the customer's IM account, at the same time), then the group: two round trips before the
+        answer. The greeting and the owner check follow as the group's first job, stored with this one's outcome."""
         payload = job.payload
         provider, request = payload["provider"], payload["request"]
         connector = self.connector(provider)
-        info = request["caseInfo"]
+        info, user_id = request["caseInfo"], request["userId"]
         if "ticketId" not in payload:
             ticket = NewTicket(
-                user_id=request["userId"],
+                user_id=user_id,
                 subject=info["subject"],
                 description=info.get("desc") or "",
                 name=info.get("name"),
@@ -374,40 +414,58 @@ class Bridge:
                 # Only a signed call is trusted to name the requester by email; an end user's email is just data.
                 requester_by_email=payload.get("caller") in ("app", "callout"),
             )
-            ticket_id = await self._create_with_patience(connector, ticket, first_attempt=job.attempts <= 1)
+            created, imported = await asyncio.gather(
+                self._create_ticket_in_time(connector, ticket, first_attempt=job.attempts <= 1),
+                self.im.import_account(user_id, nick=info.get("name")),  # idempotent: done again on a retry
+                return_exceptions=True,
+            )
+            if isinstance(created, BaseException):
+                raise created
+            ticket_id = created
             crash_point("ticket_created", job.kind)
             group_id = connector.group_id(ticket_id)
             link = Link(
                 provider=provider,
                 ticket_id=ticket_id,
                 group_id=group_id,
-                requester_id=request["userId"],
+                requester_id=user_id,
                 subject=info["subject"],
                 state=LinkState.PENDING,
             )
             await self.queue.checkpoint(job, self.db.insert_link(link), ticketId=ticket_id, groupId=group_id)
             payload = job.payload
-        ticket_id, group_id, user_id = payload["ticketId"], payload["groupId"], request["userId"]
+            if isinstance(imported, BaseException):
+                raise imported  # the ticket is recorded: a retry opens only the group
+            payload["imported"] = True
+        ticket_id, group_id = payload["ticketId"], payload["groupId"]
         ids = {"provider": provider, "ticketId": ticket_id, "groupId": group_id}
         try:
-            await self._open_group(job, ticket_id, group_id, user_id, info)
+            if not payload.get("imported"):
+                await self.im.import_account(user_id, nick=info.get("name"))
+            await self._open_group(ticket_id, group_id, user_id, info)
         except RetriableError as exc:
             exc.details.update(ids)
             raise
-        # An owner given while the group was being opened (assignment rules, triggers) is applied now; if that
-        # fails, a queued convergence does it later rather than failing a ticket that is otherwise open.
-        try:
-            await self._converge(job)
-        except BridgeError:
-            opened = {"groupId": group_id, "reason": "opened"}
-            await self.queue.enqueue(JobKind.CONVERGE, opened, key=f"opened:{group_id}", ordering_key=group_id)
+        # The link is open with the job's outcome, and the group's first job (greeting, then the owner an assignment
+        # rule may have set meanwhile) is stored with it: durable, but after the answer.
+        self.queue.after(job, self.db.change_link(group_id, state=LinkState.OPEN))
+        self.queue.follow_up(
+            job,
+            JobKind.CONVERGE,
+            {"groupId": group_id, "reason": "opened", "greet": True},
+            f"opened:{group_id}",
+            group_id,
+        )
         return ids
 
-    async def _create_with_patience(self, connector: Connector, ticket: NewTicket, first_attempt: bool) -> str:
-        """Create the ticket, waiting out short rate limits and outages (the request key makes retries safe).
+    async def _create_ticket_in_time(self, connector: Connector, ticket: NewTicket, first_attempt: bool) -> str:
+        """Create the ticket (the request key makes a repeat safe), under one retry policy at a time.
 
-        On the caller's own attempt a longer failure is reported (502) rather than left to open a ticket later
-        that nobody is waiting for; after a crash, the job keeps retrying on its schedule."""
+        The caller's own attempt waits out short rate limits and blips (BRIDGE_CREATE_PATIENCE_SECONDS), then
+        reports the failure (502) and is not retried: no ticket is opened later that nobody waits for. A later
+        attempt (the job taken again after a crash) calls once and leaves retrying to the queue's schedule."""
+        if not first_attempt:
+            return await connector.create_ticket(ticket)
         deadline = asyncio.get_running_loop().time() + self.settings.bridge_create_patience_seconds
         delay = 0.2
         while True:
@@ -416,9 +474,7 @@ class Bridge:
             except RetriableError as exc:
                 wait = exc.retry_after if exc.retry_after is not None else delay
                 if asyncio.get_running_loop().time() + wait > deadline:
-                    if first_attempt:
-                        raise PermanentError(str(exc), upstream=exc.upstream, upstream_code=exc.upstream_code) from None
-                    raise
+                    raise PermanentError(str(exc), upstream=exc.upstream, upstream_code=exc.upstream_code) from None
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, 5.0)
 
@@ -447,31 +503,34 @@ class Bridge:
                 upstream_code=exc.upstream_code,
             ) from None
 
-    async def _open_group(self, job: Job, ticket_id: str, group_id: str, user_id: str, info: dict[str, Any]) -> None:
-        """Group, greeting, then the link marked open, each recorded once done so a retry skips it."""
-        steps = set(job.payload.get("done", []))
-        if "group" not in steps:
-            await self.im.import_account(user_id, nick=info.get("name"))
-            name = self.settings.group_name(ticket_id, info["subject"])
-            try:
-                await self.im.create_group(group_id, name, members=[user_id])
-            except GroupExists:
-                # 10025, "used, and you are its owner": only this app's admin creates groups without an owner, so
-                # this is a retried create after a lost answer; make sure the customer is in.
-                if user_id not in await self.im.member_ids(group_id):
-                    await self.im.add_members(group_id, [user_id])
-            except GroupIdTaken:
-                await self._reclaim_group(group_id, name, user_id)
-            steps.add("group")
-        if "greeting" not in steps:
-            # Recorded first, which also checks this runner still holds the job: one that lost it stops here
-            # rather than greet again. At least once: IM offers no way to see whether a system notification went
-            # out, and a customer who never sees the greeting is worse off than one who sees it twice after a crash
-            # in the moment between IM's answer and the record below.
-            await self.queue.checkpoint(job, done=sorted(steps))
-            await self.im.system_notification(group_id, self.settings.bridge_greeting)
-            steps.add("greeting")
-        await self.queue.checkpoint(job, self.db.change_link(group_id, state=LinkState.OPEN), done=sorted(steps))
+    async def _open_group(self, ticket_id: str, group_id: str, user_id: str, info: dict[str, Any]) -> None:
+        """The ticket's group with the customer in it; a retry after a lost answer finds it made (10025)."""
+        name = self.settings.group_name(ticket_id, info["subject"])
+        try:
+            await self.im.create_group(group_id, name, members=[user_id])
+        except GroupExists:
+            # 10025, "used, and you are its owner": only this app's admin creates groups without an owner, so
+            # this is a retried create after a lost answer; make sure the customer is in.
+            if user_id not in await self.im.member_ids(group_id):
+                await self.im.add_members(group_id, [user_id])
+        except GroupIdTaken:
+            await self._reclaim_group(group_id, name, user_id)
+
+    async def _greet(self, job: Job, group_id: str) -> None:
+        """The greeting, once: a group message whose Random is the group's own, so IM drops a repeat within five
+        minutes (a retry after IM's answer was lost, or after a crash before the record below). Online only, as a
+        system notification is: kept out of the group's history, and no callback."""
+        if "greeting" in job.payload.get("done", []):
+            return
+        await self.im.send_text(
+            group_id, self.settings.bridge_greeting, greeting_random(group_id), forbid_callback=True, online_only=True
+        )
+        await self.queue.checkpoint(job, done=["greeting"])
+
+
+def greeting_random(group_id: str) -> int:
+    """The greeting's Random: the same for every attempt in one group, so IM keeps one of them."""
+    return int(_sha256(f"greeting:{group_id}")[:8], 16)
 
 
 def _stored_error(job: Job) -> BridgeError:

@@ -121,6 +121,8 @@ def world(
         zendesk_app_installation_id=installation,
         zendesk_app_sdk_url=zd_server.url + "/_emulator/apps/zaf_sdk.js",
         bridge_console_poll_seconds=600,  # live updates come from IM's callbacks here
+        # Each message its own comment, so the ticket shows who said what: batching has its own tests.
+        bridge_transcript_linger_seconds=0,
     )
     install_zendesk_app(zd_server.url, ZD_TOKEN, bridge.server.url)
     config = {"callback_url": bridge.server.url + "/callbacks/im", "callback_token": TOKEN}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import bindparam, insert
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bridge import auth, ids
 from bridge.errors import BadRequest, BridgeError, Conflict, Forbidden, PayloadTooLarge, SignatureError
 from bridge.service import Bridge
+from bridge.store import Prepared, SeenSignature, Statement
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,8 @@ def target_of(request: Request) -> str:
 # Who called, as the routes and the service name it: the secret that signed, or the end user a UserSig is for.
 CALLOUT, APP, INSECURE = "callout", "app", "insecure"
 CLAIM = "signature_claim"  # request.state entry: the canonical signature this request claimed
+CLAIM_STATEMENT = insert(SeenSignature).values(signature=bindparam("signature"), expires_at=bindparam("expires_at"))
+DEFERRED_CLAIM = "signature_to_claim"  # (signature, expires_at) that claim_with_job() stores with the job
 
 
 class AnsweredBefore(BridgeError):
@@ -116,12 +120,13 @@ class AnsweredBefore(BridgeError):
         return self._body  # type: ignore[no-any-return]
 
 
-async def check_signed(request: Request, body: bytes, *, app_allowed: bool = False) -> str:
+async def check_signed(request: Request, body: bytes, *, app_allowed: bool = False, claim: bool = True) -> str:
     """Signed-call authentication: valid and fresh. Returns the caller's scope: CALLOUT (BRIDGE_CALLOUT_SECRET, every
     call), APP (BRIDGE_APP_SECRET: only where `app_allowed`, else 403) or INSECURE (checks turned off).
 
     A call that changes something claims its signature: the same signature again within the window is a retry,
-    answered with the first call's answer (409 while that one still runs) and never run twice."""
+    answered with the first call's answer (409 while that one still runs) and never run twice. `claim=False`: the
+    route stores the claim with its job instead (`claim_with_job`), one transaction for both."""
     bridge = bridge_of(request)
     settings = bridge.settings
     if settings.bridge_insecure_no_auth:
@@ -144,10 +149,41 @@ async def check_signed(request: Request, body: bytes, *, app_allowed: bool = Fal
         )
     if request.method in ("GET", "HEAD"):
         return scope  # a repeated read changes nothing: reads are not remembered
-    seen = await bridge.db.claim_signature(signature, int(timestamp or 0) + auth.WINDOW_SECONDS + 1)
+    expires_at = int(timestamp or 0) + auth.WINDOW_SECONDS + 1
+    if not claim:
+        request.scope.setdefault("state", {})[DEFERRED_CLAIM] = (signature, expires_at)
+        return scope
+    seen = await bridge.db.claim_signature(signature, expires_at)
     if seen is None:
         request.scope.setdefault("state", {})[CLAIM] = signature  # what request.state holds
         return scope
+    _answer_seen(seen)
+    raise AssertionError("unreachable")
+
+
+def claim_with_job(request: Request) -> list[Statement]:
+    """The signature claim check_signed(claim=False) left, as a statement for the job's transaction (none when the
+    call is not signed). From here on the answer is kept with the signature (KeepAnswers)."""
+    state = request.scope.setdefault("state", {})
+    deferred = state.pop(DEFERRED_CLAIM, None)
+    if deferred is None:
+        return []
+    signature, expires_at = deferred
+    state[CLAIM] = signature
+    return [Prepared(CLAIM_STATEMENT, {"signature": signature, "expires_at": expires_at})]
+
+
+async def claimed_before(request: Request) -> NoReturn:
+    """The job's transaction met the signature already claimed: this call is a retry of an earlier one."""
+    signature = request.scope.setdefault("state", {}).pop(CLAIM)  # not ours to keep or forget
+    seen = await bridge_of(request).db.seen_signature(signature)
+    if seen is None:  # purged in between: it expired, so the call is stale anyway
+        raise SignatureError("the signature has expired")
+    _answer_seen(seen)
+    raise AssertionError("unreachable")
+
+
+def _answer_seen(seen: SeenSignature) -> None:
     if seen.status is None or seen.response_json is None:
         raise Conflict(
             "the first call with this signature is still being answered; retry in a moment",
@@ -218,12 +254,12 @@ def usersig_of(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "usersig" and value.strip() else None
 
 
-async def check_signed_or_user(request: Request, body: bytes, user_id: str | None) -> str:
+async def check_signed_or_user(request: Request, body: bytes, user_id: str | None, claim: bool = True) -> str:
     """End-user UserSig for `user_id` when the Authorization header carries one, else a call signed with either
     secret. Returns the caller: `user:<userId>` (the account the UserSig is for), or check_signed's scope."""
     usersig = usersig_of(request)
     if usersig is None:
-        return await check_signed(request, body, app_allowed=True)
+        return await check_signed(request, body, app_allowed=True, claim=claim)
     settings = bridge_of(request).settings
     if settings.bridge_insecure_no_auth:
         return INSECURE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -14,6 +15,8 @@ from bridge.routes import (
     bridge_of,
     check_signed,
     check_signed_or_user,
+    claim_with_job,
+    claimed_before,
     ok,
     parse_json,
     peek_json,
@@ -27,7 +30,7 @@ async def create_ticket(request: Request) -> JSONResponse:
     body = await raw_body(request)
     provider = request.path_params.get("connector")
     user_id = peek_json(body).get("userId")
-    caller = await check_signed_or_user(request, body, user_id if isinstance(user_id, str) else None)
+    caller = await check_signed_or_user(request, body, user_id if isinstance(user_id, str) else None, claim=False)
     data = validate(CreateTicketBody, parse_json(body))
     if provider is None:
         provider = bridge.settings.default_connector
@@ -40,7 +43,10 @@ async def create_ticket(request: Request) -> JSONResponse:
     key = request.headers.get("idempotency-key")
     if key is not None and not (0 < len(key) <= 255):
         raise BadRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_request")
-    outcome = await bridge.create_ticket(provider, data.model_dump(), key, caller)
+    try:
+        outcome = await bridge.create_ticket(provider, data.model_dump(), key, caller, also=claim_with_job(request))
+    except IntegrityError:  # the job is stored on a conflict-free insert: the signature was claimed before
+        await claimed_before(request)
     if outcome.queued and "ticketId" not in outcome.job.payload:
         # Another request with this Idempotency-Key is still opening the ticket.
         raise Conflict(
