@@ -131,6 +131,7 @@ def test_an_injected_429_is_waited_out(
     """Zendesk answers the next calls 429 with Retry-After: the batch waits that long and is written once."""
     bridge = chat_bridge(bridge_factory, im_server, zd_server)
     group = open_ticket(bridge, "zendesk")
+    wait_for(lambda: all(j["status"] == JobStatus.DONE for j in jobs(bridge)))  # the ticket's own work is over
     httpx.post(zd_server.url + "/_emulator/rate_limit", json={"count": 3, "retry_after": 1}).raise_for_status()
     limited_at = time.monotonic()
     for n in range(10):
