@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -407,6 +408,28 @@ async def test_several_messages_make_one_comment(server: BackgroundServer, conne
         (f"Customer (user1):\na\nAgent ({ALICE}):\nb\nc\nCustomer (user1):\nd", 10001, True),
     ]
     assert connector.update_budget == UpdateBudget(30, 600.0)
+
+
+async def test_ticket_updates_are_spaced_to_the_accounts_limit(server: BackgroundServer) -> None:
+    """ZENDESK_UPDATE_RATE_LIMIT (Zendesk's 100 ticket updates a minute per account): comments on any tickets wait
+    their turn instead of meeting the emulator's 429 (here 4 updates a second, the connector spacing them to 3)."""
+    control(server, "update_limits", {"per_minute": 4, "account_window": 1.0})
+    conn = ZendeskConnector(settings_for(server.url, update_rate_limit=180), anyio.CapacityLimiter(8))
+    await conn.start()
+    try:
+        tickets = [await conn.create_ticket(NEW) for _ in range(3)]
+        started = time.monotonic()
+        await asyncio.gather(
+            *(
+                conn.add_comment(Comment(tickets[n % 3], f"update {n}", Author.CUSTOMER, "user1", key=str(n)))
+                for n in range(9)
+            )
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        await conn.close()
+    assert elapsed >= 8 / 3 - 0.1, "nine updates at three a second take about three seconds"
+    assert [r for r in state(server)["requests"] if r.get("status") == 429] == []
 
 
 async def test_comment_reopens_solved_and_closed_is_permanent(
