@@ -255,14 +255,16 @@ async def sync_message(bridge: Bridge, job: Job) -> dict[str, Any]:
             comment_id = await _write(connector, comments)
         except RetriableError as exc:
             if str(exc.upstream_code) == "429" and exc.retry_after:
+                bridge.metrics.transcript_rate_limited.inc()
                 log.warning("%s: the transcript of group %r waits %.1f s", exc, group_id, exc.retry_after)
                 raise Deferred(exc.retry_after, "rate limited") from None
             raise
-        written = bridge.queue.clock()
-        statements += [
-            bridge.db.record_ticket_write(group_id, written),
-            bridge.db.forget_ticket_writes(group_id, written - window),
-        ]
+        if budget:  # the pace's record, kept while the window counts it
+            written = bridge.queue.clock()
+            statements += [
+                bridge.db.record_ticket_write(group_id, written),
+                bridge.db.forget_ticket_writes(group_id, written - window),
+            ]
     own: dict[str, Any] | None = None
     for member, comment, outcome in taken:
         if comment is not None:
@@ -275,6 +277,9 @@ async def sync_message(bridge: Bridge, job: Job) -> dict[str, Any]:
         await bridge.queue.checkpoint(job, *statements)  # the others are recorded; this one goes in the next comment
     else:
         await bridge.queue.checkpoint(job, *statements, outcome=own)
+    if comments:
+        bridge.metrics.transcript_comments.inc()
+        bridge.metrics.transcript_messages.inc(len(comments))
     for member, _, outcome in taken:
         if "dropped" in outcome:
             _log_drop(bridge, member, outcome["dropped"])
