@@ -116,7 +116,7 @@ def test_kill_after_a_reply_was_sent(
     from tests.conftest import ZendeskAdmin
 
     env = {**bridge_env(database_url, im_server, zd_server), "ZENDESK_WEBHOOK_SECRET": "zendesk-crash-secret"}
-    bridge = BridgeProcess(env, tmp_path / "bridge.log")
+    bridge = BridgeProcess(env, tmp_path / "bridge.log", args=ONE)
     processes.append(bridge)
     bridge.start({"BRIDGE_TEST_CRASH_AT": "ran:relay_reply"})
     settings = ZendeskSettings(

@@ -176,7 +176,10 @@ def test_killed_mid_batch_loses_nothing(
     """The bridge dies as it takes a batch (claimed) or once it wrote and recorded it (ran, before the job's end):
     after a restart every message is in the ticket once, in order."""
     env = {**bridge_env(database_url, im_server, zd_server), "IM_CALLBACK_TOKEN": CALLBACK_TOKEN}
-    bridge = BridgeProcess({**env, "BRIDGE_TRANSCRIPT_LINGER_SECONDS": "1"}, tmp_path / "bridge.log")
+    # One process: a crash point ends the process it is in (serve forks one per core on PostgreSQL).
+    bridge = BridgeProcess(
+        {**env, "BRIDGE_TRANSCRIPT_LINGER_SECONDS": "1"}, tmp_path / "bridge.log", args=("--workers", "1")
+    )
     try:
         bridge.start()
         config = {"callback_url": bridge.url + "/callbacks/im", "callback_token": CALLBACK_TOKEN}
