@@ -460,14 +460,14 @@ def upstream_env(upstreams: Upstreams) -> dict[str, str]:
     }
 
 
-def start_bridge(upstreams: Upstreams, database_url: str, folder: Path) -> Starter:
+def start_bridge(upstreams: Upstreams, database_url: str, folder: Path, workers: int | None = None) -> Starter:
     env = {
         **upstream_env(upstreams),
         "BRIDGE_DATABASE_URL": database_url,
         "BRIDGE_CALLOUT_SECRET": CALLOUT_SECRET,
         **BRIDGE_SETTINGS,
     }
-    bridge = BridgeProcess(env, folder / "bridge.log")
+    bridge = BridgeProcess(env, folder / "bridge.log", args=("--workers", str(workers)) if workers else ())
 
     def start() -> System:
         bridge.start()
@@ -547,6 +547,12 @@ def main() -> None:
     parser.add_argument("--alone", type=int, default=20, help="requests sent one at a time, per workload")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds added to every upstream call")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="serve --workers N (default: serve's own); db tx/req is one process's count: exact with 1 worker",
+    )
+    parser.add_argument(
         "--database", default=None, help="the bridge's database: SQLite by default, or a PostgreSQL URL (emptied first)"
     )
     parser.add_argument(
@@ -579,7 +585,7 @@ def main() -> None:
             )
         print("bridge...", file=sys.stderr, flush=True)
         database_url = fresh_database(args.database, folder)
-        results["bridge"] = run_system(args, upstreams, start_bridge(upstreams, database_url, folder))
+        results["bridge"] = run_system(args, upstreams, start_bridge(upstreams, database_url, folder, args.workers))
     finally:
         upstreams.stop()
 

@@ -22,6 +22,7 @@ from tests.conftest import (
     SDKAPPID,
     BridgeClient,
     BridgeFactory,
+    group_settled,
     helpdesk_settings,
     im_call,
     im_state,
@@ -131,6 +132,7 @@ def delivered(im_server: BackgroundServer, count: int) -> list[dict[str, Any]]:
 def open_ticket(bridge: BridgeClient, provider: str, user: str = "cust1") -> str:
     r = bridge.post(f"/{provider}/createticket", {"userId": user, "caseInfo": {"subject": "Broken", "desc": "Help"}})
     assert r.status_code == 201, r.text
+    group_settled(bridge.settings.im_api_base, r.json()["groupId"])  # its greeting and owner check are over
     return str(r.json()["groupId"])
 
 
