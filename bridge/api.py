@@ -38,6 +38,7 @@ from bridge.errors import (
     PermanentError,
     RetriableError,
     SignatureError,
+    UnknownConnector,
     UpstreamError,
     parse_retry_after,
 )
@@ -69,7 +70,7 @@ def settings_of(request: Request, settings_class: type[S]) -> S:
     for settings in bridge_of(request).settings.connectors.values():
         if isinstance(settings, settings_class):
             return settings
-    raise NotFound(f"no connector with {settings_class.__name__} is installed", code="unknown_connector")
+    raise UnknownConnector(f"no connector with {settings_class.__name__} is installed")
 
 
 def require_enabled(request: Request, name: str) -> None:

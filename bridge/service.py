@@ -11,21 +11,44 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy import Executable
 
 from bridge import transcript
 from bridge.config import Settings
-from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError, TooManyRequests
+from bridge.errors import (
+    BadRequest,
+    BridgeError,
+    Conflict,
+    PermanentError,
+    RetriableError,
+    TooManyRequests,
+    UnknownConnector,
+    UnknownGroup,
+    rebuild,
+)
 from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
 from bridge.jobs import JobQueue, crash_point
 from bridge.metrics import Metrics
+from bridge.payloads import (
+    Assignment,
+    Converge,
+    CreateTicket,
+    DeleteGroup,
+    JobPayload,
+    Join,
+    Leave,
+    SyncMessage,
+)
 from bridge.states import JobKind, JobStatus, LinkState
 from bridge.store import Database, Job, Link
 from connectors.base import Connector, EventKind, EventOutcome, EventReceipt, NewTicket, TicketEvent, TicketStatus
 
 log = logging.getLogger(__name__)
+P = TypeVar("P", bound=JobPayload)
 
 WAITING_NOTICE = "Your ticket is waiting for the next available agent."
 SOLVED_NOTICE = "This ticket has been marked as solved. Reply here if you still need help."
@@ -79,28 +102,41 @@ class Bridge:
         # Requests each end user has open, so one customer cannot take every slot. Counted per process: with several
         # instances behind a load balancer a user may have this many open on each.
         self.open_creates: Counter[str] = Counter()
-        for kind, handler in {
-            JobKind.JOIN: self._join,
-            JobKind.LEAVE: self._leave,
-            JobKind.DELETE_GROUP: self._delete_group,
-            JobKind.CONVERGE: self._converge,
-            JobKind.CREATE_TICKET: self._open_ticket,
-            JobKind.ASSIGNMENT: self._assignment,
-            JobKind.SYNC_MESSAGE: lambda job: transcript.sync_message(self, job),
-        }.items():
-            self.queue.handler(kind)(handler)
+        self._handle(Join, self._join)
+        self._handle(Leave, self._leave)
+        self._handle(DeleteGroup, lambda job, payload: self._dismiss(payload.groupId))
+        self._handle(Converge, lambda job, payload: self._converge(payload.groupId))
+        self._handle(CreateTicket, self._open_ticket)
+        self._handle(Assignment, self._assignment)
+        self._handle(SyncMessage, lambda job, payload: transcript.sync_message(self, job, payload))
+
+    def _handle(self, model: type[P], run: Callable[[Job, P], Awaitable[dict[str, Any]]]) -> None:
+        """Run the jobs of `model`'s kind with their payload read back (and checked) as a `model`."""
+
+        async def handle(job: Job) -> dict[str, Any]:
+            return await run(job, model.of(job))
+
+        self.queue.handler(model.kind)(handle)
+
+    async def enqueue(
+        self, payload: JobPayload, key: str, ordering_key: str | None = None, delay: float = 0.0
+    ) -> tuple[Job, bool]:
+        """Store a job of the payload's kind (see JobQueue.enqueue)."""
+        return await self.queue.enqueue(payload.kind, payload.stored(), key, ordering_key, delay)
+
+    async def checkpoint(self, job: Job, payload: P, *also: Executable) -> P:
+        """Record `payload` (the job's, with the steps done so far) as the job's own; see JobQueue.checkpoint."""
+        await self.queue.checkpoint(job, *also, **payload.stored())
+        return payload
 
     # --- running jobs inline ------------------------------------------------------------------------------------
 
-    async def submit(
-        self, kind: str, payload: dict[str, Any], key: str | None = None, ordering_key: str | None = None
-    ) -> Outcome:
+    async def submit(self, payload: JobPayload, key: str | None = None, ordering_key: str | None = None) -> Outcome:
         """Store a job, then run it now when nothing earlier in its group is waiting.
 
         Raises the job's error when it failed permanently; returns queued=True when it will finish later."""
-        job, _ = await self.queue.enqueue(
-            kind, payload, key or f"{kind}:{uuid.uuid4().hex}", ordering_key, delay=INLINE_GRACE_SECONDS
-        )
+        key = key or f"{payload.kind}:{uuid.uuid4().hex}"
+        job, _ = await self.enqueue(payload, key, ordering_key, delay=INLINE_GRACE_SECONDS)
         return await self.finish_inline(job)
 
     async def finish_inline(self, job: Job) -> Outcome:
@@ -135,9 +171,7 @@ class Bridge:
             return self.connectors[name]
         except KeyError:
             enabled = ", ".join(sorted(self.connectors)) or "none"
-            raise NotFound(
-                f"connector {name!r} is not enabled (enabled: {enabled})", code="unknown_connector"
-            ) from None
+            raise UnknownConnector(f"connector {name!r} is not enabled (enabled: {enabled})") from None
 
     def owner_of(self, group_id: str) -> Connector | None:
         """The connector whose ticket group IDs include `group_id`, if any."""
@@ -160,8 +194,8 @@ class Bridge:
 
     # --- membership primitives ----------------------------------------------------------------------------------
 
-    async def _join(self, job: Job) -> dict[str, Any]:
-        group_id, user_id = job.payload["groupId"], job.payload["userId"]
+    async def _join(self, job: Job, payload: Join) -> dict[str, Any]:
+        group_id, user_id = payload.groupId, payload.userId
         link = await self.db.link_by_group(group_id)
         if link and user_id != link.requester_id:
             await self.db.see_agents(group_id, [user_id])  # before IM lets them speak
@@ -171,16 +205,15 @@ class Bridge:
             await self.db.update_link(group_id, agents=[*link.agents, user_id])
         return {}
 
-    async def _leave(self, job: Job) -> dict[str, Any]:
-        group_id, user_id = job.payload["groupId"], job.payload["userId"]
+    async def _leave(self, job: Job, payload: Leave) -> dict[str, Any]:
+        group_id, user_id = payload.groupId, payload.userId
         await self.im.delete_members(group_id, [user_id])
         link = await self.db.link_by_group(group_id)
         if link:
             await self.db.update_link(group_id, agents=[a for a in link.agents if a != user_id])
         return {}
 
-    async def _delete_group(self, job: Job) -> dict[str, Any]:
-        group_id = job.payload["groupId"]
+    async def _dismiss(self, group_id: str) -> dict[str, Any]:
         try:
             await self.im.destroy_group(group_id)
         except GroupNotFound:
@@ -188,21 +221,20 @@ class Bridge:
         await self.db.update_link(group_id, state=LinkState.DISMISSED, agents=[])
         return {}
 
-    async def _assignment(self, job: Job) -> dict[str, Any]:
+    async def _assignment(self, job: Job, payload: Assignment) -> dict[str, Any]:
         """Converge a linked group on its ticket's owner; apply the callout's delta to a group with no link, as the
         agents' accounts of the connector whose group ID it is."""
-        group_id = job.payload["groupId"]
+        group_id = payload.groupId
         if await self.db.link_by_group(group_id) is not None:
-            return await self._converge(job)
+            return await self._converge(group_id)
         connector = self.owner_of(group_id)
         if connector is None:
-            raise NotFound(
+            raise UnknownGroup(
                 f"{group_id!r} is not a ticket's group ID of an enabled connector, so its owners have no agent "
-                "accounts; use /joingroup and /leavegroup for other groups",
-                code="unknown_group",
+                "accounts; use /joingroup and /leavegroup for other groups"
             )
         joined, left = [], []
-        new, old = job.payload.get("newOwnerId"), job.payload.get("oldOwnerId")
+        new, old = payload.newOwnerId, payload.oldOwnerId
         new_agent = connector.agent_id(new) if new else None
         old_agent = connector.agent_id(old) if old else None
         if old_agent and old_agent != new_agent:
@@ -216,9 +248,8 @@ class Bridge:
 
     # --- convergence and closing --------------------------------------------------------------------------------
 
-    async def _converge(self, job: Job) -> dict[str, Any]:
+    async def _converge(self, group_id: str) -> dict[str, Any]:
         """Make the group's agents equal to the ticket's current owner, and follow its status."""
-        group_id = job.payload["groupId"]
         link = await self.db.link_by_group(group_id)
         if link is None:
             # Helpdesks report every ticket; only those opened through the bridge have a group.
@@ -230,7 +261,7 @@ class Bridge:
         connector = self.connector(link.provider)
         ticket = await connector.get_ticket(link.ticket_id)
         if ticket.status is TicketStatus.DELETED:
-            await self._delete_group(job)
+            await self._dismiss(group_id)
             return {"joined": [], "left": link.agents, "state": LinkState.DISMISSED}
         if link.state == LinkState.DISMISSED:
             return {"joined": [], "left": [], "state": LinkState.DISMISSED}
@@ -282,13 +313,10 @@ class Bridge:
             if event.replay_key and not await self.db.remember_signature(event.replay_key, event.replay_until):
                 receipts.append(EventReceipt(group_id, EventOutcome.DUPLICATE))
                 continue
-            payload: dict[str, Any] = {"groupId": group_id}
-            if event.reason:
-                payload["reason"] = event.reason
-            payload["event"] = dict(event.hints)
-            kind = JobKind.DELETE_GROUP if event.kind is EventKind.DELETED else JobKind.CONVERGE
+            model = DeleteGroup if event.kind is EventKind.DELETED else Converge
+            payload = model(groupId=group_id, reason=event.reason or None, event=dict(event.hints))
             # The job key's unique constraint is what makes a repeated event do nothing.
-            job, created = await self.queue.enqueue(kind, payload, key=event.key, ordering_key=group_id)
+            job, created = await self.enqueue(payload, key=event.key, ordering_key=group_id)
             receipts.append(
                 EventReceipt(group_id, EventOutcome.QUEUED, job.id)
                 if created
@@ -331,9 +359,9 @@ class Bridge:
             scoped = f"{caller}:{idempotency_key}"
             # Job keys hold 300 characters; a long user id and key together are hashed into them.
             key = f"{JobKind.CREATE_TICKET}:{scoped if len(scoped) <= 280 else 'sha256-' + _sha256(scoped)}"
-        payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key, "caller": caller}
-        job, created = await self.queue.enqueue(JobKind.CREATE_TICKET, payload, key, delay=INLINE_GRACE_SECONDS)
-        if not created and job.payload.get("hash") != digest:
+        payload = CreateTicket(provider=provider, request=body, hash=digest, requestKey=key, caller=caller)
+        job, created = await self.enqueue(payload, key, delay=INLINE_GRACE_SECONDS)
+        if not created and CreateTicket.of(job).hash != digest:
             raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")
         if not created and job.status in ("failed", "dead"):
             # The caller retries a request that failed: try again (every step is idempotent), do not replay the error.
@@ -341,21 +369,21 @@ class Bridge:
             job = await self.queue.get(job.id or 0) or job
         return await self.finish_inline(job)
 
-    async def _open_ticket(self, job: Job) -> dict[str, Any]:
-        payload = job.payload
-        provider, request = payload["provider"], payload["request"]
+    async def _open_ticket(self, job: Job, payload: CreateTicket) -> dict[str, Any]:
+        provider, request = payload.provider, payload.request
         connector = self.connector(provider)
-        info = request["caseInfo"]
-        if "ticketId" not in payload:
+        info = request.caseInfo
+        ticket_id, group_id = payload.ticketId, payload.groupId
+        if ticket_id is None or group_id is None:
             ticket = NewTicket(
-                user_id=request["userId"],
-                subject=info["subject"],
-                description=info.get("desc") or "",
-                name=info.get("name"),
-                email=info.get("email"),
-                request_key=payload["requestKey"],
+                user_id=request.userId,
+                subject=info.subject,
+                description=info.desc or "",
+                name=info.name,
+                email=info.email,
+                request_key=payload.requestKey,
                 # Only a signed call is trusted to name the requester by email; an end user's email is just data.
-                requester_by_email=payload.get("caller") in ("app", "callout"),
+                requester_by_email=payload.caller in ("app", "callout"),
             )
             ticket_id = await self._create_with_patience(connector, ticket, first_attempt=job.attempts <= 1)
             crash_point("ticket_created", job.kind)
@@ -364,26 +392,26 @@ class Bridge:
                 provider=provider,
                 ticket_id=ticket_id,
                 group_id=group_id,
-                requester_id=request["userId"],
-                subject=info["subject"],
+                requester_id=request.userId,
+                subject=info.subject,
                 state=LinkState.PENDING,
             )
-            await self.queue.checkpoint(job, self.db.insert_link(link), ticketId=ticket_id, groupId=group_id)
-            payload = job.payload
-        ticket_id, group_id, user_id = payload["ticketId"], payload["groupId"], request["userId"]
+            payload = await self.checkpoint(
+                job, payload.but(ticketId=ticket_id, groupId=group_id), self.db.insert_link(link)
+            )
         ids = {"provider": provider, "ticketId": ticket_id, "groupId": group_id}
         try:
-            await self._open_group(job, ticket_id, group_id, user_id, info)
+            await self._open_group(job, payload, ticket_id, group_id)
         except RetriableError as exc:
             exc.details.update(ids)
             raise
         # An owner given while the group was being opened (assignment rules, triggers) is applied now; if that
         # fails, a queued convergence does it later rather than failing a ticket that is otherwise open.
         try:
-            await self._converge(job)
+            await self._converge(group_id)
         except BridgeError:
-            opened = {"groupId": group_id, "reason": "opened"}
-            await self.queue.enqueue(JobKind.CONVERGE, opened, key=f"opened:{group_id}", ordering_key=group_id)
+            opened = Converge(groupId=group_id, reason="opened")
+            await self.enqueue(opened, key=f"opened:{group_id}", ordering_key=group_id)
         return ids
 
     async def _create_with_patience(self, connector: Connector, ticket: NewTicket, first_attempt: bool) -> str:
@@ -430,12 +458,12 @@ class Bridge:
                 upstream_code=exc.upstream_code,
             ) from None
 
-    async def _open_group(self, job: Job, ticket_id: str, group_id: str, user_id: str, info: dict[str, Any]) -> None:
+    async def _open_group(self, job: Job, payload: CreateTicket, ticket_id: str, group_id: str) -> None:
         """Group, greeting, then the link marked open, each recorded once done so a retry skips it."""
-        steps = set(job.payload.get("done", []))
+        steps, user_id, info = set(payload.done), payload.request.userId, payload.request.caseInfo
         if "group" not in steps:
-            await self.im.import_account(user_id, nick=info.get("name"))
-            name = self.settings.group_name(ticket_id, info["subject"])
+            await self.im.import_account(user_id, nick=info.name)
+            name = self.settings.group_name(ticket_id, info.subject)
             try:
                 await self.im.create_group(group_id, name, members=[user_id])
             except GroupExists:
@@ -451,31 +479,13 @@ class Bridge:
             # rather than greet again. At least once: IM offers no way to see whether a system notification went
             # out, and a customer who never sees the greeting is worse off than one who sees it twice after a crash
             # in the moment between IM's answer and the record below.
-            await self.queue.checkpoint(job, done=sorted(steps))
+            payload = await self.checkpoint(job, payload.but(done=sorted(steps)))
             await self.im.system_notification(group_id, self.settings.bridge_greeting)
             steps.add("greeting")
-        await self.queue.checkpoint(job, self.db.change_link(group_id, state=LinkState.OPEN), done=sorted(steps))
+        await self.checkpoint(job, payload.but(done=sorted(steps)), self.db.change_link(group_id, state=LinkState.OPEN))
 
 
 def _stored_error(job: Job) -> BridgeError:
     """Rebuild the error a job ended with, for the HTTP answer."""
-    body = json.loads(job.result_json or "{}").get("error") or {}
-    code = body.get("code", "upstream_error")
-    message = body.get("message") or job.last_error or "the request failed"
-    extra = {k: v for k, v in body.items() if k not in ("code", "message")}
-    cls = {
-        "bad_request": BadRequest,
-        "not_found": NotFound,
-        "group_not_found": NotFound,
-        "unknown_group": NotFound,
-        "unknown_connector": NotFound,
-    }.get(code)
-    if cls is None:
-        err: BridgeError = PermanentError(
-            message, upstream=extra.pop("upstream", "upstream"), upstream_code=extra.pop("upstreamCode", None)
-        )
-        err.code = code
-    else:
-        err = cls(message, code=code)
-    err.details.update(extra)
-    return err
+    error = json.loads(job.result_json or "{}").get("error") or {}
+    return rebuild(error, job.last_error or "the request failed")

@@ -21,6 +21,7 @@ from bridge.errors import PermanentError
 from connectors.base import Author, Comment
 
 if TYPE_CHECKING:
+    from bridge.payloads import SyncMessage
     from bridge.service import Bridge
     from bridge.store import Job
 
@@ -99,26 +100,24 @@ def ordering_key(group_id: str) -> str:
     return f"msg:{group_id}"
 
 
-def _drop(bridge: Bridge, job: Job, reason: str, why: str) -> dict[str, Any]:
-    payload = job.payload
+def _drop(bridge: Bridge, payload: SyncMessage, reason: str, why: str) -> dict[str, Any]:
     # IDs only: the message's words are never logged.
     log.warning(
         "chat message %s of group %r from %r not written into the ticket: %s",
-        payload.get("msgSeq"),
-        payload.get("groupId"),
-        payload.get("from"),
+        payload.msgSeq,
+        payload.groupId,
+        payload.sender,
         why,
     )
     bridge.metrics.dropped_messages.labels(reason).inc()
     return {"dropped": reason}
 
 
-async def sync_message(bridge: Bridge, job: Job) -> dict[str, Any]:
+async def sync_message(bridge: Bridge, job: Job, payload: SyncMessage) -> dict[str, Any]:
     """Append one group message to its ticket, once: the comment id is checkpointed before the job is done."""
-    payload = job.payload
-    if payload.get("commentId") is not None:
-        return {"commentId": payload["commentId"]}  # a retry after the comment was made
-    group_id, sender, seq = payload["groupId"], payload["from"], payload.get("msgSeq")
+    if payload.commentId is not None:
+        return {"commentId": payload.commentId}  # a retry after the comment was made
+    group_id, sender, seq = payload.groupId, payload.sender, payload.msgSeq
     link = await bridge.db.link_by_group(group_id)
     if link is None:
         return {"skipped": "the group is not linked to a ticket"}
@@ -127,14 +126,16 @@ async def sync_message(bridge: Bridge, job: Job) -> dict[str, Any]:
     elif sender in link.agents_seen:
         author = Author.AGENT
     else:
-        return _drop(bridge, job, "unknown_sender", "the sender is neither the requester nor an agent of the ticket")
-    message = await bridge.im.group_message(group_id, seq) if isinstance(seq, int) else None
+        return _drop(
+            bridge, payload, "unknown_sender", "the sender is neither the requester nor an agent of the ticket"
+        )
+    message = await bridge.im.group_message(group_id, seq)
     if message is None or message.get("IsPlaceMsg") or message.get("From_Account") != sender:
-        return _drop(bridge, job, "unconfirmed", "IM does not confirm this message from this sender")
+        return _drop(bridge, payload, "unconfirmed", "IM does not confirm this message from this sender")
     body = render(message.get("MsgBody"))
     if not body:
         return {"skipped": "the message has no text to append"}
     comment = Comment(ticket_id=link.ticket_id, body=body, author=author, author_id=sender, key=job.key, public=True)
     comment_id = await bridge.connector(link.provider).add_comment(comment)
-    await bridge.queue.checkpoint(job, commentId=comment_id)
+    await bridge.checkpoint(job, payload.but(commentId=comment_id))
     return {"commentId": comment_id, "provider": link.provider, "ticketId": link.ticket_id, "author": author.value}

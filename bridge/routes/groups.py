@@ -14,20 +14,20 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.models import AssignmentBody, GroupBody, MemberBody
+from bridge.payloads import Assignment, DeleteGroup, JobPayload, Join, Leave
 from bridge.routes import IM_OK, bridge_of, check_signed, ok, parse_json, raw_body, validate
-from bridge.states import JobKind
 
 
-def group_change(kind: JobKind, model: type[BaseModel]) -> Callable[[Request], Awaitable[JSONResponse]]:
+def group_change(job: type[JobPayload], model: type[BaseModel]) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def handle(request: Request) -> JSONResponse:
         body = await raw_body(request)
         await check_signed(request, body)
         data = validate(model, parse_json(body)).model_dump()
-        outcome = await bridge_of(request).submit(kind, data, ordering_key=data["groupId"])
+        outcome = await bridge_of(request).submit(job.model_validate(data), ordering_key=data["groupId"])
         answer = {"ok": True, **{k: v for k, v in data.items() if k in ("groupId", "userId")}}
         if outcome.queued:
             return ok({**answer, "queued": True, "jobId": str(outcome.job.id)}, 202)
-        if kind == JobKind.ASSIGNMENT:
+        if job is Assignment:
             answer.update(joined=outcome.result.get("joined", []), left=outcome.result.get("left", []))
         return ok({**answer, **IM_OK})
 
@@ -35,8 +35,8 @@ def group_change(kind: JobKind, model: type[BaseModel]) -> Callable[[Request], A
 
 
 routes = [
-    Route("/joingroup", group_change(JobKind.JOIN, MemberBody), methods=["POST"]),
-    Route("/leavegroup", group_change(JobKind.LEAVE, MemberBody), methods=["POST"]),
-    Route("/deletegroup", group_change(JobKind.DELETE_GROUP, GroupBody), methods=["POST"]),
-    Route("/assignment", group_change(JobKind.ASSIGNMENT, AssignmentBody), methods=["POST"]),
+    Route("/joingroup", group_change(Join, MemberBody), methods=["POST"]),
+    Route("/leavegroup", group_change(Leave, MemberBody), methods=["POST"]),
+    Route("/deletegroup", group_change(DeleteGroup, GroupBody), methods=["POST"]),
+    Route("/assignment", group_change(Assignment, AssignmentBody), methods=["POST"]),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Any, TypeGuard
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -17,8 +18,8 @@ from bridge import auth, transcript
 from bridge.console.service import console_sent
 from bridge.errors import BadRequest, SignatureError
 from bridge.models import GROUP_ID
+from bridge.payloads import SyncMessage
 from bridge.routes import IM_OK, bridge_of, ok, parse_json, raw_body
-from bridge.states import JobKind
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ async def im_callback(request: Request) -> JSONResponse:
     if not isinstance(data.get("MsgBody"), list) or await bridge.db.link_by_group(group_id) is None:
         return ok(IM_OK)
     seq = data.get("MsgSeq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= 0xFFFFFFFF:
+    if not _is_int(seq) or not 0 <= seq <= 0xFFFFFFFF:
         # The message is confirmed with IM by its MsgSeq before it reaches a ticket; without one it cannot be.
         log.warning("IM callback for group %r without an integer MsgSeq: dropped", group_id)
         bridge.metrics.dropped_messages.labels("unconfirmable").inc()
@@ -84,11 +85,14 @@ async def im_callback(request: Request) -> JSONResponse:
         return ok(IM_OK)
     # Keyed by the message: a redelivered callback finds its job already stored and adds nothing. Messages have
     # their own order per group, so a message that keeps failing never holds up a membership change.
-    payload = {"groupId": group_id, "from": sender, "msgSeq": seq, "msgTime": data.get("MsgTime")}
-    await bridge.queue.enqueue(
-        JobKind.SYNC_MESSAGE, payload, key=f"im-msg:{group_id}:{seq}", ordering_key=transcript.ordering_key(group_id)
-    )
+    sent_at = data.get("MsgTime")
+    payload = SyncMessage(groupId=group_id, sender=sender, msgSeq=seq, msgTime=sent_at if _is_int(sent_at) else None)
+    await bridge.enqueue(payload, key=f"im-msg:{group_id}:{seq}", ordering_key=transcript.ordering_key(group_id))
     return ok(IM_OK)
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 routes = [Route("/callbacks/im", im_callback, methods=["POST"])]
