@@ -363,7 +363,7 @@ class Bridge:
         job, created = await self.enqueue(payload, key, delay=INLINE_GRACE_SECONDS)
         if not created and CreateTicket.of(job).hash != digest:
             raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")
-        if not created and job.status in ("failed", "dead"):
+        if not created and job.status in (JobStatus.FAILED, JobStatus.DEAD):
             # The caller retries a request that failed: try again (every step is idempotent), do not replay the error.
             await self.queue.retry(job_id=job.id)
             job = await self.queue.get(job.id or 0) or job
