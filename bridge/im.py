@@ -317,11 +317,20 @@ class IMClient:
         cloud_custom_data: str | None = None,
     ) -> dict[str, Any]:
         """Send a text message; the same `random_` and text within 5 minutes is dropped by IM as a duplicate."""
-        body: dict[str, Any] = {
-            "GroupId": group_id,
-            "Random": random_,
-            "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}],
-        }
+        element = {"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}
+        return await self.send_message(group_id, [element], random_, from_account, cloud_custom_data)
+
+    async def send_message(
+        self,
+        group_id: str,
+        msg_body: list[dict[str, Any]],
+        random_: int,
+        from_account: str | None = None,
+        cloud_custom_data: str | None = None,
+    ) -> dict[str, Any]:
+        """Send a message of IM elements (`{"MsgType", "MsgContent"}`) as `from_account` (the admin when None); the
+        same `random_` and content within 5 minutes is dropped by IM as a duplicate. Answers `MsgSeq`, `MsgTime`."""
+        body: dict[str, Any] = {"GroupId": group_id, "Random": random_, "MsgBody": msg_body}
         if from_account:
             body["From_Account"] = from_account
         if cloud_custom_data:

@@ -57,9 +57,16 @@ class MemberBody(_Ids):
 
 
 class AssignmentBody(_Ids):
+    """Either owner may be empty or absent: an assignment from no one (a new ticket) or to no one (unassigned)."""
+
     groupId: GroupId
     newOwnerId: UserId | None = None
     oldOwnerId: UserId | None = None
+
+    @field_validator("newOwnerId", "oldOwnerId", mode="before")
+    @classmethod
+    def _no_owner(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class CaseInfo(Body):

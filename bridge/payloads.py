@@ -107,6 +107,17 @@ class SyncMessage(JobPayload):
     commentId: str | None = None
 
 
+class RelayReply(JobPayload):
+    """Send an agent's public comment into the ticket's group (bridge/replies.py)."""
+
+    kind = JobKind.RELAY_REPLY
+    groupId: str
+    commentId: str
+    reason: str | None = None
+    event: dict[str, Any] | None = None
+
+
 PAYLOADS: dict[JobKind, type[JobPayload]] = {
-    model.kind: model for model in (Join, Leave, Assignment, Converge, DeleteGroup, CreateTicket, SyncMessage)
+    model.kind: model
+    for model in (Join, Leave, Assignment, Converge, DeleteGroup, CreateTicket, SyncMessage, RelayReply)
 }

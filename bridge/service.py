@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Executable
 
-from bridge import transcript
+from bridge import replies, transcript
 from bridge.config import Settings
 from bridge.errors import (
     BadRequest,
@@ -41,6 +41,7 @@ from bridge.payloads import (
     JobPayload,
     Join,
     Leave,
+    RelayReply,
     SyncMessage,
 )
 from bridge.states import JobKind, JobStatus, LinkState
@@ -109,6 +110,7 @@ class Bridge:
         self._handle(CreateTicket, self._open_ticket)
         self._handle(Assignment, self._assignment)
         self._handle(SyncMessage, lambda job, payload: transcript.sync_message(self, job, payload))
+        self._handle(RelayReply, lambda job, payload: replies.relay_reply(self, payload))
 
     def _handle(self, model: type[P], run: Callable[[Job, P], Awaitable[dict[str, Any]]]) -> None:
         """Run the jobs of `model`'s kind with their payload read back (and checked) as a `model`."""
@@ -301,8 +303,9 @@ class Bridge:
     # --- events from the helpdesks -------------------------------------------------------------------------------
 
     async def take_events(self, events: Sequence[TicketEvent]) -> list[EventReceipt]:
-        """Store each event as the next job of its group, in order: a convergence, or the group's dismissal for a
-        deleted ticket. The worker applies them; a redelivered event is stored once (see TicketEvent)."""
+        """Store each event as the next job of its group, in order: a convergence, the group's dismissal for a
+        deleted ticket, or an added comment's relay (bridge/replies.py). The worker applies them; a redelivered
+        event is stored once (see TicketEvent)."""
         receipts = []
         for event in events:
             group_id = event.group_id
@@ -313,10 +316,21 @@ class Bridge:
             if event.replay_key and not await self.db.remember_signature(event.replay_key, event.replay_until):
                 receipts.append(EventReceipt(group_id, EventOutcome.DUPLICATE))
                 continue
-            model = DeleteGroup if event.kind is EventKind.DELETED else Converge
-            payload = model(groupId=group_id, reason=event.reason or None, event=dict(event.hints))
+            payload: JobPayload
+            if event.kind is EventKind.COMMENT_ADDED:
+                if not event.comment_id:
+                    raise BadRequest("a comment_added event names no comment", code="invalid_request")
+                # Keyed by the comment, not the delivery: however often and by whichever route a comment is
+                # reported, it is one job.
+                key = replies.job_key(event.provider, event.comment_id)
+                payload = RelayReply(
+                    groupId=group_id, reason=event.reason or None, event=dict(event.hints), commentId=event.comment_id
+                )
+            else:
+                model = DeleteGroup if event.kind is EventKind.DELETED else Converge
+                key, payload = event.key, model(groupId=group_id, reason=event.reason or None, event=dict(event.hints))
             # The job key's unique constraint is what makes a repeated event do nothing.
-            job, created = await self.enqueue(payload, key=event.key, ordering_key=group_id)
+            job, created = await self.enqueue(payload, key=key, ordering_key=group_id)
             receipts.append(
                 EventReceipt(group_id, EventOutcome.QUEUED, job.id)
                 if created

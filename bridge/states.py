@@ -36,3 +36,4 @@ class JobKind(StrEnum):
     CREATE_TICKET = "createticket"
     ASSIGNMENT = "assignment"
     SYNC_MESSAGE = "sync_message"
+    RELAY_REPLY = "relay_reply"  # an agent's public reply sent into the chat (bridge/replies.py)

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from bridge import replies
 from bridge.errors import PermanentError
 from connectors.base import Author, Comment
 
@@ -132,6 +133,10 @@ async def sync_message(bridge: Bridge, job: Job, payload: SyncMessage) -> dict[s
     message = await bridge.im.group_message(group_id, seq)
     if message is None or message.get("IsPlaceMsg") or message.get("From_Account") != sender:
         return _drop(bridge, payload, "unconfirmed", "IM does not confirm this message from this sender")
+    if replies.is_relayed(message.get("CloudCustomData")):
+        # IM's own copy says the bridge relayed it from the ticket (only the admin can set that mark): no echo,
+        # whatever the callback claimed.
+        return {"skipped": "an agent's reply relayed from the ticket"}
     body = render(message.get("MsgBody"))
     if not body:
         return {"skipped": "the message has no text to append"}

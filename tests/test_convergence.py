@@ -64,6 +64,24 @@ def test_queue_owner_means_no_agent_and_customer_is_told(helpdesk_bridge: Bridge
     assert "waiting" in notices[-1]
 
 
+def test_assignment_from_or_to_no_one(helpdesk_bridge: BridgeClient, im_server, sf_admin) -> None:
+    """A new ticket's first owner comes from no one, an unassigned one goes to no one: an empty or absent owner is
+    no owner, never a 400."""
+    case_id = open_case(helpdesk_bridge)
+    agent = sf_admin.state["agent_ids"][0]
+    sf_admin.update_case(case_id, OwnerId=agent)
+    r = helpdesk_bridge.post("/assignment", {"groupId": case_id, "newOwnerId": agent, "oldOwnerId": ""})
+    assert r.status_code == 200 and r.json()["joined"] == [sf(agent)], r.text
+    sf_admin.update_case(case_id, OwnerId=sf_admin.state["default_queue_id"])
+    r = helpdesk_bridge.post("/assignment", {"groupId": case_id, "newOwnerId": " ", "oldOwnerId": agent})
+    assert r.status_code == 200 and r.json()["left"] == [sf(agent)], r.text
+    r = helpdesk_bridge.post("/assignment", {"groupId": case_id})
+    assert r.status_code == 200 and r.json()["joined"] == r.json()["left"] == []
+    assert members_of(im_server, case_id) == {"cust1"}
+    r = helpdesk_bridge.post("/assignment", {"groupId": case_id, "newOwnerId": "not an id!"})
+    assert r.status_code == 400 and "newOwnerId" in r.json()["error"]["message"]
+
+
 def test_fifteen_character_ids_are_normalised(helpdesk_bridge: BridgeClient, im_server, sf_admin) -> None:
     case_id = open_case(helpdesk_bridge)
     agent = sf_admin.state["agent_ids"][0]

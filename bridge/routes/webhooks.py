@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bridge import auth, transcript
+from bridge import auth, replies, transcript
 from bridge.console.service import console_sent
 from bridge.errors import BadRequest, SignatureError
 from bridge.models import GROUP_ID
@@ -69,6 +69,8 @@ async def im_callback(request: Request) -> JSONResponse:
     # bridge's own word.
     if sender == admin or (platform == "RESTAPI" and data.get("Operator_Account") == admin and not console_sent(data)):
         return ok(IM_OK)  # the bridge's own posts: never echoed into the ticket
+    if replies.is_relayed(data.get("CloudCustomData")):
+        return ok(IM_OK)  # an agent's reply the bridge brought from the ticket: it is there already
     if not isinstance(data.get("MsgBody"), list) or await bridge.db.link_by_group(group_id) is None:
         return ok(IM_OK)
     seq = data.get("MsgSeq")

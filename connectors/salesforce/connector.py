@@ -20,10 +20,11 @@ from bridge.api import (
     NewTicket,
     NotFound,
     PermanentError,
+    Reply,
     TicketState,
     TicketStatus,
 )
-from connectors.salesforce import ids
+from connectors.salesforce import ids, replies
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.errors import UPSTREAM
 from connectors.salesforce.events import SalesforceEvents, salesforce_events
@@ -82,6 +83,7 @@ class SalesforceConnector:
         self.limiter = limiter
         self.client = SalesforceClient(settings, pool_size=int(limiter.total_tokens))
         self._upsert_supported = True
+        self._integration_user: str | None = None  # who the bridge is logged in as: one user per set of credentials
         # SALESFORCE_RATE_LIMIT: each call waits for its turn here, evenly spaced (a full bucket would allow twice
         # the budget in a burst), before it takes a thread.
         per_minute = settings.rate_limit
@@ -226,3 +228,25 @@ class SalesforceConnector:
         data = {"ParentId": case_id, "CommentBody": body, "IsPublished": comment.public}
         result = await self._run("add the CaseComment", lambda sf: _sobject(sf, "CaseComment").create(data))
         return str(result["id"])
+
+    async def get_reply(self, ticket_id: str, comment_id: str) -> Reply | None:
+        """A CaseComment of the Case as Salesforce has it now (replies.py); None when the Case has no such comment.
+        The integration user's comments (the customer's chat messages) are the bridge's own."""
+        case_id = canonical_id(ticket_id, "500")
+        if case_id is None:
+            return None
+        comment = await self._run("read the CaseComment", lambda sf: replies.read_comment(sf, comment_id))
+        if comment is None or not replies.same_id(comment.case_id, case_id):
+            return None
+        if self._integration_user is None:
+            self._integration_user = await self._run("read who the bridge is", replies.integration_user_id)
+        by_bridge = replies.same_id(comment.author_id, self._integration_user)
+        return Reply(
+            comment_id=comment.id,
+            ticket_id=case_id,
+            text=comment.body,
+            public=comment.published,
+            author_account=None if by_bridge else self.agent_id(comment.author_id),
+            author_name=comment.author_name,
+            by_bridge=by_bridge,
+        )

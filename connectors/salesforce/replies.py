@@ -43,7 +43,7 @@ def _is_id(value: str, prefix: str) -> bool:
     return _ID.match(value) is not None and value.startswith(prefix)
 
 
-def _same_id(a: str, b: str) -> bool:
+def same_id(a: str, b: str) -> bool:
     # The first 15 characters are the Id (case-sensitive); the 18-character form only appends their checksum.
     return len(a) >= 15 and a[:15] == b[:15]
 
@@ -93,8 +93,8 @@ def is_agent_reply(comment: CaseComment, case_id: str, integration_user: str) ->
     """Whether `comment` is an agent's public reply on Case `case_id`: it belongs to that Case, is published, and
     was not written by the integration user (the bridge itself). Ids may be in either form."""
     return (
-        _same_id(comment.case_id, case_id)
+        same_id(comment.case_id, case_id)
         and comment.published
         and _is_id(comment.author_id, "005")
-        and not _same_id(comment.author_id, integration_user)
+        and not same_id(comment.author_id, integration_user)
     )

@@ -16,8 +16,18 @@ from zenpy.lib.api_objects import Ticket as ZTicket
 from zenpy.lib.api_objects import User as ZUser
 from zenpy.lib.exception import APIException
 
-from bridge.api import Author, Comment, Endpoint, NewTicket, NotFound, PermanentError, TicketState, TicketStatus
-from connectors.zendesk import commands
+from bridge.api import (
+    Author,
+    Comment,
+    Endpoint,
+    NewTicket,
+    NotFound,
+    PermanentError,
+    Reply,
+    TicketState,
+    TicketStatus,
+)
+from connectors.zendesk import commands, replies
 from connectors.zendesk.client import build_client
 from connectors.zendesk.console import ConsoleTicketBody, zendesk_entry, zendesk_script, zendesk_session
 from connectors.zendesk.errors import UPSTREAM, translate
@@ -316,6 +326,42 @@ class ZendeskConnector:
             return ""
 
         return await self._run(f"adding a comment to Zendesk ticket {number}", add)
+
+    async def get_reply(self, ticket_id: str, comment_id: str) -> Reply | None:
+        """A comment of the ticket as Zendesk has it now (replies.py); None when there is no such comment or ticket.
+        Its author is an agent (`author_account`) when their role is agent or admin."""
+        number = self._ticket_number(ticket_id)
+        if not DIGITS.match(str(comment_id)):
+            return None
+        zenpy, session = self._client()
+        base = self.settings.url or ""
+        try:
+            comment = await self._run(
+                f"reading comment {comment_id} of Zendesk ticket {number}",
+                lambda: replies.find_comment(session, base, number, int(comment_id)),
+            )
+        except NotFound:
+            return None
+        if comment is None:
+            return None
+        author_id = comment.get("author_id")
+        author = None
+        if author_id is not None and DIGITS.match(str(author_id)):
+            try:
+                author = await self._run("reading a Zendesk user", lambda: zenpy.users(id=int(author_id)))
+            except NotFound:
+                author = None  # a deleted user: nobody to send it as
+        is_agent = author is not None and getattr(author, "role", None) in replies.AGENT_ROLES
+        return Reply(
+            comment_id=str(comment.get("id")),
+            ticket_id=str(number),
+            text=replies.plain_text(comment),
+            public=comment.get("public") is True,
+            author_account=self.agent_id(str(author_id)) if is_agent else None,
+            author_name=(str(getattr(author, "name", "") or "") or None) if author is not None else None,
+            by_bridge=replies.is_bridges(comment),
+            attachments=replies.attachments(comment),
+        )
 
     def _remember_requester(self, ticket: int, requester: int) -> None:
         self._remember(self._requesters, ticket, requester)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from bridge.api import parse_retry_after
+from connectors.zendesk.replies import USER_AGENT
 
 
 class RateLimited(Exception):
@@ -40,6 +41,9 @@ class BaseUrlSession(requests.Session):
         self.netloc = parts.netloc
         self.prefix = parts.path.rstrip("/")
         self._local = threading.local()
+        # Zendesk records it with each comment (`metadata.system.client`): how the bridge knows its own comments.
+        # zenpy keeps a session's own User-Agent.
+        self.headers["User-Agent"] = USER_AGENT
 
     @contextmanager
     def idempotency_key(self, key: str | None) -> Iterator[None]:

@@ -1,16 +1,18 @@
-"""Install (and remove) the Zendesk side of the bridge: one webhook and two triggers, found by name.
+"""Install (and remove) the Zendesk side of the bridge: one webhook, found by name.
 
-The webhook "Helpdesk Bridge" posts JSON to `<bridge_url>/webhooks/zendesk`; the triggers send the contract's
-body when a ticket's assignee or status changes. Zendesk signs each delivery with the webhook's signing
-secret: when ZENDESK_WEBHOOK_SECRET is set it is given to Zendesk (a webhook's `signing_secret` is
-writable); otherwise the secret Zendesk generated is read back and printed so the operator can set it.
+The webhook "Helpdesk Bridge" subscribes to Zendesk's ticket events (assignment, status, comment added, soft and
+permanent deletion, undeletion: `webhook.SUBSCRIPTIONS`), which Zendesk posts as JSON to
+`<bridge_url>/webhooks/zendesk` with no trigger involved. The triggers earlier versions installed (assignee and status
+changes) are removed; their deliveries are still understood by the bridge, so an install keeps working in between.
+Zendesk signs each delivery with the webhook's signing secret: when ZENDESK_WEBHOOK_SECRET is set it is given to
+Zendesk (a webhook's `signing_secret` is writable); otherwise the secret Zendesk generated is read back and printed
+so the operator can set it.
 
 Both functions are blocking (a CLI command runs them), idempotent, and return one line per thing they did.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from zenpy import Zenpy
@@ -20,46 +22,14 @@ from bridge.api import BridgeError
 from connectors.zendesk.client import build_client
 from connectors.zendesk.errors import translate
 from connectors.zendesk.settings import ZendeskSettings
+from connectors.zendesk.webhook import SUBSCRIPTIONS
 
 WEBHOOK_NAME = "Helpdesk Bridge"
 WEBHOOK_PATH = "/webhooks/zendesk"
+# Triggers that earlier versions installed to post to the webhook: removed by `setup`, since the webhook now
+# subscribes to Zendesk's ticket events (and a webhook with event subscriptions cannot serve triggers).
 TRIGGER_PREFIX = "Helpdesk Bridge: "
 POOL_SIZE = 4  # connections for the setup's few sequential calls
-# event name -> (trigger title, the ticket field whose change fires it)
-TRIGGERS = {
-    "assignee_changed": (TRIGGER_PREFIX + "assignee changed", "assignee_id"),
-    "status_changed": (TRIGGER_PREFIX + "status changed", "status"),
-}
-
-
-def trigger_body(event: str) -> str:
-    """The JSON the trigger posts (the contract's webhook body); Zendesk fills in the placeholders."""
-    return json.dumps(
-        {
-            "ticket_id": "{{ticket.id}}",
-            "assignee_id": "{{ticket.assignee.id}}",
-            "status": "{{ticket.status}}",
-            "event": event,
-        }
-    )
-
-
-def trigger_spec(event: str, webhook_id: str) -> dict[str, Any]:
-    title, field = TRIGGERS[event]
-    return {
-        "title": title,
-        "description": "Tells Helpdesk Bridge to update the ticket's chat group. Managed by helpdesk-bridge.",
-        "active": True,
-        # "Ticket is updated" and "<field> changed": creation is handled by the bridge itself.
-        "conditions": {
-            "all": [
-                {"field": "update_type", "operator": "is", "value": "Change"},
-                {"field": field, "operator": "changed"},
-            ],
-            "any": [],
-        },
-        "actions": [{"field": "notification_webhook", "value": [webhook_id, trigger_body(event)]}],
-    }
 
 
 def webhook_spec(bridge_url: str, secret: str | None) -> dict[str, Any]:
@@ -70,7 +40,7 @@ def webhook_spec(bridge_url: str, secret: str | None) -> dict[str, Any]:
         "http_method": "POST",
         "request_format": "json",
         "status": "active",
-        "subscriptions": ["conditional_ticket_events"],
+        "subscriptions": list(SUBSCRIPTIONS),
     }
     if secret:
         spec["signing_secret"] = {"algorithm": "SHA256", "secret": secret}
@@ -105,29 +75,24 @@ def _plain(value: Any) -> Any:
     return value.to_dict() if hasattr(value, "to_dict") else value
 
 
-def _trigger_matches(trigger: Trigger, spec: dict[str, Any]) -> bool:
-    conditions = _plain(trigger.conditions) or {}
-    return (
-        bool(trigger.active)
-        and _plain(trigger.actions) == spec["actions"]
-        and [dict(c, value=c.get("value")) for c in conditions.get("all") or []]
-        == [dict(c, value=c.get("value")) for c in spec["conditions"]["all"]]
-        and not conditions.get("any")
-    )
-
-
 def setup(settings: ZendeskSettings, bridge_url: str) -> list[str]:
-    """Create or update the webhook and the triggers; safe to run again."""
+    """Create or update the webhook, subscribed to the ticket events the bridge needs, and remove the triggers
+    earlier versions made; safe to run again."""
     zenpy, session = build_client(settings, POOL_SIZE)
     lines: list[str] = []
     try:
+        # First, since Zendesk refuses to change a webhook that triggers still use.
+        for trigger in _triggers(zenpy):
+            _call("removing an old Zendesk trigger", lambda t=trigger: zenpy.triggers.delete(t))
+            lines.append(f"trigger {trigger.title!r} ({trigger.id}) removed: the webhook subscribes to ticket events")
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         spec = webhook_spec(bridge_url, secret)
         existing = _webhooks(zenpy)
         if existing:
             webhook = existing[0]
-            current = {k: getattr(webhook, k, None) for k in ("endpoint", "http_method", "request_format", "status")}
-            stale = current != {k: spec[k] for k in current}
+            fields = ("endpoint", "http_method", "request_format", "status", "subscriptions")
+            current = {k: _plain(getattr(webhook, k, None)) for k in fields}
+            stale = current != {k: spec[k] for k in fields}
             if secret and not stale:
                 stale = _secret(zenpy, webhook.id) != secret
             if stale:
@@ -141,6 +106,7 @@ def setup(settings: ZendeskSettings, bridge_url: str) -> list[str]:
         else:
             webhook = _call("creating the Zendesk webhook", lambda: zenpy.webhooks.create(Webhook(**spec)))
             lines.append(f"webhook {WEBHOOK_NAME!r} ({webhook.id}) created: POST {spec['endpoint']}")
+        lines.append("subscribed to: " + ", ".join(spec["subscriptions"]))
 
         actual = _secret(zenpy, webhook.id)
         if secret and actual == secret:
@@ -150,27 +116,6 @@ def setup(settings: ZendeskSettings, bridge_url: str) -> list[str]:
             lines.append(f"signing secret: set ZENDESK_WEBHOOK_SECRET={actual}")
         else:
             lines.append("signing secret: Zendesk did not reveal it; copy it from Admin Center > Webhooks")
-
-        triggers = _triggers(zenpy)
-        for event in TRIGGERS:
-            tspec = trigger_spec(event, webhook.id)
-            same_title = [t for t in triggers if t.title == tspec["title"]]
-            if not same_title:
-                created = _call("creating a Zendesk trigger", lambda s=tspec: zenpy.triggers.create(Trigger(**s)))
-                lines.append(f"trigger {tspec['title']!r} ({created.id}) created")
-                continue
-            trigger = same_title[0]
-            if _trigger_matches(trigger, tspec):
-                lines.append(f"trigger {tspec['title']!r} ({trigger.id}) already up to date")
-            else:
-                _call(
-                    "updating a Zendesk trigger",
-                    lambda s=tspec, t=trigger: zenpy.triggers.update(Trigger(id=t.id, **s)),
-                )
-                lines.append(f"trigger {tspec['title']!r} ({trigger.id}) updated")
-            for extra in same_title[1:]:
-                _call("removing a duplicate Zendesk trigger", lambda t=extra: zenpy.triggers.delete(t))
-                lines.append(f"duplicate trigger {tspec['title']!r} ({extra.id}) removed")
         return lines
     finally:
         session.close()
@@ -181,11 +126,9 @@ def teardown(settings: ZendeskSettings) -> list[str]:
     zenpy, session = build_client(settings, POOL_SIZE)
     lines: list[str] = []
     try:
-        titles = {title for title, _ in TRIGGERS.values()}
         for trigger in _triggers(zenpy):
-            if trigger.title in titles:
-                _call("deleting a Zendesk trigger", lambda t=trigger: zenpy.triggers.delete(t))
-                lines.append(f"trigger {trigger.title!r} ({trigger.id}) deleted")
+            _call("deleting a Zendesk trigger", lambda t=trigger: zenpy.triggers.delete(t))
+            lines.append(f"trigger {trigger.title!r} ({trigger.id}) deleted")
         for webhook in _webhooks(zenpy):
             _call("deleting the Zendesk webhook", lambda w=webhook: zenpy.webhooks.delete(w))
             lines.append(f"webhook {WEBHOOK_NAME!r} ({webhook.id}) deleted")

@@ -1,8 +1,19 @@
 """`POST /webhooks/zendesk`: the signed deliveries of the webhook `zendesk setup` installs, as ticket events.
 
 Zendesk signs each delivery: base64 HMAC-SHA256(ZENDESK_WEBHOOK_SECRET, timestamp + body), with an ISO-8601
-timestamp (Zendesk's "Verifying webhook authenticity"). The body is the trigger's (`setup.trigger_body`): the ticket
-id, and its assignee and status as hints; convergence re-reads the ticket, whatever the delivery says.
+timestamp (Zendesk's "Verifying webhook authenticity"). Two bodies are accepted:
+
+- Zendesk's own ticket events, which the webhook subscribes to (Zendesk's "Webhook event types: Ticket events"):
+  `{"type": "zen:event-type:ticket.<event>", "id", "time", "subject": "zen:ticket:<id>", "detail": {the ticket},
+  "event": {what changed}, "account_id", "zendesk_event_version"}`. An assignment, a status change, a soft or
+  permanent deletion and an undeletion converge the group on the ticket as Zendesk has it now (a deleted ticket's
+  group is dismissed, an undeleted one is reopened if it still can be); `comment_added` relays the comment if it is
+  an agent's public reply (read back from Zendesk, never from the event). Other event types are answered and
+  ignored. Ids may arrive as strings or numbers.
+- the older trigger body `{"ticket_id", "assignee_id", "status", "event"}` (installs made before the event
+  subscriptions): the ticket id, and its assignee and status as hints.
+
+Convergence re-reads the ticket, whatever the delivery says.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from starlette.responses import JSONResponse
 from bridge.api import (
     WINDOW_SECONDS,
     BadRequest,
+    EventKind,
     EventOutcome,
     SignatureError,
     TicketEvent,
@@ -38,6 +50,60 @@ SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
 INVOCATION_HEADER = "X-Zendesk-Webhook-Invocation-Id"
 _DIGITS = re.compile(r"^[0-9]{1,20}$")
+EVENT_PREFIX = "zen:event-type:ticket."
+# The ticket events the bridge acts on (what `zendesk setup` subscribes to), and what each becomes.
+EVENTS = {
+    "agent_assignment_changed": EventKind.CHANGED,
+    "status_changed": EventKind.CHANGED,
+    "soft_deleted": EventKind.CHANGED,  # convergence finds the ticket gone: the group is dismissed
+    "permanently_deleted": EventKind.CHANGED,
+    "undeleted": EventKind.CHANGED,  # the ticket is back: the group is reopened if it was not dismissed yet
+    "comment_added": EventKind.COMMENT_ADDED,
+}
+SUBSCRIPTIONS = [EVENT_PREFIX + name for name in EVENTS]
+
+
+def _id(value: Any, name: str) -> str:
+    """A Zendesk id that may arrive as a string or a number."""
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not _DIGITS.match(text):
+        raise BadRequest(f"{name} must be a Zendesk id (digits)", code="invalid_request")
+    return text
+
+
+def _small(value: Any) -> Any:
+    """A hint kept for operators: short strings, numbers and null only."""
+    return value[:64] if isinstance(value, str) else value if isinstance(value, (int, float, type(None))) else None
+
+
+def ticket_event(data: dict[str, Any]) -> tuple[str, EventKind | None, str | None, dict[str, Any]]:
+    """(ticket id, kind or None for an event the bridge ignores, comment id, hints) of a Zendesk ticket event."""
+    name = str(data["type"])[len(EVENT_PREFIX) :]
+    detail, event = data.get("detail"), data.get("event")
+    if not isinstance(detail, dict) or not isinstance(event, dict):
+        raise BadRequest("a Zendesk ticket event carries `detail` and `event` objects", code="invalid_request")
+    subject = data.get("subject")
+    ticket_id = _id(
+        detail.get("id", subject.removeprefix("zen:ticket:") if isinstance(subject, str) else None), "detail.id"
+    )
+    hints = {
+        "ticket_id": ticket_id,
+        "event": name[:64],
+        "status": str(detail.get("status") or "").lower()[:32],
+        "previous": _small(event.get("previous")),
+        "current": _small(event.get("current")),
+    }
+    kind = EVENTS.get(name)
+    comment_id = None
+    if kind is EventKind.COMMENT_ADDED:
+        comment = event.get("comment")
+        if not isinstance(comment, dict):
+            raise BadRequest("a comment_added event carries `event.comment`", code="invalid_request")
+        comment_id = _id(comment.get("id"), "event.comment.id")
+        hints["comment_id"] = comment_id
+        if comment.get("is_public") is False:
+            kind = None  # an internal note: never for the customer, nothing to read back
+    return ticket_id, kind, comment_id, hints
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -88,7 +154,16 @@ async def zendesk_webhook(request: Request) -> JSONResponse:
         )
     timestamp = request.headers.get(TIMESTAMP_HEADER)
     verify(settings.webhook_secret.get_secret_value(), request.headers.get(SIGNATURE_HEADER), timestamp, body)
-    fields = hints(parse_json(body))
+    data = parse_json(body)
+    kind: EventKind | None = EventKind.CHANGED
+    comment_id = None
+    if isinstance(data, dict) and str(data.get("type") or "").startswith(EVENT_PREFIX):
+        ticket_id, kind, comment_id, fields = ticket_event(data)
+    else:
+        fields = hints(data)
+        ticket_id = fields["ticket_id"]
+    if kind is None:
+        return ok({"ok": True, "ignored": f"event {fields['event']} needs nothing", "groupId": group_id_of(ticket_id)})
     # Zendesk's invocation id names one delivery across its retries (each retry is signed afresh), but it is not
     # signed: a captured delivery replayed with another id (or none) must not become new work. So the signed content
     # (timestamp and body) is remembered for the signature's window as well, and a delivery is new only when both
@@ -97,10 +172,12 @@ async def zendesk_webhook(request: Request) -> JSONResponse:
     invocation = (request.headers.get(INVOCATION_HEADER) or "").strip()[:200]
     event = TicketEvent(
         provider="zendesk",
-        group_id=group_id_of(fields["ticket_id"]),
+        group_id=group_id_of(ticket_id),
         key=f"zendesk-invocation:{invocation}" if invocation else f"zendesk-webhook:{content}",
+        kind=kind,
         reason=f"zendesk:{fields['event'] or 'webhook'}",
         hints=fields,
+        comment_id=comment_id,
         linked_only=True,  # the triggers fire for every ticket of the account
         replay_key=f"zendesk:{content}",
         replay_until=time.time() + 2 * WINDOW_SECONDS + 1,  # the timestamp may be up to a window ahead of the clock

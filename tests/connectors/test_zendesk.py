@@ -29,6 +29,7 @@ from connectors.zendesk.client import zenpy_host
 from connectors.zendesk.session import BaseUrlSession
 from connectors.zendesk.settings import ZendeskSettings
 from connectors.zendesk.setup import setup, teardown
+from connectors.zendesk.webhook import SUBSCRIPTIONS
 from tests.conftest import VECTORS
 
 EMAIL = "admin@example.com"
@@ -509,13 +510,10 @@ def test_setup_is_idempotent_and_teardown_removes(server: BackgroundServer) -> N
     )
     secret = snapshot["webhook_secrets"][webhook["id"]]
     assert f"set ZENDESK_WEBHOOK_SECRET={secret}" in "\n".join(first)
-    triggers = {t["id"]: t for t in snapshot["triggers"].values()}
-    assert len(triggers) == 2
-    events = sorted(json.loads(t["actions"][0]["value"][1])["event"] for t in triggers.values())
-    assert events == ["assignee_changed", "status_changed"]
+    assert webhook["subscriptions"] == SUBSCRIPTIONS and snapshot["triggers"] == {}  # ticket events, no triggers
     second = setup(settings, "https://bridge.example.com")
     again = state(server)
-    assert list(again["webhooks"]) == [webhook["id"]] and set(again["triggers"]) == {str(t) for t in triggers}
+    assert list(again["webhooks"]) == [webhook["id"]] and again["triggers"] == {}
     assert all("already up to date" in line for line in second if line.startswith(("webhook", "trigger")))
     moved = setup(
         settings_for(server.url, zendesk_webhook_secret=SecretStr("configured-secret-123")),
@@ -526,11 +524,11 @@ def test_setup_is_idempotent_and_teardown_removes(server: BackgroundServer) -> N
     assert after["webhook_secrets"][webhook["id"]] == "configured-secret-123"
     assert "Zendesk signs with ZENDESK_WEBHOOK_SECRET" in "\n".join(moved)
     removed = teardown(settings)
-    assert len(removed) == 3 and state(server)["webhooks"] == {} and state(server)["triggers"] == {}
+    assert len(removed) == 1 and state(server)["webhooks"] == {} and state(server)["triggers"] == {}
     assert teardown(settings)[0].startswith("nothing to remove")
 
 
-def test_trigger_posts_signed_webhook_on_assignee_change(server: BackgroundServer, zd: httpx.Client) -> None:
+def test_ticket_events_post_signed_webhooks_on_assignee_change(server: BackgroundServer, zd: httpx.Client) -> None:
     received: list[dict[str, Any]] = []
 
     async def hook(request: Request) -> JSONResponse:
@@ -545,10 +543,10 @@ def test_trigger_posts_signed_webhook_on_assignee_change(server: BackgroundServe
         deadline = time.monotonic() + 5
         while len(received) < 2 and time.monotonic() < deadline:  # assignee and (new -> open) status
             time.sleep(0.01)
-    bodies = sorted((json.loads(r["body"]) for r in received), key=lambda b: b["event"])
-    assert bodies == [
-        {"ticket_id": tid, "assignee_id": str(ALICE), "status": "Open", "event": "assignee_changed"},
-        {"ticket_id": tid, "assignee_id": str(ALICE), "status": "Open", "event": "status_changed"},
+    bodies = sorted((json.loads(r["body"]) for r in received), key=lambda b: b["type"])
+    assert [(b["type"], b["detail"]["id"], b["event"]["previous"], b["event"]["current"]) for b in bodies] == [
+        ("zen:event-type:ticket.agent_assignment_changed", tid, None, str(ALICE)),
+        ("zen:event-type:ticket.status_changed", tid, "NEW", "OPEN"),
     ]
     for call in received:
         stamp = call["headers"]["x-zendesk-webhook-signature-timestamp"]

@@ -36,8 +36,11 @@ from starlette.routing import Route
 from bridge.sandbox.faults import CONTROL_PREFIX, FaultMiddleware, Faults, fault_routes
 from bridge.sandbox.zendesk.apps import ZendeskApps
 from bridge.sandbox.zendesk.core import ApiError, Handler, find_user_by_email, new_state, now_iso
+from bridge.sandbox.zendesk.deleted import DeletedTickets
+from bridge.sandbox.zendesk.events import TicketEvents
 from bridge.sandbox.zendesk.tickets import Tickets
 from bridge.sandbox.zendesk.triggers import Triggers
+from bridge.sandbox.zendesk.uploads import Uploads
 from bridge.sandbox.zendesk.users import Users
 from bridge.sandbox.zendesk.webhooks import Webhooks
 
@@ -62,7 +65,15 @@ class ZendeskEmulator:
         self.calls: deque[float] = deque()  # when the calls of the current rate-limit window came
         webhooks = Webhooks(self.state)
         triggers = Triggers(self.state, subdomain, webhooks)
-        self.resources = (Tickets(self.state, subdomain, triggers), Users(self.state), webhooks, triggers)
+        events = TicketEvents(self.state, webhooks)
+        self.resources = (
+            Tickets(self.state, subdomain, triggers, events),
+            DeletedTickets(self.state, events),
+            Uploads(self.state, subdomain),
+            Users(self.state),
+            webhooks,
+            triggers,
+        )
         self.apps = ZendeskApps(self.state)  # the installed app with signed URLs (the agent console)
 
     def reset(self) -> None:

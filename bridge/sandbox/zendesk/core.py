@@ -108,6 +108,7 @@ def new_state(email: str, subdomain: str) -> dict[str, Any]:
         "users": {},
         "tickets": {},
         "deleted_tickets": {},
+        "uploads": {},
         "comments": {},
         "audits": {},
         "webhooks": {},

@@ -6,8 +6,12 @@ triggers (triggers.py).
 | --- | --- |
 | `POST /api/v2/requests` | a request; anonymous (no credentials) with a `requester` object |
 | `POST /api/v2/tickets` | a ticket, `requester_id` or `requester: {name, email}`; `Idempotency-Key` honoured |
-| `GET/PUT/DELETE /api/v2/tickets/{id}` | show, update (status rules below), delete |
+| `GET/PUT /api/v2/tickets/{id}` | show, update (status rules below); deletion is deleted.py's |
 | `GET /api/v2/tickets/{id}/comments` | the ticket's comments, `sort_order=desc` newest first |
+
+A comment records the User-Agent and address of the call that wrote it (`metadata.system.client`, `ip_address`), and
+the files of its `uploads` tokens (uploads.py) as its `attachments`. An update emits the ticket events webhooks
+subscribe to (events.py): assignment, status, comment added.
 
 Every path also answers with `.json` appended. A closed ticket cannot be updated (422); a comment on a solved ticket
 reopens it, and so does the requester's comment on a pending one; assigning a new ticket opens it.
@@ -40,14 +44,22 @@ from bridge.sandbox.zendesk.core import (
     now_iso,
     read_json,
 )
+from bridge.sandbox.zendesk.events import TicketEvents
 from bridge.sandbox.zendesk.triggers import Triggers
+from bridge.sandbox.zendesk.uploads import take_uploads
 
 IDEMPOTENCY_TTL = 2 * 3600  # Zendesk keeps idempotency keys for two hours
 
 
+def system_of(request: Request) -> dict[str, Any]:
+    """A comment's `metadata.system`: the API client (User-Agent) and address of the call that wrote it."""
+    address = request.client.host if request.client else None
+    return {"client": request.headers.get("user-agent", ""), "ip_address": address}
+
+
 class Tickets:
-    def __init__(self, state: dict[str, Any], subdomain: str, triggers: Triggers):
-        self.state, self.subdomain, self.triggers = state, subdomain, triggers
+    def __init__(self, state: dict[str, Any], subdomain: str, triggers: Triggers, events: TicketEvents):
+        self.state, self.subdomain, self.triggers, self.events = state, subdomain, triggers, events
 
     def routes(self, endpoint: Endpoint) -> list[Route]:
         async def create_ticket(request: Request, actor: dict[str, Any]) -> Response:
@@ -59,7 +71,6 @@ class Tickets:
             *api_routes(endpoint, "/tickets", create_ticket, ["POST"]),
             *api_routes(endpoint, "/tickets/{id}", self.show_ticket, ["GET"]),
             *api_routes(endpoint, "/tickets/{id}", self.update_ticket, ["PUT"]),
-            *api_routes(endpoint, "/tickets/{id}", self.delete_ticket, ["DELETE"]),
             *api_routes(endpoint, "/tickets/{id}/comments", self.list_comments, ["GET"]),
         ]
 
@@ -124,7 +135,9 @@ class Tickets:
             raise invalid("requester", "Requester: Name: is too short (minimum is 1 character)", "BlankValue")
         return add_user(self.state, name=name, email=str(email) if email else None)
 
-    def _new_ticket(self, data: dict[str, Any], actor: dict[str, Any] | None, *, channel: str) -> tuple[dict, dict]:
+    def _new_ticket(
+        self, data: dict[str, Any], actor: dict[str, Any] | None, *, channel: str, system: dict[str, Any]
+    ) -> tuple[dict, dict]:
         comment = data.get("comment") or {}
         body = str(comment.get("body") or comment.get("html_body") or data.get("description") or "").strip()
         if not body:
@@ -187,7 +200,7 @@ class Tickets:
         self.state["comments"][tid] = []
         self.state["audits"][tid] = []
         author_id = comment.get("author_id") or requester["id"]
-        events = [self._add_comment(ticket, body, bool(comment.get("public", True)), author_id, channel)]
+        events = [self._add_comment(ticket, body, bool(comment.get("public", True)), author_id, channel, system)]
         for field in ("subject", "status", "assignee_id", "requester_id"):
             events.append(
                 {
@@ -202,7 +215,7 @@ class Tickets:
         return ticket, audit
 
     def _add_comment(
-        self, ticket: dict[str, Any], body: str, public: bool, author_id: Any, channel: str
+        self, ticket: dict[str, Any], body: str, public: bool, author_id: Any, channel: str, system: dict[str, Any]
     ) -> dict[str, Any]:
         author = self.state["users"].get(author_id)
         if author is None:
@@ -218,7 +231,8 @@ class Tickets:
             "attachments": [],
             "audit_id": None,
             "via": {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}},
-            "metadata": {"system": {}, "custom": {}},
+            # Zendesk records the API client (its User-Agent) and address of the call that wrote the comment.
+            "metadata": {"system": dict(system), "custom": {}},
             "created_at": now_iso(),
         }
         self.state["comments"][ticket["id"]].append(comment)
@@ -269,7 +283,7 @@ class Tickets:
             data["requester"] = spec
         else:
             data["requester_id"] = actor["id"]
-        ticket, _ = self._new_ticket(data, actor, channel="api")
+        ticket, _ = self._new_ticket(data, actor, channel="api", system=system_of(request))
         return JSONResponse({"request": self._request_json(ticket)}, status_code=201)
 
     def _request_json(self, ticket: dict[str, Any]) -> dict[str, Any]:
@@ -306,7 +320,7 @@ class Tickets:
         data = (await read_json(request)).get("ticket")
         if not isinstance(data, dict):
             raise invalid("base", "Ticket is missing", "BlankValue")
-        ticket, audit = self._new_ticket(data, actor, channel="api")
+        ticket, audit = self._new_ticket(data, actor, channel="api", system=system_of(request))
         return JSONResponse({"ticket": self._ticket_json(ticket), "audit": audit}, status_code=201)
 
     async def show_ticket(self, request: Request, actor: dict[str, Any]) -> Response:
@@ -352,12 +366,12 @@ class Tickets:
             if comment is not None and before["status"] == "pending" and author_id == ticket["requester_id"]:
                 after["status"] = "open"  # the requester answered
         events: list[dict[str, Any]] = []
+        added = None
         if comment is not None:
-            events.append(
-                self._add_comment(
-                    ticket, str(comment["body"]), comment.get("public", True) is not False, author_id, "api"
-                )
-            )
+            public = comment.get("public", True) is not False
+            added = self._add_comment(ticket, str(comment["body"]), public, author_id, "api", system_of(request))
+            added["attachments"] = take_uploads(self.state, comment.get("uploads"))
+            events.append(added)
         changes: dict[str, Any] = {}
         for field, value in after.items():
             if value != before[field]:
@@ -382,12 +396,8 @@ class Tickets:
             update_type="Change",
             comment_public=None if comment is None else comment.get("public", True) is not False,
         )
+        self.events.changed(ticket, changes, added, actor["id"])
         return JSONResponse({"ticket": self._ticket_json(ticket), "audit": audit})
-
-    async def delete_ticket(self, request: Request, actor: dict[str, Any]) -> Response:
-        ticket = self._get_ticket(request.path_params["id"])
-        self.state["deleted_tickets"][ticket["id"]] = self.state["tickets"].pop(ticket["id"])
-        return Response(status_code=204)
 
     async def list_comments(self, request: Request, actor: dict[str, Any]) -> Response:
         ticket = self._get_ticket(request.path_params["id"])

@@ -30,7 +30,7 @@ from bridge.sandbox.zendesk.core import (
     now_iso,
     read_json,
 )
-from bridge.sandbox.zendesk.webhooks import Webhooks
+from bridge.sandbox.zendesk.webhooks import CONDITIONAL, Webhooks
 
 # How Zendesk's {{ticket.status}} placeholder renders each status.
 STATUS_PLACEHOLDER = {
@@ -73,6 +73,8 @@ class Triggers:
                 value = action.get("value")
                 if not (isinstance(value, list) and len(value) == 2 and value[0] in self.state["webhooks"]):
                     raise invalid("actions", "Notify webhook: webhook is invalid")
+                if CONDITIONAL not in (self.state["webhooks"][value[0]].get("subscriptions") or []):
+                    raise invalid("actions", "Notify webhook: the webhook is not subscribed to trigger events")
         merged["conditions"] = {
             "all": list(conditions.get("all") or []),
             "any": list(conditions.get("any") or []),
@@ -209,4 +211,4 @@ class Triggers:
                 webhook = self.state["webhooks"].get(webhook_id)
                 if webhook is None or webhook.get("status") != "active":
                     continue
-                self.webhooks.schedule(webhook, trigger, ticket, self._render(str(template), ticket))
+                self.webhooks.schedule(webhook, ticket, self._render(str(template), ticket), trigger["id"])

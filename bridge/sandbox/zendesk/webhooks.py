@@ -1,6 +1,7 @@
 """Zendesk webhooks (a newer service, with JSON:API style error lists) and their signing secrets, and how a
-trigger's webhook call is delivered: the body posted to the endpoint from a background task with a 10 s timeout,
-signed the way Zendesk signs (base64 HMAC-SHA256 over timestamp + body), each delivery recorded in the state.
+trigger's webhook call or a subscribed event (events.py) is delivered: the body posted to the endpoint from a
+background task with a 10 s timeout, signed the way Zendesk signs (base64 HMAC-SHA256 over timestamp + body), each
+delivery recorded in the state.
 
 | route | what |
 | --- | --- |
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from bridge.sandbox.zendesk.core import ApiError, Endpoint, api_routes, now_iso, read_json
 
 WEBHOOK_TIMEOUT = 10.0  # Zendesk gives a webhook endpoint 10 s
+CONDITIONAL = "conditional_ticket_events"  # the subscription of a webhook that triggers and automations use
 ACCOUNT_ID = 9000001
 _ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 WEBHOOK_FIELDS = (
@@ -93,6 +95,18 @@ class Webhooks:
             raise webhook_error(400, "InvalidValue", "Invalid status")
         if not re.match(r"https?://", str(data["endpoint"])):
             raise webhook_error(400, "InvalidValue", "Invalid endpoint URL")
+        subscriptions = data.get("subscriptions") or []
+        if not isinstance(subscriptions, list) or not all(isinstance(x, str) for x in subscriptions):
+            raise webhook_error(400, "InvalidValue", "subscriptions must be a list of strings")
+        # Triggers and automations post through "conditional_ticket_events"; event types are subscribed directly.
+        # One webhook serves one or the other.
+        if CONDITIONAL in subscriptions and len(subscriptions) > 1:
+            raise webhook_error(
+                400, "InvalidValue", "A webhook subscribed to event types cannot also serve triggers or automations"
+            )
+        unknown = [x for x in subscriptions if x != CONDITIONAL and not x.startswith("zen:event-type:")]
+        if unknown:
+            raise webhook_error(400, "InvalidValue", f"Invalid subscriptions: {', '.join(unknown)}")
 
     async def create_webhook(self, request: Request, actor: dict[str, Any]) -> Response:
         data = (await read_json(request)).get("webhook")
@@ -188,11 +202,15 @@ class Webhooks:
         body = {"signing_secret": {"algorithm": "SHA256", "secret": self.state["webhook_secrets"][webhook["id"]]}}
         return JSONResponse(body, status_code=201 if request.method == "POST" else 200)
 
-    def schedule(self, webhook: dict[str, Any], trigger: dict[str, Any], ticket: dict[str, Any], body: str) -> None:
+    def schedule(
+        self, webhook: dict[str, Any], ticket: dict[str, Any], body: str, trigger_id: int | None = None
+    ) -> None:
+        """Deliver `body` to the webhook from a background task: a trigger's action (`trigger_id`) or an event the
+        webhook subscribes to (events.py)."""
         delivery: dict[str, Any] = {
             "id": len(self.state["deliveries"]) + 1,
             "webhook_id": webhook["id"],
-            "trigger_id": trigger["id"],
+            "trigger_id": trigger_id,
             "ticket_id": ticket["id"],
             "endpoint": webhook["endpoint"],
             "method": webhook["http_method"],
