@@ -117,6 +117,8 @@ class RelayReply(JobPayload):
     event: dict[str, Any] | None = None
 
 
+GroupJob = Join | Leave | DeleteGroup | Assignment  # the seed's group primitives
+
 PAYLOADS: dict[JobKind, type[JobPayload]] = {
     model.kind: model
     for model in (Join, Leave, Assignment, Converge, DeleteGroup, CreateTicket, SyncMessage, RelayReply)

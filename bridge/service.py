@@ -9,20 +9,22 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Executable
 
-from bridge import replies, transcript
+from bridge import auth, ids, replies, transcript
 from bridge.config import Settings
 from bridge.errors import (
     BadRequest,
     BridgeError,
     Conflict,
+    Forbidden,
+    NotFound,
     PermanentError,
     RetriableError,
     TooManyRequests,
@@ -33,11 +35,14 @@ from bridge.errors import (
 from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
 from bridge.jobs import JobQueue, crash_point
 from bridge.metrics import Metrics
+from bridge.models import CreateTicketBody
+from bridge.outcomes import GroupChange, IssuedUserSig, Outcome, TicketOpened
 from bridge.payloads import (
     Assignment,
     Converge,
     CreateTicket,
     DeleteGroup,
+    GroupJob,
     JobPayload,
     Join,
     Leave,
@@ -59,15 +64,6 @@ INLINE_WAIT_SECONDS = 3.0  # how long a request waits for earlier work of its gr
 # A request runs the job it stored itself; the worker leaves it alone this long (and takes it if the request died).
 INLINE_GRACE_SECONDS = 15.0
 CREATE_BUSY_RETRY_AFTER = 5  # seconds: about how long opening a ticket takes
-
-
-@dataclass
-class Outcome:
-    """What a submitted job came to: done (with its result) or queued for later."""
-
-    job: Job
-    queued: bool
-    result: dict[str, Any] = field(default_factory=dict)
 
 
 def request_hash(body: Any) -> str:
@@ -109,7 +105,8 @@ class Bridge:
         self._handle(Converge, lambda job, payload: self._converge(payload.groupId))
         self._handle(CreateTicket, self._open_ticket)
         self._handle(Assignment, self._assignment)
-        self._handle(SyncMessage, lambda job, payload: transcript.sync_message(self, job, payload))
+        self.transcript = transcript.Transcript(db, im, self.queue, self.metrics, self.connector, auth.WINDOW_SECONDS)
+        self._handle(SyncMessage, self.transcript.sync)
         self._handle(RelayReply, lambda job, payload: replies.relay_reply(self, payload))
 
     def _handle(self, model: type[P], run: Callable[[Job, P], Awaitable[dict[str, Any]]]) -> None:
@@ -194,7 +191,45 @@ class Bridge:
                 code="reserved_user_id",
             )
 
+    def issue_usersig(self, user_id: str, expire_seconds: int, customers_only: bool) -> IssuedUserSig:
+        """A UserSig for `user_id`: never the IM admin's; with `customers_only` (a customer backend asks) never an
+        account reserved for agents either (400 reserved_user_id)."""
+        if user_id == self.settings.im_admin_userid:
+            # The admin's UserSig is every REST power over the whole IM application: never handed out.
+            raise Forbidden("no UserSig is issued for IM_ADMIN_USERID, whoever asks")
+        if customers_only:
+            self.check_customer(user_id)
+        key = self.settings.im_secret_key.get_secret_value()
+        sig = auth.gen_usersig(self.settings.im_sdkappid, key, user_id, expire_seconds)
+        return IssuedUserSig(user_id, sig, int(time.time()) + expire_seconds, self.settings.im_sdkappid)
+
+    # --- links --------------------------------------------------------------------------------------------------
+
+    async def ready(self) -> bool:
+        """True when the database answers."""
+        return await self.db.ping()
+
+    async def link_of_group(self, group_id: str) -> Link:
+        link = await self.db.link_by_group(group_id)
+        if link is None:
+            raise NotFound(f"no link for group {group_id!r}", code="link_not_found")
+        return link
+
+    async def link_of_ticket(self, provider: str, ticket_id: str) -> Link:
+        link = await self.db.link_by_ticket(provider, ids.normalize(ticket_id))
+        if link is None:
+            raise NotFound(f"no link for {provider} ticket {ticket_id!r}", code="link_not_found")
+        return link
+
     # --- membership primitives ----------------------------------------------------------------------------------
+
+    async def change_group(self, payload: GroupJob) -> GroupChange:
+        """A seed primitive, stored as the group's next job and run now when nothing earlier of the group waits."""
+        outcome = await self.submit(payload, ordering_key=payload.groupId)
+        if outcome.queued:
+            return GroupChange(queued=True, job_id=outcome.job.id)
+        result = outcome.result
+        return GroupChange(False, outcome.job.id, result.get("joined", []), result.get("left", []))
 
     async def _join(self, job: Job, payload: Join) -> dict[str, Any]:
         group_id, user_id = payload.groupId, payload.userId
@@ -341,15 +376,25 @@ class Bridge:
     # --- opening a ticket ---------------------------------------------------------------------------------------
 
     async def create_ticket(
-        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str
-    ) -> Outcome:
-        """Open the ticket, then its group; a repeated Idempotency-Key of the same caller returns the first outcome.
+        self, provider: str | None, body: CreateTicketBody, idempotency_key: str | None, caller: str
+    ) -> TicketOpened:
+        """Open the ticket, then its group, on `provider` (None: the default connector); a repeated Idempotency-Key of
+        the same caller returns the first outcome.
 
         `caller` is who asks: `user:<userId>` (a UserSig), `app` or `callout` (the secret that signed), `insecure`.
         Keys are the caller's own: another caller's key never collides with them."""
+        if provider is None:
+            provider = self.settings.default_connector
+            if provider is None:
+                raise BadRequest(
+                    "no default connector: set BRIDGE_DEFAULT_CONNECTOR or call /{connector}/createticket",
+                    code="no_default_connector",
+                )
         self.connector(provider)  # an unknown connector is a 404 before anything is stored
-        self.check_customer(body["userId"])
-        user_id, limit = body["userId"], self.settings.bridge_create_per_user
+        if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
+            raise BadRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_request")
+        self.check_customer(body.userId)
+        user_id, limit = body.userId, self.settings.bridge_create_per_user
         if self.open_creates[user_id] >= limit:
             raise TooManyRequests(
                 f"this user already has {limit} tickets being opened; retry once one of them is answered",
@@ -358,11 +403,22 @@ class Bridge:
         self.open_creates[user_id] += 1
         try:
             async with self.create_slots:
-                return await self._create_ticket(provider, body, idempotency_key, caller)
+                outcome = await self._create_ticket(provider, body.model_dump(), idempotency_key, caller)
         finally:
             self.open_creates[user_id] -= 1
             if not self.open_creates[user_id]:
                 del self.open_creates[user_id]
+        if not outcome.queued:
+            result = outcome.result
+            return TicketOpened(provider, result["ticketId"], result["groupId"], False, outcome.job.id)
+        payload = CreateTicket.of(outcome.job)
+        if payload.ticketId is None or payload.groupId is None:
+            # Another request with this Idempotency-Key is still opening the ticket.
+            raise Conflict(
+                "a request with this Idempotency-Key is still in progress; retry in a few seconds",
+                code="request_in_progress",
+            )
+        return TicketOpened(provider, payload.ticketId, payload.groupId, True, outcome.job.id)
 
     async def _create_ticket(
         self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str

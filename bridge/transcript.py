@@ -12,19 +12,21 @@ become their download URL, which the agent can open from the ticket.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from bridge import replies
 from bridge.errors import PermanentError
-from connectors.base import Author, Comment
-
-if TYPE_CHECKING:
-    from bridge.payloads import SyncMessage
-    from bridge.service import Bridge
-    from bridge.store import Job
+from bridge.im import IMClient
+from bridge.jobs import JobQueue
+from bridge.metrics import Metrics
+from bridge.payloads import SyncMessage
+from bridge.store import Database, Job
+from connectors.base import Author, Comment, Connector
 
 log = logging.getLogger(__name__)
 
@@ -101,46 +103,113 @@ def ordering_key(group_id: str) -> str:
     return f"msg:{group_id}"
 
 
-def _drop(bridge: Bridge, payload: SyncMessage, reason: str, why: str) -> dict[str, Any]:
-    # IDs only: the message's words are never logged.
-    log.warning(
-        "chat message %s of group %r from %r not written into the ticket: %s",
-        payload.msgSeq,
-        payload.groupId,
-        payload.sender,
-        why,
-    )
-    bridge.metrics.dropped_messages.labels(reason).inc()
-    return {"dropped": reason}
+@dataclass(frozen=True)
+class ChatMessage:
+    """A group message as an authenticated IM callback reports it (only its IDs: the words are read back from IM).
+
+    `signature` is the callback's Sign and `signed_at` its RequestTime, with `body` its raw bytes: together they tell
+    a replayed callback from a new one."""
+
+    group_id: str
+    sender: str
+    seq: Any  # MsgSeq as the callback has it: confirmed to be an integer before anything is stored
+    time: Any
+    has_body: bool
+    signature: str
+    signed_at: int
+    body: bytes
 
 
-async def sync_message(bridge: Bridge, job: Job, payload: SyncMessage) -> dict[str, Any]:
-    """Append one group message to its ticket, once: the comment id is checkpointed before the job is done."""
-    if payload.commentId is not None:
-        return {"commentId": payload.commentId}  # a retry after the comment was made
-    group_id, sender, seq = payload.groupId, payload.sender, payload.msgSeq
-    link = await bridge.db.link_by_group(group_id)
-    if link is None:
-        return {"skipped": "the group is not linked to a ticket"}
-    if sender == link.requester_id:
-        author = Author.CUSTOMER
-    elif sender in link.agents_seen:
-        author = Author.AGENT
-    else:
-        return _drop(
-            bridge, payload, "unknown_sender", "the sender is neither the requester nor an agent of the ticket"
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Transcript:
+    """Takes the chat messages IM reports (`take`) and appends each to its ticket (`sync`, the sync_message job)."""
+
+    def __init__(
+        self,
+        db: Database,
+        im: IMClient,
+        queue: JobQueue,
+        metrics: Metrics,
+        connector: Callable[[str], Connector],
+        window_seconds: int,
+    ):
+        self.db = db
+        self.im = im
+        self.queue = queue
+        self.metrics = metrics
+        self.connector = connector  # the enabled connector of a name (404 unknown_connector otherwise)
+        self.window_seconds = window_seconds
+
+    async def take(self, message: ChatMessage) -> None:
+        """Store a linked group's message as a job, once; anything else is answered and dropped."""
+        if not message.has_body or await self.db.link_by_group(message.group_id) is None:
+            return
+        seq = message.seq
+        if not _is_int(seq) or not 0 <= seq <= 0xFFFFFFFF:
+            # The message is confirmed with IM by its MsgSeq before it reaches a ticket; without one it cannot be.
+            log.warning("IM callback for group %r without an integer MsgSeq: dropped", message.group_id)
+            self.metrics.dropped_messages.labels("unconfirmable").inc()
+            return
+        # Sign is sha256(token + RequestTime): every callback of the same second shares it, so the Sign alone would
+        # take a second message of that second for a replay. Remembered with the body's hash, only an identical
+        # callback is one; a forged body under a captured Sign passes here and is stopped by the confirmation with IM.
+        digest = hashlib.sha256(message.body).hexdigest()
+        replay_key = "im:" + hashlib.sha256(f"{message.signature}:{digest}".encode()).hexdigest()
+        if not await self.db.remember_signature(replay_key, message.signed_at + self.window_seconds + 1):
+            return
+        # Keyed by the message: a redelivered callback finds its job already stored and adds nothing. Messages have
+        # their own order per group, so a message that keeps failing never holds up a membership change.
+        group_id = message.group_id
+        payload = SyncMessage(
+            groupId=group_id, sender=message.sender, msgSeq=seq, msgTime=message.time if _is_int(message.time) else None
         )
-    message = await bridge.im.group_message(group_id, seq)
-    if message is None or message.get("IsPlaceMsg") or message.get("From_Account") != sender:
-        return _drop(bridge, payload, "unconfirmed", "IM does not confirm this message from this sender")
-    if replies.is_relayed(message.get("CloudCustomData")):
-        # IM's own copy says the bridge relayed it from the ticket (only the admin can set that mark): no echo,
-        # whatever the callback claimed.
-        return {"skipped": "an agent's reply relayed from the ticket"}
-    body = render(message.get("MsgBody"))
-    if not body:
-        return {"skipped": "the message has no text to append"}
-    comment = Comment(ticket_id=link.ticket_id, body=body, author=author, author_id=sender, key=job.key, public=True)
-    comment_id = await bridge.connector(link.provider).add_comment(comment)
-    await bridge.checkpoint(job, payload.but(commentId=comment_id))
-    return {"commentId": comment_id, "provider": link.provider, "ticketId": link.ticket_id, "author": author.value}
+        await self.queue.enqueue(
+            payload.kind, payload.stored(), key=f"im-msg:{group_id}:{seq}", ordering_key=ordering_key(group_id)
+        )
+
+    def _drop(self, payload: SyncMessage, reason: str, why: str) -> dict[str, Any]:
+        # IDs only: the message's words are never logged.
+        log.warning(
+            "chat message %s of group %r from %r not written into the ticket: %s",
+            payload.msgSeq,
+            payload.groupId,
+            payload.sender,
+            why,
+        )
+        self.metrics.dropped_messages.labels(reason).inc()
+        return {"dropped": reason}
+
+    async def sync(self, job: Job, payload: SyncMessage) -> dict[str, Any]:
+        """Append one group message to its ticket, once: the comment id is checkpointed before the job is done."""
+        if payload.commentId is not None:
+            return {"commentId": payload.commentId}  # a retry after the comment was made
+        group_id, sender, seq = payload.groupId, payload.sender, payload.msgSeq
+        link = await self.db.link_by_group(group_id)
+        if link is None:
+            return {"skipped": "the group is not linked to a ticket"}
+        if sender == link.requester_id:
+            author = Author.CUSTOMER
+        elif sender in link.agents_seen:
+            author = Author.AGENT
+        else:
+            why = "the sender is neither the requester nor an agent of the ticket"
+            return self._drop(payload, "unknown_sender", why)
+        message = await self.im.group_message(group_id, seq)
+        if message is None or message.get("IsPlaceMsg") or message.get("From_Account") != sender:
+            return self._drop(payload, "unconfirmed", "IM does not confirm this message from this sender")
+        if replies.is_relayed(message.get("CloudCustomData")):
+            # IM's own copy says the bridge relayed it from the ticket (only the admin can set that mark): no echo,
+            # whatever the callback claimed.
+            return {"skipped": "an agent's reply relayed from the ticket"}
+        body = render(message.get("MsgBody"))
+        if not body:
+            return {"skipped": "the message has no text to append"}
+        comment = Comment(
+            ticket_id=link.ticket_id, body=body, author=author, author_id=sender, key=job.key, public=True
+        )
+        comment_id = await self.connector(link.provider).add_comment(comment)
+        await self.queue.checkpoint(job, **payload.but(commentId=comment_id).stored())
+        return {"commentId": comment_id, "provider": link.provider, "ticketId": link.ticket_id, "author": author.value}

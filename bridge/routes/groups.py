@@ -14,21 +14,21 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.models import AssignmentBody, GroupBody, MemberBody
-from bridge.payloads import Assignment, DeleteGroup, JobPayload, Join, Leave
+from bridge.payloads import Assignment, DeleteGroup, GroupJob, Join, Leave
 from bridge.routes import IM_OK, bridge_of, check_signed, ok, parse_json, raw_body, validate
 
 
-def group_change(job: type[JobPayload], model: type[BaseModel]) -> Callable[[Request], Awaitable[JSONResponse]]:
+def group_change(job: type[GroupJob], model: type[BaseModel]) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def handle(request: Request) -> JSONResponse:
         body = await raw_body(request)
         await check_signed(request, body)
         data = validate(model, parse_json(body)).model_dump()
-        outcome = await bridge_of(request).submit(job.model_validate(data), ordering_key=data["groupId"])
+        change = await bridge_of(request).change_group(job.model_validate(data))
         answer = {"ok": True, **{k: v for k, v in data.items() if k in ("groupId", "userId")}}
-        if outcome.queued:
-            return ok({**answer, "queued": True, "jobId": str(outcome.job.id)}, 202)
+        if change.queued:
+            return ok({**answer, "queued": True, "jobId": str(change.job_id)}, 202)
         if job is Assignment:
-            answer.update(joined=outcome.result.get("joined", []), left=outcome.result.get("left", []))
+            answer.update(joined=change.joined, left=change.left)
         return ok({**answer, **IM_OK})
 
     return handle

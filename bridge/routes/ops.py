@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bridge import auth
-from bridge.errors import Forbidden
 from bridge.models import UserSigBody
 from bridge.openapi import openapi_document
 from bridge.routes import APP, bridge_of, check_signed, ok, parse_json, raw_body, validate
@@ -21,7 +17,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    if await bridge_of(request).db.ping():
+    if await bridge_of(request).ready():
         return ok({"status": "ready"})
     return ok({"error": {"code": "database_unavailable", "message": "the database does not answer"}}, 503)
 
@@ -39,24 +35,10 @@ async def usersig(request: Request) -> JSONResponse:
     body = await raw_body(request)
     scope = await check_signed(request, body, app_allowed=True)
     data = validate(UserSigBody, parse_json(body))
-    bridge = bridge_of(request)
-    settings = bridge.settings
-    if data.userId == settings.im_admin_userid:
-        # The admin's UserSig is every REST power over the whole IM application: never handed out.
-        raise Forbidden("no UserSig is issued for IM_ADMIN_USERID, whoever asks")
-    if scope == APP:
-        bridge.check_customer(data.userId)  # a customer backend's UserSig is for a customer: 400 reserved_user_id
-    sig = auth.gen_usersig(
-        settings.im_sdkappid, settings.im_secret_key.get_secret_value(), data.userId, data.expireSeconds
-    )
-    return ok(
-        {
-            "userId": data.userId,
-            "userSig": sig,
-            "expiresAt": int(time.time()) + data.expireSeconds,
-            "sdkAppId": settings.im_sdkappid,
-        }
-    )
+    # A customer backend's UserSig is for a customer: 400 reserved_user_id for an agent's account.
+    issued = bridge_of(request).issue_usersig(data.userId, data.expireSeconds, customers_only=scope == APP)
+    answer = {"userId": issued.user_id, "userSig": issued.user_sig, "expiresAt": issued.expires_at}
+    return ok({**answer, "sdkAppId": issued.sdk_app_id})
 
 
 routes = [
