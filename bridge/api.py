@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from bridge.auth import WINDOW_SECONDS, check_window
+from bridge.auth import WINDOW_SECONDS, check_signed, check_window
 from bridge.config import ConfigError, base_url, load_connector_settings, readable_file
 from bridge.console import auth as console_auth
 from bridge.console.routes import console_of, page
@@ -43,7 +43,8 @@ from bridge.errors import (
     parse_retry_after,
 )
 from bridge.models import Body
-from bridge.routes import bridge_of, check_signed, ok, parse_json, raw_body, validate
+from bridge.parsing import parse_json, raw_body, validate
+from bridge.routes import bridge_of, ok
 from connectors.base import (
     Attachment,
     Author,

@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge.auth import KeepAnswers
 from bridge.config import Settings
 from bridge.console import routes as console
 from bridge.console.service import Console
@@ -25,7 +26,7 @@ from bridge.errors import BridgeError
 from bridge.im import IMClient
 from bridge.metrics import Metrics, MetricsMiddleware
 from bridge.migrations import prepare_database
-from bridge.routes import KeepAnswers, groups, ops, tickets, webhooks
+from bridge.routes import groups, ops, tickets, webhooks
 from bridge.service import Bridge
 from bridge.store import Database
 from connectors.base import Connector, endpoints_of, load_connector_classes

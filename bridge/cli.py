@@ -100,7 +100,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_usersig(args: argparse.Namespace) -> int:
     from bridge.models import UserSigBody
-    from bridge.routes import describe
+    from bridge.parsing import describe
 
     try:
         user_id = UserSigBody(userId=args.userid).userId  # POST /usersig's rule and Id normalisation

@@ -26,11 +26,13 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from bridge.auth import check_signed
 from bridge.console import auth
 from bridge.console.models import ConsoleMessageBody, ConsoleSessionBody
 from bridge.console.service import Console
 from bridge.errors import BadRequest
-from bridge.routes import check_signed, ok, parse_json, raw_body, validate
+from bridge.parsing import parse_json, raw_body, validate
+from bridge.routes import ok
 
 STATIC = files("bridge.console") / "static"
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}

@@ -13,9 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bridge.auth import check_signed
 from bridge.models import AssignmentBody, GroupBody, MemberBody
+from bridge.parsing import parse_json, raw_body, validate
 from bridge.payloads import Assignment, DeleteGroup, GroupJob, Join, Leave
-from bridge.routes import IM_OK, bridge_of, check_signed, ok, parse_json, raw_body, validate
+from bridge.routes import IM_OK, bridge_of, ok
 
 
 def group_change(job: type[GroupJob], model: type[BaseModel]) -> Callable[[Request], Awaitable[JSONResponse]]:

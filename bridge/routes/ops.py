@@ -7,9 +7,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge.auth import APP, check_signed
 from bridge.models import UserSigBody
 from bridge.openapi import openapi_document
-from bridge.routes import APP, bridge_of, check_signed, ok, parse_json, raw_body, validate
+from bridge.parsing import parse_json, raw_body, validate
+from bridge.routes import bridge_of, ok
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -6,19 +6,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bridge.auth import check_signed, check_signed_or_user
 from bridge.errors import BadRequest
 from bridge.models import CreateTicketBody, GroupBody, LinkQuery
-from bridge.routes import (
-    IM_OK,
-    bridge_of,
-    check_signed,
-    check_signed_or_user,
-    ok,
-    parse_json,
-    peek_json,
-    raw_body,
-    validate,
-)
+from bridge.parsing import parse_json, peek_json, raw_body, validate
+from bridge.routes import IM_OK, bridge_of, ok
 
 
 async def create_ticket(request: Request) -> JSONResponse:

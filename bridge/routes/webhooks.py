@@ -16,7 +16,8 @@ from bridge import auth, replies
 from bridge.console.service import console_sent
 from bridge.errors import BadRequest, SignatureError
 from bridge.models import GROUP_ID
-from bridge.routes import IM_OK, bridge_of, ok, parse_json, raw_body
+from bridge.parsing import parse_json, raw_body
+from bridge.routes import IM_OK, bridge_of, ok
 from bridge.transcript import ChatMessage
 
 log = logging.getLogger(__name__)
