@@ -163,9 +163,16 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
     # Installed connectors add their routes (webhooks, console entries) whether enabled or not: one not configured
     # answers for itself (a 401 or 404 saying what is missing) rather than a bare 404.
     classes = tuple(cls for name, cls in load_connector_classes().items() if name in settings.connectors)
-    connector_routes = [Route(e.path, e.handler, methods=[e.method]) for cls in classes for e in endpoints_of(cls)]
+    endpoints = (
+        *ops.endpoints,
+        *groups.endpoints,
+        *tickets.endpoints,
+        *webhooks.endpoints,
+        *console.endpoints,
+        *(e for cls in classes for e in endpoints_of(cls)),
+    )
     app = Starlette(
-        routes=[*ops.routes, *groups.routes, *tickets.routes, *webhooks.routes, *console.routes, *connector_routes],
+        routes=[*(Route(e.path, e.handler, methods=[e.method]) for e in endpoints), console.static],
         middleware=middleware,
         exception_handlers={
             BridgeError: bridge_error,
@@ -180,6 +187,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
     app.state.metrics = metrics
     app.state.settings = settings
     app.state.connector_classes = classes
+    app.state.endpoints = endpoints  # the routes, as the OpenAPI document describes them
     return app
 
 

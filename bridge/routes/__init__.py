@@ -1,4 +1,7 @@
-"""Thin HTTP handlers: parse (bridge.parsing), authenticate (bridge.auth), call one service method, answer."""
+"""Thin HTTP handlers: parse (bridge.parsing), authenticate (bridge.auth), call one service method, answer.
+
+Each module lists its `endpoints` (connectors.base.Endpoint): the app's routes and the OpenAPI document are both
+made from them, so the two cannot drift apart."""
 
 from __future__ import annotations
 
@@ -19,3 +22,7 @@ def ok(body: dict[str, Any], status: int = 200) -> JSONResponse:
 
 
 IM_OK = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
+# OpenAPI security schemes (bridge/openapi.py), for an Endpoint's `security`.
+SIGNED = ("signedCall",)
+SIGNED_OR_USER = ("signedCall", "userSig")
+CONSOLE = ("consoleSession",)

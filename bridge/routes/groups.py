@@ -11,13 +11,13 @@ from collections.abc import Awaitable, Callable
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from bridge.auth import check_signed
 from bridge.models import AssignmentBody, GroupBody, MemberBody
 from bridge.parsing import parse_json, raw_body, validate
 from bridge.payloads import Assignment, DeleteGroup, GroupJob, Join, Leave
-from bridge.routes import IM_OK, bridge_of, ok
+from bridge.routes import IM_OK, SIGNED, bridge_of, ok
+from connectors.base import Endpoint
 
 
 def group_change(job: type[GroupJob], model: type[BaseModel]) -> Callable[[Request], Awaitable[JSONResponse]]:
@@ -36,9 +36,25 @@ def group_change(job: type[GroupJob], model: type[BaseModel]) -> Callable[[Reque
     return handle
 
 
-routes = [
-    Route("/joingroup", group_change(Join, MemberBody), methods=["POST"]),
-    Route("/leavegroup", group_change(Leave, MemberBody), methods=["POST"]),
-    Route("/deletegroup", group_change(DeleteGroup, GroupBody), methods=["POST"]),
-    Route("/assignment", group_change(Assignment, AssignmentBody), methods=["POST"]),
+endpoints = [
+    Endpoint("POST", "/joingroup", group_change(Join, MemberBody), "Add an agent to a group", MemberBody, SIGNED),
+    Endpoint(
+        "POST", "/leavegroup", group_change(Leave, MemberBody), "Remove an agent from a group", MemberBody, SIGNED
+    ),
+    Endpoint(
+        "POST",
+        "/deletegroup",
+        group_change(DeleteGroup, GroupBody),
+        "Dismiss a group and close its link",
+        GroupBody,
+        SIGNED,
+    ),
+    Endpoint(
+        "POST",
+        "/assignment",
+        group_change(Assignment, AssignmentBody),
+        "Converge a group on its ticket's current owner",
+        AssignmentBody,
+        SIGNED,
+    ),
 ]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from bridge.auth import APP, check_signed
 from bridge.models import UserSigBody
 from bridge.openapi import openapi_document
 from bridge.parsing import parse_json, raw_body, validate
-from bridge.routes import bridge_of, ok
+from bridge.routes import SIGNED, bridge_of, ok
+from connectors.base import Endpoint
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -30,7 +30,7 @@ async def metrics(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> JSONResponse:
-    return ok(openapi_document(request.app.state.connector_classes))
+    return ok(openapi_document(request.app.state.endpoints, request.app.state.connector_classes))
 
 
 async def usersig(request: Request) -> JSONResponse:
@@ -43,10 +43,10 @@ async def usersig(request: Request) -> JSONResponse:
     return ok({**answer, "sdkAppId": issued.sdk_app_id})
 
 
-routes = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/usersig", usersig, methods=["POST"]),
+endpoints = [
+    Endpoint("POST", "/usersig", usersig, "Issue an IM UserSig", UserSigBody, SIGNED),
+    Endpoint("GET", "/healthz", healthz, "Liveness"),
+    Endpoint("GET", "/readyz", readyz, "Readiness: the database answers"),
+    Endpoint("GET", "/metrics", metrics, "Prometheus metrics"),
+    Endpoint("GET", "/openapi.json", openapi, "This document"),
 ]

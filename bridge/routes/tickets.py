@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from bridge.auth import check_signed, check_signed_or_user
 from bridge.errors import BadRequest
 from bridge.models import CreateTicketBody, GroupBody, LinkQuery
 from bridge.parsing import parse_json, peek_json, raw_body, validate
-from bridge.routes import IM_OK, bridge_of, ok
+from bridge.routes import IM_OK, SIGNED, SIGNED_OR_USER, bridge_of, ok
+from connectors.base import Endpoint
 
 
 async def create_ticket(request: Request) -> JSONResponse:
@@ -45,9 +45,27 @@ async def link_by_ticket(request: Request) -> JSONResponse:
     return ok((await bridge_of(request).link_of_ticket(provider, ticket_id)).public())
 
 
-routes = [
-    Route("/createticket", create_ticket, methods=["POST"]),
-    Route("/{connector}/createticket", create_ticket, methods=["POST"]),
-    Route("/links/{group_id:path}", link_by_group, methods=["GET"]),
-    Route("/links", link_by_ticket, methods=["GET"]),
+endpoints = [
+    Endpoint(
+        "POST",
+        "/createticket",
+        create_ticket,
+        "Open a ticket on the default helpdesk, with its chat group",
+        CreateTicketBody,
+        SIGNED_OR_USER,
+        "201",
+    ),
+    Endpoint(
+        "POST",
+        "/{connector}/createticket",
+        create_ticket,
+        "Open a ticket on one helpdesk, with its chat group",
+        CreateTicketBody,
+        SIGNED_OR_USER,
+        "201",
+    ),
+    Endpoint("GET", "/links/{group_id:path}", link_by_group, "The link of a group", security=SIGNED),
+    Endpoint(
+        "GET", "/links", link_by_ticket, "The link of a ticket (provider, ticketId query parameters)", security=SIGNED
+    ),
 ]

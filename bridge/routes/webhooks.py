@@ -10,7 +10,6 @@ import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from bridge import auth, replies
 from bridge.console.service import console_sent
@@ -19,6 +18,7 @@ from bridge.models import GROUP_ID
 from bridge.parsing import parse_json, raw_body
 from bridge.routes import IM_OK, bridge_of, ok
 from bridge.transcript import ChatMessage
+from connectors.base import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -84,4 +84,6 @@ async def im_callback(request: Request) -> JSONResponse:
     return ok(IM_OK)
 
 
-routes = [Route("/callbacks/im", im_callback, methods=["POST"])]
+endpoints = [
+    Endpoint("POST", "/callbacks/im", im_callback, "Tencent IM third-party callbacks", security=("imCallback",))
+]
