@@ -16,15 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bridge.im import truncate_utf8
+from bridge.im import IMClient, truncate_utf8
 from bridge.states import LinkState
-from connectors.base import Reply
+from connectors.base import Connector, Reply
 
 if TYPE_CHECKING:
     from bridge.payloads import RelayReply
-    from bridge.service import Bridge
+    from bridge.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +79,18 @@ def _skip(payload: RelayReply, why: str) -> dict[str, Any]:
     return {"skipped": why}
 
 
-async def relay_reply(bridge: Bridge, payload: RelayReply) -> dict[str, Any]:
-    """Send one helpdesk comment into its group as its agent, once (see the module docstring)."""
+async def relay_reply(
+    payload: RelayReply, db: Database, im: IMClient, connector_of: Callable[[str], Connector]
+) -> dict[str, Any]:
+    """Send one helpdesk comment into its group as its agent, once (see the module docstring). `connector_of` gives
+    the enabled connector of a name."""
     group_id, comment_id = payload.groupId, payload.commentId
-    link = await bridge.db.link_by_group(group_id)
+    link = await db.link_by_group(group_id)
     if link is None:
         return _skip(payload, "the ticket has no group")
     if link.state in ENDED:
         return _skip(payload, f"the group is {link.state}")
-    connector = bridge.connector(link.provider)
+    connector = connector_of(link.provider)
     get_reply = getattr(connector, "get_reply", None)
     if get_reply is None:
         return _skip(payload, f"the {link.provider} connector cannot read comments back")
@@ -105,13 +109,13 @@ async def relay_reply(bridge: Bridge, payload: RelayReply) -> dict[str, Any]:
     agent = reply.author_account
     custom = mark(comment_id)
     random_ = message_random(link.provider, comment_id)
-    if agent in await bridge.im.member_ids(group_id):
-        answer = await bridge.im.send_message(group_id, body, random_, from_account=agent, cloud_custom_data=custom)
+    if agent in await im.member_ids(group_id):
+        answer = await im.send_message(group_id, body, random_, from_account=agent, cloud_custom_data=custom)
     else:
         # An agent who is not (or no longer) in the group, not the ticket's owner: the customer still gets the
         # answer, from the bridge under the agent's name, and membership stays what the ticket's owner decides.
         name = reply.author_name or "Support"
         body = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": f"{name}:"}}, *body]
-        answer = await bridge.im.send_message(group_id, body, random_, cloud_custom_data=custom)
-        agent = bridge.im.admin
+        answer = await im.send_message(group_id, body, random_, cloud_custom_data=custom)
+        agent = im.admin
     return {"sent": True, "msgSeq": answer.get("MsgSeq"), "from": agent, "commentId": comment_id}

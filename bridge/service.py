@@ -107,7 +107,7 @@ class Bridge:
         self._handle(Assignment, self._assignment)
         self.transcript = transcript.Transcript(db, im, self.queue, self.metrics, self.connector, auth.WINDOW_SECONDS)
         self._handle(SyncMessage, self.transcript.sync)
-        self._handle(RelayReply, lambda job, payload: replies.relay_reply(self, payload))
+        self._handle(RelayReply, lambda job, payload: replies.relay_reply(payload, self.db, self.im, self.connector))
 
     def _handle(self, model: type[P], run: Callable[[Job, P], Awaitable[dict[str, Any]]]) -> None:
         """Run the jobs of `model`'s kind with their payload read back (and checked) as a `model`."""
@@ -202,6 +202,10 @@ class Bridge:
         key = self.settings.im_secret_key.get_secret_value()
         sig = auth.gen_usersig(self.settings.im_sdkappid, key, user_id, expire_seconds)
         return IssuedUserSig(user_id, sig, int(time.time()) + expire_seconds, self.settings.im_sdkappid)
+
+    async def refresh_metrics(self) -> None:
+        """Bring the job and database gauges up to date (before a scrape)."""
+        self.metrics.refresh(await self.queue.stats(), self.db.commits)
 
     # --- links --------------------------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def metrics(request: Request) -> Response:
-    await request.app.state.metrics.refresh(bridge_of(request))
+    await bridge_of(request).refresh_metrics()
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
