@@ -119,19 +119,6 @@ def signed_call_scope(
     return scope, canonical
 
 
-def verify_signed_call(
-    secret: str,
-    timestamp: str | None,
-    signature: str | None,
-    method: str,
-    target: str,
-    body: bytes,
-    now: float | None = None,
-) -> str:
-    """Check a call signed with `secret`; return its signature in canonical form."""
-    return signed_call_scope({"callout": secret}, timestamp, signature, method, target, body, now)[1]
-
-
 # --- UserSig --------------------------------------------------------------------------------------------------------
 
 

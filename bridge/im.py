@@ -32,7 +32,7 @@ PROFILE_BATCH = 100  # portrait_get takes at most 100 accounts a call
 NICK_TAG = "Tag_Profile_IM_Nick"
 
 # Member results of add_group_member.
-MEMBER_FAILED, MEMBER_ADDED, MEMBER_ALREADY, MEMBER_PENDING = 0, 1, 2, 3
+MEMBER_FAILED, MEMBER_ADDED, MEMBER_ALREADY = 0, 1, 2
 ALREADY_MEMBER = 10013  # "the invited user is already a member", documented as a whole-call error too
 
 
