@@ -106,8 +106,10 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=500)
 
 
-def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
-    """The service. `run_worker=False` leaves queued jobs for another process (and for crash tests)."""
+def create_app(settings: Settings, *, run_worker: bool = True, prepare_schema: bool = True) -> Starlette:
+    """The service. `run_worker=False` leaves queued jobs for another process (and for crash tests);
+    `prepare_schema=False` when the caller has already run `prepare_database` (the `serve` command does, to stop
+    with a message before the server starts)."""
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
@@ -121,7 +123,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
                 "IM_CALLBACK_TOKEN is not set: IM callbacks (/callbacks/im) are refused, "
                 "so chat messages do not reach tickets"
             )
-        await anyio.to_thread.run_sync(prepare_database, settings.bridge_database_url)
+        if prepare_schema:
+            await anyio.to_thread.run_sync(prepare_database, settings.bridge_database_url)
         db = Database(settings.bridge_database_url)
         im = IMClient.from_settings(settings)
         connectors = build_connectors(settings, anyio.CapacityLimiter(settings.bridge_helpdesk_threads))

@@ -81,7 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     prepare_database(settings.bridge_database_url)  # and an outdated schema
     configure_logging()
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, prepare_schema=False),  # prepared just above
         host=settings.bridge_host,
         port=settings.bridge_port,
         log_level="info",
