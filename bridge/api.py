@@ -4,8 +4,8 @@ A connector package imports from `bridge.api` and from nowhere else in `bridge` 
 connector to that, the built-in ones included), so the core can change behind it. What is here:
 
 - the protocol and its types (from `connectors.base`): `Connector`, `ConnectorSettings`, `NewTicket`, `TicketState`,
-  `TicketStatus`, `Comment`, `Author`, and for inbound routes `Endpoint`, `TicketEvent`, `EventKind`,
-  `EventReceipt`, `EventOutcome`;
+  `TicketStatus`, `Comment`, `Author`, for batched comments `UpdateBudget` and `merge_runs`, and for inbound routes
+  `Endpoint`, `TicketEvent`, `EventKind`, `EventReceipt`, `EventOutcome`;
 - the errors a connector raises, split by what the caller should do next, and `parse_retry_after` for its table;
 - settings helpers: `base_url` and `readable_file` (validators), `ConfigError`, `load_connector_settings` (one
   connector's settings alone, for its commands);
@@ -60,6 +60,8 @@ from connectors.base import (
     TicketEvent,
     TicketState,
     TicketStatus,
+    UpdateBudget,
+    merge_runs,
 )
 
 S = TypeVar("S", bound=ConnectorSettings)
@@ -135,6 +137,7 @@ __all__ = [
     "TicketEvent",
     "TicketState",
     "TicketStatus",
+    "UpdateBudget",
     "UpstreamError",
     "base_url",
     "check_signed",
@@ -144,6 +147,7 @@ __all__ = [
     "issue_console_grant",
     "open_console_session",
     "load_connector_settings",
+    "merge_runs",
     "ok",
     "parse_json",
     "parse_retry_after",

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     bridge_job_lease_seconds: float = Field(
         60.0, gt=0, description="a running job renews its lease; one not renewed this long is taken again"
     )
+    bridge_transcript_linger_seconds: float = Field(
+        1.0, ge=0, description="a chat message waits this long for the next ones, to share a comment with them"
+    )
+    bridge_transcript_batch_messages: int = Field(50, gt=0, description="chat messages in one comment, at most")
     bridge_create_patience_seconds: float = Field(
         20.0, ge=0, description="how long /createticket waits out helpdesk rate limits and blips before a 502"
     )
@@ -127,6 +131,12 @@ class Settings(BaseSettings):
     )
     bridge_console_poll_seconds: float = Field(
         5.0, gt=0, description="the console pulls the group's history this often when IM callbacks do not arrive"
+    )
+
+    bridge_agent_name_seconds: float = Field(
+        86400.0,
+        ge=0,
+        description="an agent's name from the helpdesk (their IM Nick) is used this long, then read again",
     )
 
     _connectors: dict[str, ConnectorSettings] = PrivateAttr(default_factory=dict)

@@ -30,6 +30,7 @@ DELETE_MEMBER_BATCH = 100
 HISTORY_PAGE = 20  # group_msg_get_simple returns at most 20 messages a call
 PROFILE_BATCH = 100  # portrait_get takes at most 100 accounts a call
 NICK_TAG = "Tag_Profile_IM_Nick"
+NICK_MAX_BYTES = 500  # a profile string holds at most 500 bytes (40601 beyond)
 
 # Member results of add_group_member.
 MEMBER_FAILED, MEMBER_ADDED, MEMBER_ALREADY = 0, 1, 2
@@ -189,8 +190,17 @@ class IMClient:
     async def import_account(self, user_id: str, nick: str | None = None) -> None:
         body: dict[str, Any] = {"UserID": user_id}
         if nick:
-            body["Nick"] = nick
+            body["Nick"] = truncate_utf8(nick, NICK_MAX_BYTES)
         await self.call("im_open_login_svc", "account_import", body)
+
+    async def set_nick(self, user_id: str, nick: str) -> None:
+        """Set an existing account's Nick (`portrait_set`): Tencent documents account_import as creating an account,
+        not as updating the profile of one that exists."""
+        body = {
+            "From_Account": user_id,
+            "ProfileItem": [{"Tag": NICK_TAG, "Value": truncate_utf8(nick, NICK_MAX_BYTES)}],
+        }
+        await self.call("profile", "portrait_set", body)
 
     async def nicks(self, user_ids: list[str]) -> dict[str, str]:
         """Accounts' Nick (`portrait_get`, 100 a call); accounts without one are left out."""

@@ -8,6 +8,8 @@
   once its lease has run out. A running job renews its lease, so a slow one is never taken while it runs; every
   write of a runner (checkpoint, outcome) is fenced by its lease token, so a runner that lost its lease anyway
   (a stalled process) stops at its next checkpoint instead of repeating steps the new runner does.
+- A handler may raise `Deferred(delay)`: the job waits that long and runs again, no attempt counted (the transcript
+  waits for its ticket's pace this way, and later messages of its group gather behind it).
 - Outcomes: done; RetriableError -> pending again at the next step of RETRY_SCHEDULE (or the upstream's
   Retry-After); PermanentError, a value the database refuses (DataError) or an exhausted schedule -> dead, listed
   by `helpdesk-bridge jobs list`.
@@ -46,6 +48,14 @@ Handler = Callable[[Job], Awaitable[dict[str, Any] | None]]
 
 class LeaseLost(Exception):
     """The job's lease ran out and another worker took it: this runner must stop and record nothing."""
+
+
+class Deferred(Exception):
+    """Not now: run the job again in `delay` seconds. Not a failure, so it counts no attempt and logs no error."""
+
+    def __init__(self, delay: float, reason: str = ""):
+        super().__init__(f"deferred {delay:.2f} s{': ' + reason if reason else ''}")
+        self.delay = delay
 
 
 OPEN_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
@@ -169,6 +179,32 @@ class JobQueue:
             )
             return (await s.exec(query)).first() is not None
 
+    async def behind(self, job: Job, limit: int) -> builtins.list[Job]:
+        """Up to `limit` pending jobs of `job`'s kind queued after it under its ordering key, in order: work a runner
+        of `job` may do at once (they cannot start before it ends), recording each with `done_statement`."""
+        async with self.db.session() as s:
+            query = (
+                select(Job)
+                .where(
+                    Job.ordering_key == job.ordering_key,
+                    Job.kind == job.kind,
+                    col(Job.id) > (job.id or 0),
+                    Job.status == JobStatus.PENDING,
+                )
+                .order_by(col(Job.id))
+                .limit(limit)
+            )
+            return builtins.list((await s.exec(query)).all())
+
+    def done_statement(self, job: Job, result: dict[str, Any]) -> Executable:
+        """The statement recording a job from `behind` as done with `result` (if it is still pending), for a
+        checkpoint of the runner that did its work."""
+        return (
+            update(Job)
+            .where(col(Job.id) == job.id, col(Job.status) == JobStatus.PENDING)
+            .values(status=JobStatus.DONE, result_json=json.dumps(result), updated_at=self.clock())
+        )
+
     async def stats(self) -> dict[str, Any]:
         async with self.db.session() as s:
             counts = dict((await s.exec(select(Job.status, func.count()).group_by(Job.status))).all())
@@ -285,6 +321,16 @@ class JobQueue:
             result = await self._run_leased(job, handler)
         except LeaseLost as exc:
             log.warning("%s; this runner stops", exc)
+        except Deferred as exc:
+            moment = self.clock()
+            recorded = await self._write_leased(
+                job,
+                status=JobStatus.PENDING,
+                attempts=max(job.attempts - 1, 0),
+                next_attempt_at=moment + exc.delay,
+                lease_until=None,
+                updated_at=moment,
+            )
         except RetriableError as exc:
             recorded = await self._retry_later(job, str(exc), exc.retry_after)
         except BridgeError as exc:  # PermanentError and bad input: retrying cannot help

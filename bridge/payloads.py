@@ -97,7 +97,8 @@ class CreateTicket(JobPayload):
 
 
 class SyncMessage(JobPayload):
-    """Append a group's chat message to its ticket; `commentId` once the comment exists."""
+    """Append a group's chat message to its ticket (with those queued behind it, in one comment); `outcome` once the
+    comment is written (`commentId`: one comment per message, as stored before batches)."""
 
     kind = JobKind.SYNC_MESSAGE
     groupId: str
@@ -105,6 +106,7 @@ class SyncMessage(JobPayload):
     msgSeq: int
     msgTime: int | None = None
     commentId: str | None = None
+    outcome: dict[str, Any] | None = None
 
 
 class RelayReply(JobPayload):
@@ -117,9 +119,17 @@ class RelayReply(JobPayload):
     event: dict[str, Any] | None = None
 
 
+class AgentName(JobPayload):
+    """Read an agent's name again after the helpdesk failed to answer (bridge/agents.py)."""
+
+    kind = JobKind.AGENT_NAME
+    provider: str
+    account: str
+
+
 GroupJob = Join | Leave | DeleteGroup | Assignment  # the seed's group primitives
 
 PAYLOADS: dict[JobKind, type[JobPayload]] = {
     model.kind: model
-    for model in (Join, Leave, Assignment, Converge, DeleteGroup, CreateTicket, SyncMessage, RelayReply)
+    for model in (Join, Leave, Assignment, Converge, DeleteGroup, CreateTicket, SyncMessage, RelayReply, AgentName)
 }

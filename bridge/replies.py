@@ -8,7 +8,7 @@ a console message coming back). It is sent with `send_group_msg`, `From_Account`
 and then each attachment as a link, marked in `CloudCustomData` so that IM's after-send callback for it is never
 written back into the ticket. The job's key is the comment's, so a redelivered event stores nothing new, and IM's
 `Random`, derived from the comment id, makes a retried send one message (IM drops the same content and Random
-within 5 minutes).
+within 5 minutes); a retry first looks for its message in the group's recent history, for retries after that.
 """
 
 from __future__ import annotations
@@ -19,22 +19,24 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bridge.im import IMClient, truncate_utf8
+from bridge.errors import RetriableError
+from bridge.im import GroupNotFound, IMClient, truncate_utf8
 from bridge.states import LinkState
 from connectors.base import Connector, Reply
 
 if TYPE_CHECKING:
     from bridge.payloads import RelayReply
-    from bridge.store import Database
+    from bridge.store import Database, Job
 
 log = logging.getLogger(__name__)
-
 
 MARK = "reply"  # CloudCustomData's `helpdeskBridge` of a relayed reply
 ENDED = (LinkState.CLOSED, LinkState.DISMISSED)  # muted or gone: nothing is sent
 # IM refuses a message body over about 8 KB (80002) every time: long replies are cut, the ticket keeps them whole.
 MAX_TEXT_BYTES = 6000
 CUT_NOTE = "\n[...] (the full reply is in the ticket)"
+HISTORY_PAGES = 5  # of 20 messages: how far back a retry looks for its own message
+LOOKS_FOR_MISSING = 3  # attempts to read a comment the helpdesk reported but does not show (seconds apart)
 
 
 def job_key(provider: str, comment_id: str) -> str:
@@ -79,8 +81,24 @@ def _skip(payload: RelayReply, why: str) -> dict[str, Any]:
     return {"skipped": why}
 
 
+async def _already_sent(im: IMClient, group_id: str, custom: str) -> int | None:
+    """The MsgSeq of the message marked `custom` among the group's latest HISTORY_PAGES pages, if it is there."""
+    before = None
+    for _ in range(HISTORY_PAGES):
+        page = await im.group_messages(group_id, before)
+        listed = [m for m in page.get("RspMsgList") or [] if isinstance(m, dict)]
+        for message in listed:
+            if message.get("CloudCustomData") == custom and isinstance(message.get("MsgSeq"), int):
+                return int(message["MsgSeq"])
+        seqs = [m["MsgSeq"] for m in listed if isinstance(m.get("MsgSeq"), int)]
+        if page.get("IsFinished") or not seqs or min(seqs) <= 1:
+            return None
+        before = min(seqs) - 1
+    return None
+
+
 async def relay_reply(
-    payload: RelayReply, db: Database, im: IMClient, connector_of: Callable[[str], Connector]
+    job: Job, payload: RelayReply, db: Database, im: IMClient, connector_of: Callable[[str], Connector]
 ) -> dict[str, Any]:
     """Send one helpdesk comment into its group as its agent, once (see the module docstring). `connector_of` gives
     the enabled connector of a name."""
@@ -90,12 +108,18 @@ async def relay_reply(
         return _skip(payload, "the ticket has no group")
     if link.state in ENDED:
         return _skip(payload, f"the group is {link.state}")
+    if link.state == LinkState.PENDING:
+        # A reply written while the ticket's group is still being opened: it goes in once the group is there.
+        raise RetriableError(f"the group {group_id} is still being opened", upstream="bridge", retry_after=1.0)
     connector = connector_of(link.provider)
     get_reply = getattr(connector, "get_reply", None)
     if get_reply is None:
         return _skip(payload, f"the {link.provider} connector cannot read comments back")
     reply: Reply | None = await get_reply(link.ticket_id, comment_id)
     if reply is None:
+        if job.attempts < LOOKS_FOR_MISSING:
+            # Reported by the helpdesk, yet not readable: a replica that is a moment behind. Look again shortly.
+            raise RetriableError(f"comment {comment_id} is not readable yet", upstream=link.provider, retry_after=2.0)
         return _skip(payload, "the helpdesk has no such comment on this ticket")
     if not reply.public:
         return _skip(payload, "a private comment")
@@ -106,16 +130,25 @@ async def relay_reply(
     body = elements(reply)
     if not body:
         return _skip(payload, "nothing to send")
-    agent = reply.author_account
+    agent: str = reply.author_account
     custom = mark(comment_id)
     random_ = message_random(link.provider, comment_id)
-    if agent in await im.member_ids(group_id):
-        answer = await im.send_message(group_id, body, random_, from_account=agent, cloud_custom_data=custom)
-    else:
-        # An agent who is not (or no longer) in the group, not the ticket's owner: the customer still gets the
-        # answer, from the bridge under the agent's name, and membership stays what the ticket's owner decides.
-        name = reply.author_name or "Support"
-        body = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": f"{name}:"}}, *body]
-        answer = await im.send_message(group_id, body, random_, cloud_custom_data=custom)
-        agent = im.admin
+    try:
+        if job.attempts > 1:
+            # A retry: the last attempt may have been sent before it failed or its runner died. IM drops a repeat
+            # within 5 minutes by itself; a retry after that finds the message in the group's history instead.
+            seq = await _already_sent(im, group_id, custom)
+            if seq is not None:
+                return {"sent": True, "msgSeq": seq, "commentId": comment_id, "found": "in the group's history"}
+        if agent in await im.member_ids(group_id):
+            answer = await im.send_message(group_id, body, random_, from_account=agent, cloud_custom_data=custom)
+        else:
+            # An agent who is not (or no longer) in the group, not the ticket's owner: the customer still gets the
+            # answer, from the bridge under the agent's name, and membership stays what the ticket's owner decides.
+            name = reply.author_name or "Support"
+            body = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": f"{name}:"}}, *body]
+            answer = await im.send_message(group_id, body, random_, cloud_custom_data=custom)
+            agent = im.admin
+    except GroupNotFound:
+        return _skip(payload, "IM has no such group (dismissed)")
     return {"sent": True, "msgSeq": answer.get("MsgSeq"), "from": agent, "commentId": comment_id}

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Executable
 
 from bridge import auth, ids, replies, transcript
+from bridge.agents import AgentNames
 from bridge.config import Settings
 from bridge.errors import (
     BadRequest,
@@ -38,6 +39,7 @@ from bridge.metrics import Metrics
 from bridge.models import CreateTicketBody
 from bridge.outcomes import GroupChange, IssuedUserSig, Outcome, TicketOpened
 from bridge.payloads import (
+    AgentName,
     Assignment,
     Converge,
     CreateTicket,
@@ -105,9 +107,13 @@ class Bridge:
         self._handle(Converge, lambda job, payload: self._converge(payload.groupId))
         self._handle(CreateTicket, self._open_ticket)
         self._handle(Assignment, self._assignment)
-        self.transcript = transcript.Transcript(db, im, self.queue, self.metrics, self.connector, auth.WINDOW_SECONDS)
+        self.transcript = transcript.Transcript(settings, db, im, self.queue, self.metrics, self.connector)
         self._handle(SyncMessage, self.transcript.sync)
-        self._handle(RelayReply, lambda job, payload: replies.relay_reply(payload, self.db, self.im, self.connector))
+        self._handle(
+            RelayReply, lambda job, payload: replies.relay_reply(job, payload, self.db, self.im, self.connector)
+        )
+        self.agents = AgentNames(settings, db, im, connectors, self.enqueue)
+        self._handle(AgentName, lambda job, payload: self.agents.refresh(payload))
 
     def _handle(self, model: type[P], run: Callable[[Job, P], Awaitable[dict[str, Any]]]) -> None:
         """Run the jobs of `model`'s kind with their payload read back (and checked) as a `model`."""
@@ -240,7 +246,10 @@ class Bridge:
         link = await self.db.link_by_group(group_id)
         if link and user_id != link.requester_id:
             await self.db.see_agents(group_id, [user_id])  # before IM lets them speak
-        await self.im.import_account(user_id)
+        if link and self.agents.helpdesk_user(link.provider, user_id) is not None:
+            await self.agents.import_agent(link.provider, user_id)
+        else:
+            await self.im.import_account(user_id)
         await self.im.add_members(group_id, [user_id])
         if link and user_id != link.requester_id:
             await self.db.update_link(group_id, agents=[*link.agents, user_id])
@@ -282,7 +291,7 @@ class Bridge:
             await self.im.delete_members(group_id, [old_agent])
             left.append(old_agent)
         if new_agent:
-            await self.im.import_account(new_agent)
+            await self.agents.import_agent(connector.name, new_agent)
             await self.im.add_members(group_id, [new_agent])
             joined.append(new_agent)
         return {"joined": joined, "left": left}
@@ -319,7 +328,9 @@ class Bridge:
             await self.im.system_notification(group_id, REOPENED_NOTICE)
         await self.db.see_agents(group_id, joined)  # before IM lets them speak: their first message is theirs
         for agent in joined:
-            await self.im.import_account(agent)
+            await self.agents.import_agent(link.provider, agent)
+        for agent in sorted(wanted & current):
+            await self.agents.keep_fresh(link.provider, agent)  # a rename reaches agents who stay, within a day
         if joined:
             await self.im.add_members(group_id, joined)
         if left:

@@ -37,3 +37,4 @@ class JobKind(StrEnum):
     ASSIGNMENT = "assignment"
     SYNC_MESSAGE = "sync_message"
     RELAY_REPLY = "relay_reply"  # an agent's public reply sent into the chat (bridge/replies.py)
+    AGENT_NAME = "agent_name"  # read an agent's name again after the helpdesk failed to answer (bridge/agents.py)

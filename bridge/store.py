@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Column, Executable, Index, Text, UniqueConstraint, event, text, update
+from sqlalchemy import Column, Executable, Index, Text, UniqueConstraint, delete, event, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -82,6 +82,25 @@ class SeenSignature(SQLModel, table=True):
     expires_at: float = Field(index=True)
     status: int | None = None
     response_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class AgentName(SQLModel, table=True):
+    """An agent's display name as the helpdesk gave it (their IM Nick), and when it was read: the helpdesk is asked
+    again only once this is old (bridge/agents.py)."""
+
+    account: str = Field(primary_key=True, max_length=64)  # the agent's IM account
+    name: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # "" when the helpdesk has none
+    read_at: float = Field(default_factory=now)
+
+
+class TicketWrite(SQLModel, table=True):
+    """One update the transcript made to a ticket (a comment), kept while the connector's update budget counts it."""
+
+    __table_args__ = (Index("ix_ticketwrite_group_at", "group_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: str = Field(max_length=64)
+    at: float = Field(default_factory=now)
 
 
 class Job(SQLModel, table=True):
@@ -244,6 +263,38 @@ class Database:
         link = (await s.exec(select(Link).where(Link.group_id == group_id))).first()
         return None if link is None else sorted(set(link.agents_seen) | set(agents))
 
+    # --- agents' names ------------------------------------------------------------------------------------------
+
+    async def agent_name(self, account: str) -> AgentName | None:
+        async with self.session() as s:
+            return await s.get(AgentName, account)
+
+    async def keep_agent_name(self, account: str, name: str, read_at: float) -> None:
+        """Store (or replace) what the helpdesk called an agent, read at `read_at`."""
+        insert = sqlite_insert if self.is_sqlite else postgresql_insert
+        statement = insert(AgentName).values(account=account, name=name, read_at=read_at)
+        statement = statement.on_conflict_do_update(index_elements=["account"], set_={"name": name, "read_at": read_at})
+        async with self.session() as s:
+            await s.exec(statement)  # type: ignore[call-overload]
+
+    # --- the transcript's updates of tickets ---------------------------------------------------------------------
+
+    async def ticket_writes(self, group_id: str, since: float) -> list[float]:
+        """When the transcript updated the ticket of `group_id` since `since`, oldest first."""
+        async with self.session() as s:
+            query = select(TicketWrite.at).where(TicketWrite.group_id == group_id, col(TicketWrite.at) > since)
+            return sorted((await s.exec(query)).all())
+
+    @staticmethod
+    def record_ticket_write(group_id: str, at: float) -> Executable:
+        """The statement recording an update of the ticket of `group_id` (with the job step that made it)."""
+        return insert(TicketWrite).values(group_id=group_id, at=at)
+
+    @staticmethod
+    def forget_ticket_writes(group_id: str, before: float) -> Executable:
+        """The statement forgetting the updates of the ticket of `group_id` that no window counts any longer."""
+        return delete(TicketWrite).where(col(TicketWrite.group_id) == group_id, col(TicketWrite.at) < before)
+
     # --- replay and deduplication -------------------------------------------------------------------------------
 
     async def remember_signature(self, signature: str, expires_at: float) -> bool:
@@ -286,6 +337,7 @@ class Database:
         async with self.session() as s:
             await s.exec(delete(SeenSignature).where(col(SeenSignature.expires_at) < now()))  # type: ignore[call-overload]
             cutoff = now() - event_days * 86400
+            await s.exec(delete(TicketWrite).where(col(TicketWrite.at) < cutoff))  # type: ignore[call-overload]
             # Finished jobs keep their keys (the deduplication of requests and events) for `event_days`.
             await s.exec(
                 delete(Job).where(

@@ -13,8 +13,15 @@ Errors: a connector raises `PermanentError` (do not retry: bad input, bad creden
 5xx, 429 with `retry_after`) or `NotFound` (no such ticket), mapping its library's exceptions through one table.
 
 Optional members (looked up with getattr):
-- `user_name(helpdesk_user_id) -> str | None` (async): a user's display name, which the agent console imports as the
-  agent's IM Nick (without it the console shows the account);
+- `user_name(helpdesk_user_id) -> str | None` (async): a user's display name, which the bridge imports as the
+  agent's IM Nick when the agent joins a group or opens the console, read again once a day at most (bridge/agents.py);
+  without it agents appear under their accounts;
+- `add_comments(comments) -> str` (async): several chat messages of one ticket, in order, appended as one comment (one
+  ticket update), returning its id; `merge_runs` joins each sender's consecutive messages. Without it a batch of the
+  transcript holds one sender's messages only (`add_comment` with their lines);
+- `update_budget -> UpdateBudget | None`: how many updates one ticket takes from the bridge in a window before the
+  helpdesk refuses more (Zendesk: 30 per 600 s); the transcript paces its comments to stay under it. None (or absent):
+  no such limit;
 - `get_reply(ticket_id, comment_id) -> Reply | None` (async): a comment read back from the helpdesk, for relaying an
   agent's public reply into the chat (without it no reply is relayed);
 - `normalize_id(value) -> str` (static): the one form of a helpdesk Id the bridge stores, applied where Ids enter the
@@ -28,8 +35,8 @@ Optional members (looked up with getattr):
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -130,6 +137,27 @@ class Comment:
     author_id: str
     key: str
     public: bool = True
+
+
+def merge_runs(comments: Sequence[Comment]) -> list[Comment]:
+    """Consecutive comments of one sender (same author and account) joined into one, a line each, in order: what a
+    connector's `add_comments` labels and writes."""
+    runs: list[Comment] = []
+    for comment in comments:
+        last = runs[-1] if runs else None
+        if last is not None and (last.author, last.author_id) == (comment.author, comment.author_id):
+            runs[-1] = replace(last, body=f"{last.body}\n{comment.body}", public=last.public and comment.public)
+        else:
+            runs.append(comment)
+    return runs
+
+
+@dataclass(frozen=True)
+class UpdateBudget:
+    """A helpdesk's limit on updates of one ticket by one user: `updates` in any `seconds` (a sliding window)."""
+
+    updates: int
+    seconds: float
 
 
 class EventKind(StrEnum):

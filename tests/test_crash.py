@@ -99,6 +99,45 @@ def test_kill_during_createticket(
     assert len(im_state(im_server)["notifications"][group_id]) == 1, "exactly one greeting"
 
 
+def test_kill_after_a_reply_was_sent(
+    database_url: str,
+    im_server: BackgroundServer,
+    zd_server: BackgroundServer,
+    processes: list[BridgeProcess],
+    tmp_path: Path,
+) -> None:
+    """The bridge dies after IM took an agent's reply and before the job was recorded as done: the job runs again
+    after the restart, finds the message in the group's history, and the customer sees the reply once."""
+    from connectors.zendesk.settings import ZendeskSettings
+    from connectors.zendesk.setup import setup
+    from tests.conftest import ZendeskAdmin
+
+    env = {**bridge_env(database_url, im_server, zd_server), "ZENDESK_WEBHOOK_SECRET": "zendesk-crash-secret"}
+    bridge = BridgeProcess(env, tmp_path / "bridge.log")
+    processes.append(bridge)
+    bridge.start({"BRIDGE_TEST_CRASH_AT": "ran:relay_reply"})
+    settings = ZendeskSettings(
+        _env_file=None, url=zd_server.url, email=ZD_EMAIL, api_token=ZD_TOKEN, webhook_secret="zendesk-crash-secret"
+    )
+    setup(settings, bridge.url)
+    group = create(bridge.url, "cust-reply", "reply-1").json()["groupId"]
+    ticket = group.removeprefix("ZENDESK#")
+    admin = ZendeskAdmin(zd_server)
+    alice = admin.agents[0]
+    admin.update(ticket, assignee_id=alice)
+    wait_for(lambda: members_of(im_server, group) == {"cust-reply", f"zd_{alice}"})
+    admin.update(ticket, comment={"body": "Your parcel left today", "author_id": alice})
+    assert bridge.wait_exit() == 75, "the bridge should have died once the reply was sent"
+
+    bridge.start()  # the job is taken again once its lease runs out
+    wait_for(lambda: [(j["status"], j["attempts"]) for j in jobs(database_url, "relay_reply")] == [("done", 2)])
+    sends = [r for r in im_state(im_server)["requests"] if r.get("Command") == "send_group_msg"]
+    assert len(sends) == 1, "the retry found its message in the group's history and sent nothing"
+    messages = [m for m in im_state(im_server)["messages"][group] if m["From_Account"] == f"zd_{alice}"]
+    assert [m["MsgBody"][0]["MsgContent"]["Text"] for m in messages] == ["Your parcel left today"], "IM kept one"
+    admin.http.close()
+
+
 def test_restart_with_pending_jobs(
     database_url: str,
     im_server: BackgroundServer,
@@ -153,6 +192,20 @@ def test_two_processes_on_one_postgres(
         r for r in im_state(im_server)["requests"] if r.get("Command") == "add_group_member" and r.get("ErrorCode") == 0
     ]
     assert len(added) == len(groups) * 4, "each queued join ran exactly once across both processes"
+
+
+def jobs(database_url: str, kind: str) -> list[dict[str, Any]]:
+    from sqlalchemy import create_engine, text
+
+    from bridge.store import sync_url
+
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as conn:
+            query = text("SELECT status, attempts FROM job WHERE kind = :k ORDER BY id")
+            return [dict(r) for r in conn.execute(query, {"k": kind}).mappings()]
+    finally:
+        engine.dispose()
 
 
 class SignedClient:

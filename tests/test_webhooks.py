@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from bridge.sandbox.server import BackgroundServer
@@ -326,3 +328,27 @@ def test_an_undeleted_ticket_reopens_its_group_when_it_still_can(
         assert post_webhook(zd_bridge, body).status_code == 202
     wait_for(lambda: all(j["status"] == "done" for j in jobs(zd_bridge)))
     assert link_state(zd_bridge, group) == "open" and not im_state(im_server)["groups"][group]["Dismissed"]
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    kind=st.sampled_from([*zendesk_webhook.EVENTS, "ticket_created", "x"]),
+    detail=JSONISH | st.fixed_dictionaries({"id": JSONISH}),
+    change=JSONISH | st.fixed_dictionaries({"comment": JSONISH}) | st.fixed_dictionaries({"previous": JSONISH}),
+    subject=JSONISH,
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_event_body_is_answered_never_a_500(
+    zd_bridge: BridgeClient, kind: str, detail: Any, change: Any, subject: Any
+) -> None:
+    body = {"type": f"zen:event-type:ticket.{kind}", "id": "x", "detail": detail, "event": change, "subject": subject}
+    r = post_webhook(zd_bridge, body)
+    assert r.status_code in (200, 202, 400), r.text
+    if r.status_code == 400:
+        assert set(r.json()["error"]) == {"code", "message"}

@@ -87,14 +87,9 @@ class Console:
             ticket = await connector.get_ticket(link.ticket_id)
             if ticket.agent_id != agent:
                 raise Forbidden("this ticket is not assigned to you", code="not_your_ticket")
-        nick = ""
-        name_of = getattr(connector, "user_name", None)  # optional in the connector protocol
-        if name_of is not None:
-            with contextlib.suppress(BridgeError):
-                nick = await name_of(user_id) or ""
+        # The agent's IM account carries their name (Nick), which the customer's app shows beside their words.
+        nick = await self.bridge.agents.import_agent(provider, agent) or ""
         if nick:
-            # The agent's IM account carries their name (Nick), which the customer's app shows beside their words.
-            await self.bridge.im.import_account(agent, nick=nick)
             self._names[agent] = (time.monotonic() + NAME_TTL, nick)
         return self.token(Session(provider, user_id, agent, link.group_id, nick, 0))
 

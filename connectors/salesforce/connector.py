@@ -23,6 +23,7 @@ from bridge.api import (
     Reply,
     TicketState,
     TicketStatus,
+    merge_runs,
 )
 from connectors.salesforce import ids, replies
 from connectors.salesforce.client import SalesforceClient
@@ -32,7 +33,7 @@ from connectors.salesforce.ids import canonical_id
 from connectors.salesforce.settings import SalesforceSettings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from simple_salesforce import Salesforce, SFType
 
@@ -217,15 +218,24 @@ class SalesforceConnector:
             )
 
     async def add_comment(self, comment: Comment) -> str:
-        case_id = canonical_id(comment.ticket_id, "500")
+        return await self.add_comments([comment])
+
+    async def add_comments(self, comments: Sequence[Comment]) -> str:
+        """One CaseComment (the integration user's) with each sender's lines headed by who wrote them."""
+        first = comments[0]
+        case_id = canonical_id(first.ticket_id, "500")
         if case_id is None:
-            raise PermanentError(f"{comment.ticket_id!r} is not a Salesforce Case Id", upstream=UPSTREAM)
-        if comment.author is Author.CUSTOMER:
-            who = f"Customer ({comment.author_id})"
-        else:
-            who = f"Agent ({self._user_of_agent(comment.author_id) or comment.author_id})"
-        body = f"{who}: {comment.body}"[:COMMENT_MAX]
-        data = {"ParentId": case_id, "CommentBody": body, "IsPublished": comment.public}
+            raise PermanentError(f"{first.ticket_id!r} is not a Salesforce Case Id", upstream=UPSTREAM)
+        parts = []
+        for run in merge_runs(comments):
+            if run.author is Author.CUSTOMER:
+                who = f"Customer ({run.author_id})"
+            else:
+                who = f"Agent ({self._user_of_agent(run.author_id) or run.author_id})"
+            parts.append(f"{who}: {run.body}")
+        body = "\n".join(parts)[:COMMENT_MAX]
+        public = all(c.public for c in comments)
+        data = {"ParentId": case_id, "CommentBody": body, "IsPublished": public}
         result = await self._run("add the CaseComment", lambda sf: _sobject(sf, "CaseComment").create(data))
         return str(result["id"])
 

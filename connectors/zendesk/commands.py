@@ -15,12 +15,12 @@ from connectors.zendesk.settings import ZendeskSettings
 
 
 def add_commands(subparsers: Any) -> None:
-    zendesk = subparsers.add_parser("zendesk", help="install or remove the bridge's Zendesk webhook and triggers")
+    zendesk = subparsers.add_parser("zendesk", help="install or remove the bridge's Zendesk webhook")
     zendesk_sub = zendesk.add_subparsers(dest="zendesk_command", required=True)
-    setup = zendesk_sub.add_parser("setup", help="create or update the signed webhook and the triggers")
+    setup = zendesk_sub.add_parser("setup", help="create or update the signed webhook; remove old triggers")
     setup.add_argument("--url", required=True, help="the bridge's public base URL, e.g. https://bridge.example.com")
     setup.set_defaults(func=cmd_zendesk)
-    zendesk_sub.add_parser("teardown", help="remove the webhook and the triggers").set_defaults(func=cmd_zendesk)
+    zendesk_sub.add_parser("teardown", help="remove the webhook (and any old triggers)").set_defaults(func=cmd_zendesk)
     app = zendesk_sub.add_parser("app", help="build the ticket-sidebar app's zip (the agent console)")
     app.add_argument("--out", default="helpdesk-bridge-zendesk-app.zip", help="the zip to write")
     app.set_defaults(func=cmd_zendesk_app)

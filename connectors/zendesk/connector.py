@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import anyio
@@ -26,6 +26,8 @@ from bridge.api import (
     Reply,
     TicketState,
     TicketStatus,
+    UpdateBudget,
+    merge_runs,
 )
 from connectors.zendesk import commands, replies
 from connectors.zendesk.client import build_client
@@ -78,7 +80,7 @@ class ZendeskConnector:
                 "POST",
                 "/webhooks/zendesk",
                 zendesk_webhook,
-                "Zendesk trigger webhook",
+                "Zendesk ticket events (and older trigger bodies)",
                 None,
                 ("zendeskWebhook",),
                 "202",
@@ -120,6 +122,16 @@ class ZendeskConnector:
         # email, ticket): each call waits for its turn here, evenly spaced, before it takes a thread.
         per_minute = settings.rate_limit
         self._budget = AsyncLimiter(1, 60 / per_minute) if per_minute else None
+        # Ticket updates have a per-account limit of their own (ZENDESK_UPDATE_RATE_LIMIT a minute), spaced likewise.
+        updates = settings.update_rate_limit
+        self._update_budget = AsyncLimiter(1, 60 / updates) if updates else None
+
+    @property
+    def update_budget(self) -> UpdateBudget | None:
+        """Zendesk's 30 updates per 10 minutes per user per ticket (ZENDESK_TICKET_UPDATES per
+        ZENDESK_TICKET_UPDATE_WINDOW): every comment the bridge writes is an update by its API user."""
+        count = self.settings.ticket_updates
+        return UpdateBudget(count, self.settings.ticket_update_window) if count else None
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -297,25 +309,49 @@ class ZendeskConnector:
             raw_status=raw,
         )
 
+    async def add_comments(self, comments: Sequence[Comment]) -> str:
+        """Several chat messages as one comment (one ticket update). One sender's are that sender's comment, as with
+        add_comment; a comment of several senders is the API user's, each sender's lines headed by who wrote them
+        (`Customer (<IM userId>):`, `Agent (<Zendesk user id>):`), since a Zendesk comment has one author."""
+        runs = merge_runs(comments)
+        if len(runs) == 1:
+            return await self.add_comment(runs[0])
+        lines = []
+        for run in runs:
+            if run.author is Author.CUSTOMER:
+                lines.append(f"Customer ({run.author_id}):")
+            else:
+                lines.append(f"Agent ({self._user_of_agent(run.author_id) or run.author_id}):")
+            lines.append(run.body)
+        first = runs[0]
+        public = all(run.public for run in runs)
+        return await self._comment(first.ticket_id, "\n".join(lines), public, author=None)
+
     async def add_comment(self, comment: Comment) -> str:
         """Append a comment authored by the agent (the user behind a `zd_<id>` account) or by the ticket's requester.
 
         Not deduplicated here: Zendesk takes an Idempotency-Key only on create, and finding an earlier copy
         would cost a comment listing per message. The caller records `comment.key` once this returns.
         """
-        number = self._ticket_number(comment.ticket_id)
+        return await self._comment(comment.ticket_id, comment.body, comment.public, author=comment)
+
+    async def _comment(self, ticket_id: str, text: str, public: bool, author: Comment | None) -> str:
+        """One ticket update adding a comment by `author`'s sender, or by the API user when `author` is None."""
+        number = self._ticket_number(ticket_id)
         zenpy, _ = self._client()
 
         def add() -> str:
-            if comment.author == Author.AGENT:
-                author_id = self._user_of_agent(comment.author_id or "")
+            if author is None:
+                author_id = None
+            elif author.author == Author.AGENT:
+                author_id = self._user_of_agent(author.author_id or "")
             else:
                 with self._requesters_lock:
                     author_id = self._requesters.get(number)
                 if author_id is None:
                     author_id = int(zenpy.tickets(id=number).requester_id)
                     self._remember_requester(number, author_id)
-            body = ZComment(body=comment.body, public=comment.public)
+            body = ZComment(body=text, public=public)
             if author_id is not None:
                 body.author_id = author_id
             result = zenpy.tickets.update(ZTicket(id=number, comment=body))
@@ -325,6 +361,8 @@ class ZendeskConnector:
                     return str(event["id"] if isinstance(event, dict) else event.id)
             return ""
 
+        if self._update_budget is not None:
+            await self._update_budget.acquire()
         return await self._run(f"adding a comment to Zendesk ticket {number}", add)
 
     async def get_reply(self, ticket_id: str, comment_id: str) -> Reply | None:

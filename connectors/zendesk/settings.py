@@ -26,6 +26,11 @@ class ZendeskSettings(ConnectorSettings):
     app_sdk_url: str = "https://static.zdassets.com/zendesk_app_framework_sdk/2.0/zaf_sdk.min.js"
     agent_prefix: str = "zd_"
     rate_limit: int = Field(700, ge=0, description="Zendesk calls per minute (0: no limit of our own)")
+    # The Update Ticket endpoint's own limits (Zendesk's "Rate limits" page): 30 updates per 10 minutes per user per
+    # ticket, which the transcript's pace keeps to, and 100 updates a minute per account, which each call waits for.
+    ticket_updates: int = Field(30, ge=0, description="updates of one ticket per window (0: no limit of our own)")
+    ticket_update_window: float = Field(600.0, gt=0, description="seconds of that window")
+    update_rate_limit: int = Field(100, ge=0, description="ticket updates a minute per account (0: no limit)")
 
     @field_validator("url", mode="after")
     @classmethod

@@ -101,8 +101,11 @@ def ticket_event(data: dict[str, Any]) -> tuple[str, EventKind | None, str | Non
             raise BadRequest("a comment_added event carries `event.comment`", code="invalid_request")
         comment_id = _id(comment.get("id"), "event.comment.id")
         hints["comment_id"] = comment_id
-        if comment.get("is_public") is False:
-            kind = None  # an internal note: never for the customer, nothing to read back
+        author = comment.get("author")
+        if comment.get("is_public") is False or (isinstance(author, dict) and author.get("is_staff") is False):
+            # An internal note, or an end user's comment (the customer's own chat messages among them): never an
+            # agent's reply, so nothing to read back. Only ever a reason not to send, never one to send.
+            kind = None
     return ticket_id, kind, comment_id, hints
 
 

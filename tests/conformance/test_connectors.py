@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from bridge.errors import RetriableError
@@ -34,6 +35,8 @@ class Harness:
     settings: dict[str, Any]
     outage: Callable[[bool], None]  # the helpdesk stops answering (5xx), or comes back
     finish: Callable[[], None] = lambda: None
+    # An agent writes a comment in the helpdesk (ticket, agent, words, public) and gets its id: for `get_reply`.
+    agent_writes: Callable[[str, str, str, bool], str] | None = None
 
 
 def emulator_outage(server: BackgroundServer) -> Callable[[bool], None]:
@@ -42,6 +45,16 @@ def emulator_outage(server: BackgroundServer) -> Callable[[bool], None]:
 
 def salesforce(server: BackgroundServer) -> Harness:
     admin = SalesforceAdmin(server)
+
+    def agent_writes(case_id: str, agent: str, body: str, public: bool) -> str:
+        token = httpx.post(server.url + "/_emulator/sessions", json={"userId": agent}).json()["access_token"]
+        made = httpx.post(
+            f"{server.url}/services/data/v62.0/sobjects/CaseComment/",
+            json={"ParentId": case_id, "CommentBody": body, "IsPublished": public},
+            headers={"Authorization": "Bearer " + token},
+        )
+        return str(made.json()["id"])
+
     return Harness(
         "salesforce",
         admin.state["agent_ids"][:2],
@@ -53,11 +66,17 @@ def salesforce(server: BackgroundServer) -> Harness:
         settings=helpdesk_settings(sf_url=server.url),
         outage=emulator_outage(server),
         finish=admin.http.close,
+        agent_writes=agent_writes,
     )
 
 
 def zendesk(server: BackgroundServer) -> Harness:
     admin = ZendeskAdmin(server)
+
+    def agent_writes(ticket_id: str, agent: str, body: str, public: bool) -> str:
+        admin.update(ticket_id, comment={"body": body, "public": public, "author_id": int(agent)})
+        return str(admin.comments(ticket_id)[-1]["id"])
+
     return Harness(
         "zendesk",
         [str(a) for a in admin.agents[:2]],
@@ -70,6 +89,7 @@ def zendesk(server: BackgroundServer) -> Harness:
         settings={**helpdesk_settings(zd_url=server.url), "zendesk_rate_limit": 0},
         outage=emulator_outage(server),
         finish=admin.http.close,
+        agent_writes=agent_writes,
     )
 
 
@@ -179,6 +199,25 @@ async def test_comments(connector: Connector, harness: Harness) -> None:
             Comment(ticket_id, f"hello from the {author.value}", author, author_id, key=f"k-{author.value}")
         )
         assert comment_id
+
+
+async def test_replies_read_back(connector: Connector, harness: Harness) -> None:
+    """A connector with `get_reply` tells an agent's public comment from a private one and from its own."""
+    get_reply = getattr(connector, "get_reply", None)
+    if get_reply is None or harness.agent_writes is None:
+        pytest.skip(f"{harness.name} relays no replies")
+    ticket_id = await connector.create_ticket(NewTicket(user_id="conf-8", subject="Replies"))
+    agent = harness.agents[0]
+    public = await get_reply(ticket_id, harness.agent_writes(ticket_id, agent, "Try this", True))
+    assert public is not None and (public.text, public.public, public.by_bridge) == ("Try this", True, False)
+    assert public.author_account == harness.prefix + agent and public.author_name
+    private = await get_reply(ticket_id, harness.agent_writes(ticket_id, agent, "Note to self", False))
+    assert private is not None and private.public is False
+    mine = await connector.add_comment(Comment(ticket_id, "from the chat", Author.CUSTOMER, "conf-8", key="k8"))
+    own = await get_reply(ticket_id, mine)
+    assert own is not None and own.by_bridge and own.author_account is None
+    other = await connector.create_ticket(NewTicket(user_id="conf-8", subject="Another"))
+    assert await get_reply(other, mine) is None  # a comment is read on its own ticket only
 
 
 async def test_outage_is_retriable(connector: Connector, harness: Harness) -> None:

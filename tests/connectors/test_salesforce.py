@@ -401,6 +401,24 @@ async def test_comments(emulator: BackgroundServer) -> None:
     await sf.close()
 
 
+async def test_several_messages_make_one_case_comment(emulator: BackgroundServer) -> None:
+    sf = connector_for(emulator.url)
+    case_id = await sf.create_ticket(TICKET)
+    agent = state(emulator)["agent_ids"][0]
+    batch = [
+        Comment(case_id, "hello", Author.CUSTOMER, "user1", key="m1"),
+        Comment(case_id, "anyone?", Author.CUSTOMER, "user1", key="m2"),
+        Comment(case_id, "here", Author.AGENT, f"sf_{agent}", key="m3"),
+    ]
+    comment_id = await sf.add_comments(batch)
+    comments = state(emulator)["case_comments"]
+    assert [c["Id"] for c in comments.values() if c["ParentId"] == case_id] == [comment_id]
+    assert comments[comment_id]["CommentBody"] == f"Customer (user1): hello\nanyone?\nAgent ({agent}): here"
+    assert comments[comment_id]["IsPublished"] is True
+    assert getattr(sf, "update_budget", None) is None  # Salesforce has no per-record update limit of this kind
+    await sf.close()
+
+
 async def test_request_key_makes_create_idempotent(emulator: BackgroundServer) -> None:
     sf = connector_for(emulator.url)
     ticket = NewTicket(user_id="u", subject="Once", email="u@example.com", request_key="req/42 é")

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from bridge.errors import NotFound, PermanentError, RetriableError, parse_retry_after
 from bridge.sandbox.server import BackgroundServer, free_port
 from bridge.sandbox.zendesk import create_app
-from connectors.base import ENTRY_POINT_GROUP, Author, Comment, Connector, NewTicket, TicketStatus
+from connectors.base import ENTRY_POINT_GROUP, Author, Comment, Connector, NewTicket, TicketStatus, UpdateBudget
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.client import zenpy_host
 from connectors.zendesk.session import BaseUrlSession
@@ -383,6 +383,30 @@ async def test_comments_as_requester_and_as_agent(server: BackgroundServer, conn
         ("agent without Zendesk id", 10001, True),
         ("a raw user id", 10001, True),  # an account without the agent prefix is nobody's: the API user writes it
     ]
+
+
+async def test_several_messages_make_one_comment(server: BackgroundServer, connector: ZendeskConnector) -> None:
+    """One sender's messages are that sender's comment; several senders' are the API user's, each run labelled."""
+    tid = await connector.create_ticket(NEW)
+    requester_id = ticket_of(server, tid)["requester_id"]
+
+    def message(body: str, who: str) -> Comment:
+        author = Author.AGENT if who.startswith("zd_") else Author.CUSTOMER
+        return Comment(ticket_id=tid, body=body, author=author, author_id=who, key=body)
+
+    updates = len(state(server)["requests"])
+    one = await connector.add_comments([message("hello", "user1"), message("anyone?", "user1")])
+    mixed = [message("a", "user1"), message("b", f"zd_{ALICE}"), message("c", f"zd_{ALICE}"), message("d", "user1")]
+    several = await connector.add_comments(mixed)
+    puts = [r for r in state(server)["requests"][updates:] if r["method"] == "PUT"]
+    assert len(puts) == 2  # one ticket update each
+    comments = state(server)["comments"][tid][1:]
+    assert [str(c["id"]) for c in comments] == [one, several]
+    assert [(c["body"], c["author_id"], c["public"]) for c in comments] == [
+        ("hello\nanyone?", requester_id, True),
+        (f"Customer (user1):\na\nAgent ({ALICE}):\nb\nc\nCustomer (user1):\nd", 10001, True),
+    ]
+    assert connector.update_budget == UpdateBudget(30, 600.0)
 
 
 async def test_comment_reopens_solved_and_closed_is_permanent(

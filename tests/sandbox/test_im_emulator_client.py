@@ -77,3 +77,24 @@ def test_portrait_get_answers_nicks_as_documented(im_server: BackgroundServer) -
         == 40003
     )
     assert im_call(im_server, "portrait_get", {"To_Account": "zd_5"}, service="profile")["ErrorCode"] == 40001
+
+
+def test_portrait_set_changes_the_nick_that_portrait_get_reports(im_server: BackgroundServer) -> None:
+    im_call(im_server, "account_import", {"UserID": "zd_6", "Nick": "Dana"}, service="im_open_login_svc")
+    nick = {"Tag": "Tag_Profile_IM_Nick", "Value": "Dana from Support"}
+    answer = im_call(im_server, "portrait_set", {"From_Account": "zd_6", "ProfileItem": [nick]}, service="profile")
+    assert (answer["ActionStatus"], answer["ErrorCode"]) == ("OK", 0)
+    got = im_call(
+        im_server, "portrait_get", {"To_Account": ["zd_6"], "TagList": ["Tag_Profile_IM_Nick"]}, service="profile"
+    )
+    assert got["UserProfileItem"][0]["ProfileItem"] == [nick]
+    # An account never imported, a malformed body, a value over 500 bytes: refused, the Nick unchanged.
+    unknown = {"From_Account": "nobody", "ProfileItem": [nick]}
+    assert im_call(im_server, "portrait_set", unknown, service="profile")["ErrorCode"] == 40003
+    assert im_call(im_server, "portrait_set", {"From_Account": "zd_6"}, service="profile")["ErrorCode"] == 40001
+    long = {"From_Account": "zd_6", "ProfileItem": [{"Tag": "Tag_Profile_IM_Nick", "Value": "é" * 251}]}
+    assert im_call(im_server, "portrait_set", long, service="profile")["ErrorCode"] == 40601
+    long_import = {"UserID": "zd_7", "Nick": "x" * 501}
+    assert im_call(im_server, "account_import", long_import, service="im_open_login_svc")["ErrorCode"] == 40601
+    assert im_state(im_server)["accounts"]["zd_6"]["Nick"] == "Dana from Support"
+    assert "zd_7" not in im_state(im_server)["accounts"]

@@ -397,6 +397,29 @@ def test_an_agents_comment_is_recorded_as_the_agents(http: httpx.Client) -> None
     )
 
 
+def test_renaming_a_user_changes_its_name(http: httpx.Client) -> None:
+    auth = login(http)
+    alice = sf_state(http)["agent_ids"][0]
+    assert http.patch(f"{V}/sobjects/User/{alice[:15]}", json={"FirstName": "Dana"}, headers=auth).status_code == 204
+    user = http.get(f"{V}/sobjects/User/{alice}", params={"fields": "Name,FirstName,LastName"}, headers=auth).json()
+    assert (user["Name"], user["FirstName"], user["LastName"]) == ("Dana Agent", "Dana", "Agent")
+    # Name is compound: written through FirstName and LastName only, and a last name is required.
+    assert error(http.patch(f"{V}/sobjects/User/{alice}", json={"Name": "X"}, headers=auth))[:2] == (
+        400,
+        "INVALID_FIELD_FOR_INSERT_UPDATE",
+    )
+    assert error(http.patch(f"{V}/sobjects/User/{alice}", json={"LastName": ""}, headers=auth))[:2] == (
+        400,
+        "REQUIRED_FIELD_MISSING",
+    )
+    assert error(http.patch(f"{V}/sobjects/User/{alice}", json={"Nick": "x"}, headers=auth))[:2] == (
+        400,
+        "INVALID_FIELD",
+    )
+    assert http.patch(f"{V}/sobjects/User/005000000000000AAA", json={}, headers=auth).status_code == 404
+    assert sf_state(http)["users"][alice]["Name"] == "Dana Agent"
+
+
 def test_soql_reads_a_comment_with_its_authors_name(http: httpx.Client) -> None:
     auth = login(http)
     state = sf_state(http)

@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,6 +22,8 @@ from starlette.routing import Route
 
 from bridge.sandbox.server import BackgroundServer
 from bridge.sandbox.zendesk import create_app
+from bridge.sandbox.zendesk.core import ApiError
+from bridge.sandbox.zendesk.limits import UpdateLimits
 from tests.conftest import VECTORS
 
 EMAIL = "admin@example.com"
@@ -234,6 +238,16 @@ def test_update_audit_and_private_comment(zd: httpx.Client) -> None:
     assert {("Comment", None), ("Change", "assignee_id"), ("Change", "status")} <= kinds
     last = zd.get(f"/tickets/{tid}/comments.json").json()["comments"][-1]
     assert (last["body"], last["public"], last["author_id"]) == ("internal", False, BOB)
+
+
+def test_list_tickets_by_id_newest_first_on_request(zd: httpx.Client) -> None:
+    first, second, gone = (new_request(zd)["id"] for _ in range(3))
+    assert zd.delete(f"/tickets/{gone}.json").status_code == 204
+    ids = [t["id"] for t in zd.get("/tickets.json").json()["tickets"]]
+    assert ids[-2:] == [first, second] and gone not in ids
+    newest = zd.get("/tickets.json", params={"sort_order": "desc"}).json()
+    assert [t["id"] for t in newest["tickets"]][:2] == [second, first]
+    assert newest["count"] == len(ids) and "requester_id" in newest["tickets"][0]
 
 
 def test_delete_then_not_found(zd: httpx.Client) -> None:
@@ -499,3 +513,84 @@ def test_request_log_and_reset(server: BackgroundServer, zd: httpx.Client) -> No
     httpx.post(server.url + "/_emulator/reset").raise_for_status()
     after = state(server)
     assert after["tickets"] == {} and len(after["users"]) == 3
+
+
+# ------------------------------------------------------------------------------ the Update Ticket endpoint's limits
+
+
+def update_limits(server: BackgroundServer, **limits: Any) -> dict[str, Any]:
+    r = httpx.post(server.url + "/_emulator/update_limits", json=limits)
+    r.raise_for_status()
+    return r.json()  # type: ignore[no-any-return]
+
+
+def comment_on(zd: httpx.Client, ticket_id: int, text: str = "hi", **kw: Any) -> httpx.Response:
+    return zd.put(f"/tickets/{ticket_id}.json", json={"ticket": {"comment": {"body": text}}}, **kw)
+
+
+def test_update_limits_default_to_zendesks_figures(server: BackgroundServer) -> None:
+    limits = httpx.get(server.url + "/_emulator/update_limits").json()
+    assert limits == {"per_ticket": 30, "ticket_window": 600.0, "per_minute": 100, "account_window": 60.0}
+
+
+def test_thirty_updates_per_user_per_ticket_in_a_sliding_window(server: BackgroundServer, zd: httpx.Client) -> None:
+    assert update_limits(server, scale=2 / 600)["ticket_window"] == 2.0  # the 10 minutes become 2 s
+    update_limits(server, ticket_window=4.0, per_minute=0)  # the account's limit has a test of its own
+    first, second = new_request(zd)["id"], new_request(zd, subject="Another")["id"]
+    started = time.monotonic()
+    for n in range(30):
+        assert comment_on(zd, first, f"update {n}").status_code == 200
+    limited = comment_on(zd, first, "one too many")
+    assert limited.status_code == 429 and limited.headers["content-type"].startswith("text/html")
+    assert limited.text == "Rate limit for ticket updates exceeded, please wait before updating this ticket again"
+    assert 1 <= int(limited.headers["retry-after"]) <= 4
+    assert "one too many" not in str(state(server)["comments"])
+    # Another ticket, or another user on the same ticket, has a budget of its own.
+    assert comment_on(zd, second).status_code == 200
+    assert comment_on(zd, first, auth=("alice@example.com/token", TOKEN)).status_code == 200
+    # The window slides: once the first update is 4 s old, one more fits (and not 30 more).
+    time.sleep(max(0.0, started + 4.05 - time.monotonic()))
+    assert comment_on(zd, first).status_code == 200
+    assert [comment_on(zd, first).status_code for _ in range(40)].count(200) < 30
+
+
+def test_one_hundred_updates_a_minute_per_account(server: BackgroundServer, zd: httpx.Client) -> None:
+    update_limits(server, per_minute=5, account_window=1.0)
+    tickets = [new_request(zd, subject=f"T{n}")["id"] for n in range(6)]
+    assert [comment_on(zd, t).status_code for t in tickets[:5]] == [200] * 5
+    limited = comment_on(zd, tickets[5])
+    assert (limited.status_code, limited.headers["retry-after"]) == (429, "1")
+    assert limited.text == "Number of allowed API requests per minute exceeded"
+    assert zd.get(f"/tickets/{tickets[5]}.json").status_code == 200  # reads are not updates
+    time.sleep(1.05)
+    assert comment_on(zd, tickets[5]).status_code == 200
+    httpx.post(server.url + "/_emulator/reset").raise_for_status()
+    assert httpx.get(server.url + "/_emulator/update_limits").json()["per_minute"] == 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    calls=st.lists(
+        st.tuples(st.integers(0, 1), st.integers(0, 1), st.floats(0, 5, allow_nan=False)), min_size=1, max_size=60
+    )
+)
+def test_update_limits_rule(calls: list[tuple[int, int, float]]) -> None:
+    """Whatever the order of updates, no (user, ticket) gets more than its count accepted in any window, and an
+    update is refused only when its window is full (here 3 per 1 s per ticket, 5 per 0.5 s per account)."""
+    moment = [0.0]
+    limits = UpdateLimits(clock=lambda: moment[0])
+    limits.configure({"per_ticket": 3, "ticket_window": 1.0, "per_minute": 5, "account_window": 0.5})
+    accepted: list[tuple[int, int, float]] = []
+    for user, ticket, gap in calls:
+        moment[0] += gap / 4
+        now = moment[0]
+        mine = [a for a in accepted if (a[0], a[1]) == (user, ticket) and a[2] > now - 1.0]
+        account = [a for a in accepted if a[2] > now - 0.5]
+        try:
+            limits.check(user, ticket)
+        except ApiError as exc:
+            assert exc.status == 429 and int(exc.headers["Retry-After"]) >= 1
+            assert len(mine) >= 3 or len(account) >= 5
+        else:
+            assert len(mine) < 3 and len(account) < 5
+            accepted.append((user, ticket, now))

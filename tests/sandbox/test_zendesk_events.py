@@ -79,7 +79,7 @@ def test_subscribed_events_arrive_in_zendesks_shape_signed(
         "OPEN",
     )
     assert comment["event"]["comment"]["body"] == "On it" and comment["event"]["comment"]["is_public"] is True
-    assert comment["event"]["comment"]["author"] == {"id": str(ALICE), "is_staff": True, "name": "Alice Agent"}
+    assert comment["event"]["comment"]["author"] == {"id": ALICE, "is_staff": True, "name": "Alice Agent"}
     assert by_type["soft_deleted"]["detail"]["status"] == "DELETED"
     for body in bodies:
         assert body["subject"] == f"zen:ticket:{tid}" and body["detail"]["id"] == str(tid)

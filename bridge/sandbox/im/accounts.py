@@ -1,5 +1,8 @@
 """IM accounts and their profiles: `im_open_login_svc` (`account_import`, `multiaccount_import`, `account_check`)
-and `profile/portrait_get` (only the standard Nick tag is modelled)."""
+and `profile/portrait_get`, `profile/portrait_set` (the standard Nick and Image tags are modelled).
+
+A repeated import of an account keeps its one identity and takes the Nick and FaceUrl it carries (Tencent's
+multi-account import documents updating them); `portrait_set` is the documented way to change a profile."""
 
 from __future__ import annotations
 
@@ -7,6 +10,9 @@ import json
 from typing import Any
 
 from bridge.sandbox.im.core import LOGIN_SVC, PROFILE_SVC, ApiError, Command, IMState, unix_now, valid_userid
+
+PROFILE_TAGS = {"Tag_Profile_IM_Nick": "Nick", "Tag_Profile_IM_Image": "FaceUrl"}  # standard tags kept
+PROFILE_VALUE_MAX_BYTES = 500
 
 
 class Accounts:
@@ -19,9 +25,13 @@ class Accounts:
             (LOGIN_SVC, "multiaccount_import"): self.multiaccount_import,
             (LOGIN_SVC, "account_check"): self.account_check,
             (PROFILE_SVC, "portrait_get"): self.portrait_get,
+            (PROFILE_SVC, "portrait_set"): self.portrait_set,
         }
 
     def import_account(self, user_id: str, nick: Any = None, face_url: Any = None) -> None:
+        for value in (nick, face_url):
+            if isinstance(value, str) and len(value.encode()) > PROFILE_VALUE_MAX_BYTES:
+                raise ApiError(40601)
         account = self.state.accounts.setdefault(
             user_id, {"UserID": user_id, "Nick": "", "FaceUrl": "", "CreateTime": unix_now()}
         )
@@ -58,7 +68,7 @@ class Accounts:
         return {"FailAccounts": failed}
 
     def portrait_get(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Profiles of up to 100 imported accounts; only the standard Nick tag is modelled."""
+        """Profiles of up to 100 imported accounts (the Nick and Image tags)."""
         accounts, tags = body.get("To_Account"), body.get("TagList")
         if (
             not isinstance(accounts, list)
@@ -72,7 +82,7 @@ class Accounts:
             raise ApiError(40003)
         items = []
         for account in accounts:
-            profile = [{"Tag": "Tag_Profile_IM_Nick", "Value": self.state.accounts[account]["Nick"]}]
+            profile = [{"Tag": tag, "Value": self.state.accounts[account][key]} for tag, key in PROFILE_TAGS.items()]
             items.append(
                 {
                     "To_Account": account,
@@ -82,6 +92,30 @@ class Accounts:
                 }
             )
         return {"UserProfileItem": items, "ErrorDisplay": ""}
+
+    def portrait_set(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Set profile fields of an imported account; of the standard tags, Nick and Image (FaceUrl) are kept."""
+        user_id, items = body.get("From_Account"), body.get("ProfileItem")
+        if (
+            not isinstance(user_id, str)
+            or not isinstance(items, list)
+            or not items
+            or not all(isinstance(i, dict) and isinstance(i.get("Tag"), str) and "Value" in i for i in items)
+        ):
+            raise ApiError(40001, "From_Account and ProfileItem (a list of Tag and Value) are required")
+        if user_id not in self.state.accounts:
+            raise ApiError(40003)
+        changes: dict[str, Any] = {}
+        for item in items:
+            value = item["Value"]
+            if isinstance(value, str) and len(value.encode()) > PROFILE_VALUE_MAX_BYTES:
+                raise ApiError(40601)
+            if item["Tag"] in PROFILE_TAGS:
+                if not isinstance(value, str):
+                    raise ApiError(40001, f"{item['Tag']} takes a string")
+                changes[PROFILE_TAGS[item["Tag"]]] = value
+        self.state.accounts[user_id].update(changes)
+        return {"ErrorDisplay": ""}
 
     def account_check(self, body: dict[str, Any]) -> dict[str, Any]:
         items = body.get("CheckItem")

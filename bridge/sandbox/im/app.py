@@ -53,6 +53,7 @@ from bridge.sandbox.im.core import (
 from bridge.sandbox.im.groups import Groups
 from bridge.sandbox.im.messages import Messages
 from bridge.sandbox.im.usersig import verify_usersig
+from bridge.sandbox.pretty import ReadableJSON
 
 INTERNAL_ERROR = {GROUP_SVC: 10002, LOGIN_SVC: 70500, PROFILE_SVC: 40006}
 
@@ -175,7 +176,7 @@ class Emulator:
         return answer(code=code, info=ERRORS.get(code, "injected error"))
 
     async def control_state(self, request: Request) -> Response:
-        return JSONResponse(self.state.dump())
+        return ReadableJSON(self.state.dump())
 
     async def control_reset(self, request: Request) -> Response:
         self.reset()

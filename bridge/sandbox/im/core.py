@@ -54,10 +54,11 @@ ERRORS: dict[int, str] = {
     8508: "applying to join a Private (Work) group is not allowed: a member must invite you",
     10037: "the number of groups a single user can create and join exceeds the limit",
     80002: "the message body is too long: at most 8 KB",
-    # Profile API ("Pulling Profiles", portrait_get): 40001 the body cannot be decoded, 40003 an account that was
-    # never imported.
+    # Profile API ("Pulling Profiles" portrait_get, "Setting Profiles" portrait_set, and the Nick of account_import):
+    # 40001 the body cannot be decoded, 40003 an account that was never imported, 40601 a value over 500 bytes.
     40001: "Err_Profile_Comm_Decode_Fail: the request body is not valid",
     40003: "Err_Profile_Account_Not_Exist: the account does not exist",
+    40601: "Err_Profile_Value_Too_Long: a profile value is longer than 500 bytes",
 }
 GROUP_SVC, LOGIN_SVC, PROFILE_SVC = "group_open_http_svc", "im_open_login_svc", "profile"
 

@@ -40,6 +40,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.sandbox.faults import CONTROL_PREFIX, FaultMiddleware, Faults, fault_routes
+from bridge.sandbox.pretty import ReadableJSON
 from bridge.sandbox.salesforce.auth import oauth_token, soap_login, token_response
 from bridge.sandbox.salesforce.core import ApiError, canonical_id, fresh_state, identity_url, not_found, soap_fault
 from bridge.sandbox.salesforce.query import run_query
@@ -212,7 +213,7 @@ def create_app(
     faults = Faults()
 
     async def get_state(request: Request) -> Response:
-        return JSONResponse(_public_state(request.app.state.sf))
+        return ReadableJSON(_public_state(request.app.state.sf))
 
     async def reset(request: Request) -> Response:
         request.app.state.sf = fresh_state(username)

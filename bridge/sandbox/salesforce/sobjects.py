@@ -1,7 +1,8 @@
 """Salesforce sObjects under `/services/data/v<version>/sobjects/`: `Case` (create, read, update, delete, upsert
-and read by the external ID field `Bridge_Request_Key__c`), `CaseComment` (create, read), `User` and `Group`
-(read). Fields are checked as Salesforce checks them (unknown, read-only, too long, restricted picklist, email,
-owner), each error answered as Salesforce's JSON list `[{"message", "errorCode", "fields"}]`.
+and read by the external ID field `Bridge_Request_Key__c`), `CaseComment` (create, read), `User` (read, update: Name
+follows FirstName and LastName) and `Group` (read). Fields are checked as Salesforce checks them (unknown,
+read-only, too long, restricted picklist, email, owner), each error answered as Salesforce's JSON list
+`[{"message", "errorCode", "fields"}]`.
 
 A new Case goes to the support queue, as an org whose active assignment rule sends every new Case there, unless
 the call says `Sforce-Auto-Assign: FALSE`.
@@ -61,6 +62,17 @@ COMMENT_FIELDS: dict[str, tuple[str, int | None, bool, bool]] = {
     "SystemModstamp": ("System Modstamp", None, False, False),
 }
 USER_FIELDS = ("Id", "Username", "Name", "FirstName", "LastName", "Email", "IsActive", "UserType")
+# What an update may set on a User: Name is compound (FirstName LastName), never written itself.
+USER_UPDATE_FIELDS: dict[str, tuple[str, int | None, bool, bool]] = {
+    "Id": ("User ID", None, False, False),
+    "Username": ("Username", 80, True, True),
+    "Name": ("Full Name", None, False, False),
+    "FirstName": ("First Name", 40, True, True),
+    "LastName": ("Last Name", 80, True, True),
+    "Email": ("Email", 128, True, True),
+    "IsActive": ("Active", None, True, True),
+    "UserType": ("User Type", None, False, False),
+}
 GROUP_FIELDS = ("Id", "Name", "DeveloperName", "Type", "Email")
 
 
@@ -292,12 +304,29 @@ async def _comment_routes(request: Request, user_id: str, version: str, rest: li
     raise not_found()
 
 
+async def _update_user(request: Request, raw_id: str) -> Response:
+    """Update a User (an admin renaming an agent): Name follows FirstName and LastName."""
+    user = _find(request.app.state.sf, "users", raw_id, "005")
+    data = await _json_body(request)
+    _check_fields("User", data, USER_UPDATE_FIELDS, creating=False)
+    values = {name: value for name, value in data.items() if name != "attributes"}
+    if "LastName" in values and not str(values["LastName"] or "").strip():
+        raise ApiError(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]", ["LastName"])
+    if "Email" in values and not _EMAIL_RE.match(str(values["Email"] or "")):
+        raise ApiError(400, "INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {values['Email']}", ["Email"])
+    user.update(values)
+    user["Name"] = f"{user.get('FirstName') or ''} {user['LastName']}".strip()
+    return Response(status_code=204)
+
+
 async def sobject_routes(request: Request, user_id: str, version: str, sobject: str, args: list[str]) -> Response:
     """`/sobjects/<sobject>/<args...>`: Case and CaseComment, and reading a User or a Group (a queue) by Id."""
     if sobject == "Case":
         return await _case_routes(request, user_id, version, args)
     if sobject == "CaseComment":
         return await _comment_routes(request, user_id, version, args)
+    if sobject == "User" and len(args) == 1 and request.method == "PATCH":
+        return await _update_user(request, args[0])
     if sobject in ("User", "Group") and len(args) == 1 and request.method == "GET":
         table, prefix, known = ("users", "005", USER_FIELDS) if sobject == "User" else ("queues", "00G", GROUP_FIELDS)
         record = _find(request.app.state.sf, table, args[0], prefix)

@@ -8,6 +8,7 @@ State lives in plain dicts at `app.state.zd` (core.new_state). Control routes un
 | `GET /_emulator/state` | JSON dump of the account: users, tickets, comments, webhooks, triggers, deliveries, ... |
 | `POST /_emulator/reset` | back to the account at start (faults cleared) |
 | `POST /_emulator/rate_limit` | `{"count": n, "retry_after": s}` or `{"per_minute": n, "window"?: s}` (below) |
+| `GET/POST /_emulator/update_limits` | the Update Ticket endpoint's own limits (limits.py) |
 | `/_emulator/apps/...` | the installed app (apps.py) |
 | `GET/POST /_emulator/faults` | fault injection (bridge.sandbox.faults) |
 
@@ -34,10 +35,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.sandbox.faults import CONTROL_PREFIX, FaultMiddleware, Faults, fault_routes
+from bridge.sandbox.pretty import ReadableJSON
 from bridge.sandbox.zendesk.apps import ZendeskApps
 from bridge.sandbox.zendesk.core import ApiError, Handler, find_user_by_email, new_state, now_iso
 from bridge.sandbox.zendesk.deleted import DeletedTickets
 from bridge.sandbox.zendesk.events import TicketEvents
+from bridge.sandbox.zendesk.limits import UpdateLimits
 from bridge.sandbox.zendesk.tickets import Tickets
 from bridge.sandbox.zendesk.triggers import Triggers
 from bridge.sandbox.zendesk.uploads import Uploads
@@ -56,7 +59,7 @@ def _too_many(retry_after: Any, per_minute: int = 0) -> ApiError:
 class ZendeskEmulator:
     """The plumbing every API call goes through, and the resources; `state` is the store at `app.state.zd`."""
 
-    def __init__(self, email: str, api_token: str, subdomain: str):
+    def __init__(self, email: str, api_token: str, subdomain: str, update_window_scale: float = 1.0):
         self.email = email
         self.api_token = api_token
         self.subdomain = subdomain
@@ -66,8 +69,9 @@ class ZendeskEmulator:
         webhooks = Webhooks(self.state)
         triggers = Triggers(self.state, subdomain, webhooks)
         events = TicketEvents(self.state, webhooks)
+        self.update_limits = UpdateLimits(update_window_scale)
         self.resources = (
-            Tickets(self.state, subdomain, triggers, events),
+            Tickets(self.state, subdomain, triggers, events, self.update_limits),
             DeletedTickets(self.state, events),
             Uploads(self.state, subdomain),
             Users(self.state),
@@ -82,6 +86,7 @@ class ZendeskEmulator:
         self.state.update(fresh)
         self.faults.update({})
         self.calls.clear()
+        self.update_limits.reset()
 
     def _authenticate(self, request: Request) -> dict[str, Any]:
         header = request.headers.get("authorization", "")
@@ -150,7 +155,7 @@ class ZendeskEmulator:
 
     # ----------------------------------------------------------------- control
     async def control_state(self, request: Request) -> Response:
-        return JSONResponse(json.loads(json.dumps(self.state, default=str)))
+        return ReadableJSON(self.state)
 
     async def control_reset(self, request: Request) -> Response:
         self.reset()
@@ -166,6 +171,12 @@ class ZendeskEmulator:
         }
         self.calls.clear()
         return JSONResponse(self.state["rate_limit"])
+
+    async def control_update_limits(self, request: Request) -> Response:
+        if request.method == "POST":
+            data = json.loads(await request.body() or b"{}")
+            return JSONResponse(self.update_limits.configure(data if isinstance(data, dict) else {}))
+        return JSONResponse(self.update_limits.describe())
 
     async def fault_error(self, request: Request, faults: Faults) -> Response:
         if faults.outage:
@@ -192,16 +203,21 @@ class ZendeskEmulator:
             Route(CONTROL_PREFIX + "state", self.control_state, methods=["GET"]),
             Route(CONTROL_PREFIX + "reset", self.control_reset, methods=["POST"]),
             Route(CONTROL_PREFIX + "rate_limit", self.control_rate_limit, methods=["POST"]),
+            Route(CONTROL_PREFIX + "update_limits", self.control_update_limits, methods=["GET", "POST"]),
             *self.apps.routes(self.endpoint),
             *fault_routes(self.faults),
         ]
 
 
 def create_app(
-    email: str = "admin@example.com", api_token: str = "sandbox-zendesk-token", subdomain: str = "acme"
+    email: str = "admin@example.com",
+    api_token: str = "sandbox-zendesk-token",
+    subdomain: str = "acme",
+    update_window_scale: float = 1.0,
 ) -> Starlette:
-    """The emulator as an ASGI app; `app.state.zd` is the state."""
-    emulator = ZendeskEmulator(email, api_token, subdomain)
+    """The emulator as an ASGI app; `app.state.zd` is the state. `update_window_scale` shortens the windows of the
+    Update Ticket limits (10 minutes per user per ticket, a minute per account) for tests."""
+    emulator = ZendeskEmulator(email, api_token, subdomain, update_window_scale)
     app = Starlette(routes=emulator.routes())
     app.add_middleware(FaultMiddleware, faults=emulator.faults, error=emulator.fault_error)
     app.state.zd = emulator.state

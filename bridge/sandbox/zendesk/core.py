@@ -25,16 +25,24 @@ Endpoint = Callable[..., Callable[[Request], Awaitable[Response]]]
 class ApiError(Exception):
     """Rendered as Zendesk's error body."""
 
-    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None, text: str = ""):
+    def __init__(
+        self,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        text: str = "",
+        media_type: str = "text/plain",
+    ):
         super().__init__(body)
         self.status = status
         self.body = body
         self.headers = headers or {}
-        self.text = text  # a plain-text body instead of JSON, as some of Zendesk's edge answers are
+        self.text = text  # a text body instead of JSON, as some of Zendesk's edge answers are
+        self.media_type = media_type
 
     def response(self) -> Response:
         if self.text:
-            return Response(self.text, status_code=self.status, headers=self.headers, media_type="text/plain")
+            return Response(self.text, status_code=self.status, headers=self.headers, media_type=self.media_type)
         return JSONResponse(self.body, status_code=self.status, headers=self.headers)
 
 

@@ -12,8 +12,8 @@ per event, posted (signed as every webhook delivery is, webhooks.py) to each act
 
 `detail` carries the ticket's fields with ids as strings and the status, priority and type in capitals;
 `event` is what changed: `previous`/`current` for an assignment (user ids as strings) or a status (capitals), the
-comment for `comment_added` (`id`, `body`, `is_public`, `author: {id, is_staff, name}`), nothing more for a soft
-deletion, an undeletion or a permanent deletion.
+comment for `comment_added` (`id`, `body`, `is_public`, `author: {id, is_staff, name}`, its ids as numbers, as
+Zendesk's published example has them), nothing more for a soft deletion, an undeletion or a permanent deletion.
 """
 
 from __future__ import annotations
@@ -118,11 +118,11 @@ class TicketEvents:
                 [
                     {
                         "comment": {
-                            "id": str(comment["id"]),
+                            "id": comment["id"],
                             "body": comment["body"],
                             "is_public": bool(comment["public"]),
                             "author": {
-                                "id": str(comment["author_id"]),
+                                "id": comment["author_id"],
                                 "is_staff": author.get("role") in ("agent", "admin"),
                                 "name": author.get("name"),
                             },

@@ -6,7 +6,8 @@ triggers (triggers.py).
 | --- | --- |
 | `POST /api/v2/requests` | a request; anonymous (no credentials) with a `requester` object |
 | `POST /api/v2/tickets` | a ticket, `requester_id` or `requester: {name, email}`; `Idempotency-Key` honoured |
-| `GET/PUT /api/v2/tickets/{id}` | show, update (status rules below); deletion is deleted.py's |
+| `GET /api/v2/tickets` | List Tickets, by id (`sort_order=desc` newest first), one page |
+| `GET/PUT /api/v2/tickets/{id}` | show, update (status rules below; limits: limits.py); deletion is deleted.py's |
 | `GET /api/v2/tickets/{id}/comments` | the ticket's comments, `sort_order=desc` newest first |
 
 A comment records the User-Agent and address of the call that wrote it (`metadata.system.client`, `ip_address`), and
@@ -45,6 +46,7 @@ from bridge.sandbox.zendesk.core import (
     read_json,
 )
 from bridge.sandbox.zendesk.events import TicketEvents
+from bridge.sandbox.zendesk.limits import UpdateLimits
 from bridge.sandbox.zendesk.triggers import Triggers
 from bridge.sandbox.zendesk.uploads import take_uploads
 
@@ -58,8 +60,11 @@ def system_of(request: Request) -> dict[str, Any]:
 
 
 class Tickets:
-    def __init__(self, state: dict[str, Any], subdomain: str, triggers: Triggers, events: TicketEvents):
+    def __init__(
+        self, state: dict[str, Any], subdomain: str, triggers: Triggers, events: TicketEvents, limits: UpdateLimits
+    ):
         self.state, self.subdomain, self.triggers, self.events = state, subdomain, triggers, events
+        self.limits = limits
 
     def routes(self, endpoint: Endpoint) -> list[Route]:
         async def create_ticket(request: Request, actor: dict[str, Any]) -> Response:
@@ -69,6 +74,7 @@ class Tickets:
             # Anonymous requests are allowed (an admin can turn them off; the emulator's account leaves them on).
             *api_routes(endpoint, "/requests", self.create_request, ["POST"], anonymous=True),
             *api_routes(endpoint, "/tickets", create_ticket, ["POST"]),
+            *api_routes(endpoint, "/tickets", self.list_tickets, ["GET"]),
             *api_routes(endpoint, "/tickets/{id}", self.show_ticket, ["GET"]),
             *api_routes(endpoint, "/tickets/{id}", self.update_ticket, ["PUT"]),
             *api_routes(endpoint, "/tickets/{id}/comments", self.list_comments, ["GET"]),
@@ -323,11 +329,20 @@ class Tickets:
         ticket, audit = self._new_ticket(data, actor, channel="api", system=system_of(request))
         return JSONResponse({"ticket": self._ticket_json(ticket), "audit": audit}, status_code=201)
 
+    async def list_tickets(self, request: Request, actor: dict[str, Any]) -> Response:
+        """List Tickets: the account's tickets (deleted ones left out) by id, `sort_order=desc` newest first; one page
+        (the emulator's accounts stay small)."""
+        tickets = [self._ticket_json(t) for _, t in sorted(self.state["tickets"].items())]
+        if request.query_params.get("sort_order") == "desc":
+            tickets.reverse()
+        return JSONResponse(list_body(request, "tickets", tickets))
+
     async def show_ticket(self, request: Request, actor: dict[str, Any]) -> Response:
         return JSONResponse({"ticket": self._ticket_json(self._get_ticket(request.path_params["id"]))})
 
     async def update_ticket(self, request: Request, actor: dict[str, Any]) -> Response:
         ticket = self._get_ticket(request.path_params["id"])
+        self.limits.check(actor["id"], ticket["id"])
         data = (await read_json(request)).get("ticket")
         if not isinstance(data, dict):
             raise invalid("base", "Ticket is missing", "BlankValue")
