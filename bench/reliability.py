@@ -123,7 +123,7 @@ def main() -> None:
 
     duplicated_tickets = sum(c - 1 for c in by_subject.values() if c > 1)
     groups = {gid: g for gid, g in state["groups"].items() if gid.startswith("ZENDESK#")}
-    greetings = [len(state["notifications"].get(gid, [])) for gid in groups]
+    greetings = [_greetings(state, gid) for gid in groups]
     duplicated = duplicated_tickets + sum(1 for count in greetings if count > 1) + max(0, len(groups) - len(by_subject))
     print(
         f"requests {args.requests}, injected failures {args.fault_rate:.0%} of IM and Zendesk calls, "
@@ -158,10 +158,12 @@ async def _open_requests(database_url: str) -> set[str]:
 def _complete(n: int, by_subject: Counter[str], state: dict[str, Any]) -> bool:
     if by_subject.get(f"Request {n}", 0) < 1:
         return False
-    for gid, group in state["groups"].items():
-        if f"bench-{n}" in group["Members"] and state["notifications"].get(gid):
-            return True
-    return False
+    return any(f"bench-{n}" in group["Members"] and _greetings(state, gid) for gid, group in state["groups"].items())
+
+
+def _greetings(state: dict[str, Any], group_id: str) -> int:
+    """Greetings the group received: the IM admin's messages (IM keeps one of repeats with the same Random)."""
+    return sum(1 for m in state["messages"].get(group_id, []) if m["From_Account"] == "administrator")
 
 
 if __name__ == "__main__":

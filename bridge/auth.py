@@ -23,8 +23,11 @@ import logging
 import re
 import time
 import zlib
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
+from sqlalchemy import bindparam, insert
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from TLSSigAPIv2 import TLSSigAPIv2
@@ -32,7 +35,7 @@ from TLSSigAPIv2 import TLSSigAPIv2
 from bridge import ids
 from bridge.config import Settings
 from bridge.errors import BridgeError, Conflict, Forbidden, SignatureError
-from bridge.store import Database
+from bridge.store import Database, Prepared, SeenSignature, Statement
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +223,9 @@ def target_of(request: Request) -> str:
 # Who called, as the routes and the service name it: the secret that signed, or the end user a UserSig is for.
 CALLOUT, APP, INSECURE = "callout", "app", "insecure"
 CLAIM = "signature_claim"  # request.state entry: the canonical signature this request claimed
+CLAIM_STATEMENT = insert(SeenSignature).values(signature=bindparam("signature"), expires_at=bindparam("expires_at"))
+DEFERRED_CLAIM = "signature_to_claim"  # (signature, expires_at) that claim_with_job() stores with the job
+T = TypeVar("T")
 
 
 class AnsweredBefore(BridgeError):
@@ -234,12 +240,13 @@ class AnsweredBefore(BridgeError):
         return self._body  # type: ignore[no-any-return]
 
 
-async def check_signed(request: Request, body: bytes, *, app_allowed: bool = False) -> str:
+async def check_signed(request: Request, body: bytes, *, app_allowed: bool = False, claim: bool = True) -> str:
     """Signed-call authentication: valid and fresh. Returns the caller's scope: CALLOUT (BRIDGE_CALLOUT_SECRET, every
     call), APP (BRIDGE_APP_SECRET: only where `app_allowed`, else 403) or INSECURE (checks turned off).
 
     A call that changes something claims its signature: the same signature again within the window is a retry,
-    answered with the first call's answer (409 while that one still runs) and never run twice."""
+    answered with the first call's answer (409 while that one still runs) and never run twice. `claim=False`: the
+    route stores the claim with its job instead (`with_claim`), one transaction for both."""
     settings = _settings(request)
     if settings.bridge_insecure_no_auth:
         return INSECURE
@@ -261,10 +268,48 @@ async def check_signed(request: Request, body: bytes, *, app_allowed: bool = Fal
         )
     if request.method in ("GET", "HEAD"):
         return scope  # a repeated read changes nothing: reads are not remembered
-    seen = await _db(request).claim_signature(signature, int(timestamp or 0) + WINDOW_SECONDS + 1)
+    expires_at = int(timestamp or 0) + WINDOW_SECONDS + 1
+    if not claim:
+        request.scope.setdefault("state", {})[DEFERRED_CLAIM] = (signature, expires_at)
+        return scope
+    seen = await _db(request).claim_signature(signature, expires_at)
     if seen is None:
         request.scope.setdefault("state", {})[CLAIM] = signature  # what request.state holds
         return scope
+    _answer_seen(seen)
+
+
+def claim_with_job(request: Request) -> list[Statement]:
+    """The signature claim check_signed(claim=False) left, as a statement for the job's transaction (none when the
+    call is not signed). From here on the answer is kept with the signature (KeepAnswers)."""
+    state = request.scope.setdefault("state", {})
+    deferred = state.pop(DEFERRED_CLAIM, None)
+    if deferred is None:
+        return []
+    signature, expires_at = deferred
+    state[CLAIM] = signature
+    return [Prepared(CLAIM_STATEMENT, {"signature": signature, "expires_at": expires_at})]
+
+
+async def claimed_before(request: Request) -> NoReturn:
+    """The job's transaction met the signature already claimed: this call is a retry of an earlier one."""
+    signature = request.scope.setdefault("state", {}).pop(CLAIM)  # not ours to keep or forget
+    seen = await _db(request).seen_signature(signature)
+    if seen is None:  # purged in between: it expired, so the call is stale anyway
+        raise SignatureError("the signature has expired")
+    _answer_seen(seen)
+
+
+async def with_claim(request: Request, call: Callable[[list[Statement]], Awaitable[T]]) -> T:
+    """`call` (a service method storing a job) given the claim check_signed(claim=False) left, to store with its job;
+    a claim met already (the job's insert conflicts) answers the call as the retry it is."""
+    try:
+        return await call(claim_with_job(request))
+    except IntegrityError:  # the job is stored on a conflict-free insert: the signature was claimed before
+        await claimed_before(request)
+
+
+def _answer_seen(seen: SeenSignature) -> NoReturn:
     if seen.status is None or seen.response_json is None:
         raise Conflict(
             "the first call with this signature is still being answered; retry in a moment",
@@ -335,12 +380,12 @@ def usersig_of(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "usersig" and value.strip() else None
 
 
-async def check_signed_or_user(request: Request, body: bytes, user_id: str | None) -> str:
+async def check_signed_or_user(request: Request, body: bytes, user_id: str | None, claim: bool = True) -> str:
     """End-user UserSig for `user_id` when the Authorization header carries one, else a call signed with either
     secret. Returns the caller: `user:<userId>` (the account the UserSig is for), or check_signed's scope."""
     usersig = usersig_of(request)
     if usersig is None:
-        return await check_signed(request, body, app_allowed=True)
+        return await check_signed(request, body, app_allowed=True, claim=claim)
     settings = _settings(request)
     if settings.bridge_insecure_no_auth:
         return INSECURE

@@ -9,6 +9,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,22 +75,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bridge.app import create_app
     from bridge.serving import bounded_protocol
+    from bridge.workers import bind, default_workers, serve_forked
 
     settings = load_settings()
     load_connector_classes()  # a broken plugin stops the start here, with its name, not in the middle of startup
     _reach_database(settings.bridge_database_url)  # likewise a database that does not answer
     prepare_database(settings.bridge_database_url)  # and an outdated schema
     configure_logging()
-    uvicorn.run(
-        create_app(settings, prepare_schema=False),  # prepared just above
-        host=settings.bridge_host,
-        port=settings.bridge_port,
-        log_level="info",
-        proxy_headers=True,
-        http=bounded_protocol(settings),  # bounds header size and time, idle and too many connections
-        ws="none",  # the bridge serves no WebSocket: an upgrade request is a plain HTTP request
-    )
-    return 0
+    options: dict[str, Any] = {
+        "log_level": "info",
+        "proxy_headers": True,
+        "http": bounded_protocol(settings),  # bounds header size and time, idle and too many connections
+        "ws": "none",  # the bridge serves no WebSocket: an upgrade request is a plain HTTP request
+    }
+    workers = args.workers or default_workers(make_url(settings.bridge_database_url).get_backend_name() == "sqlite")
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings, prepare_schema=False), host=settings.bridge_host, port=settings.bridge_port, **options
+        )
+        return 0
+    sock = bind(settings.bridge_host, settings.bridge_port)
+
+    def run_worker(listening: Any) -> None:
+        uvicorn.Server(uvicorn.Config(create_app(settings, prepare_schema=False), **options)).run(sockets=[listening])
+
+    return serve_forked(workers, sock, run_worker)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -233,7 +243,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="helpdesk-bridge", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the service").set_defaults(func=cmd_serve)
+    serve = sub.add_parser("serve", help="run the service")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes serving the port (default: the number of cores on PostgreSQL, 1 on SQLite)",
+    )
+    serve.set_defaults(func=cmd_serve)
     sandbox = sub.add_parser("sandbox", help="run the service against built-in emulators, no accounts needed")
     sandbox.add_argument("--port", type=int, default=None, help="bridge port (default BRIDGE_PORT or 8000)")
     sandbox.set_defaults(func=cmd_sandbox)

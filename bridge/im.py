@@ -325,10 +325,16 @@ class IMClient:
         random_: int,
         from_account: str | None = None,
         cloud_custom_data: str | None = None,
+        forbid_callback: bool = False,
+        online_only: bool = False,
     ) -> dict[str, Any]:
-        """Send a text message; the same `random_` and text within 5 minutes is dropped by IM as a duplicate."""
+        """Send a text message; the same `random_` and text within 5 minutes is dropped by IM as a duplicate.
+        `forbid_callback`: IM does not call the after-send callback for it (the bridge's own words); `online_only`:
+        delivered to members online now, not kept in the group's history (OnlineOnlyFlag)."""
         element = {"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}
-        return await self.send_message(group_id, [element], random_, from_account, cloud_custom_data)
+        return await self.send_message(
+            group_id, [element], random_, from_account, cloud_custom_data, forbid_callback, online_only
+        )
 
     async def send_message(
         self,
@@ -337,6 +343,8 @@ class IMClient:
         random_: int,
         from_account: str | None = None,
         cloud_custom_data: str | None = None,
+        forbid_callback: bool = False,
+        online_only: bool = False,
     ) -> dict[str, Any]:
         """Send a message of IM elements (`{"MsgType", "MsgContent"}`) as `from_account` (the admin when None); the
         same `random_` and content within 5 minutes is dropped by IM as a duplicate. Answers `MsgSeq`, `MsgTime`."""
@@ -345,4 +353,8 @@ class IMClient:
             body["From_Account"] = from_account
         if cloud_custom_data:
             body["CloudCustomData"] = cloud_custom_data
+        if forbid_callback:
+            body["ForbidCallbackControl"] = ["ForbidAfterSendMsgCallback"]
+        if online_only:
+            body["OnlineOnlyFlag"] = 1
         return await self.call("group_open_http_svc", "send_group_msg", body)

@@ -24,17 +24,35 @@ import logging
 import os
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Executable, and_, exists, or_, update
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy import (
+    Executable,
+    Float,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import aliased
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
 from bridge.errors import BadRequest, BridgeError, PermanentError, RetriableError
 from bridge.states import JobStatus
-from bridge.store import Database, Job, now
+from bridge.store import Database, Job, Prepared, Statement, execute, now
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +108,9 @@ class JobQueue:
         self.lease_seconds = lease_seconds
         self.handlers: dict[str, Handler] = {}
         self.wakeup = asyncio.Event()
+        self._waiters: dict[int, asyncio.Event] = {}  # job id -> set when this process records its outcome
+        self._group_waiters: dict[str, set[int]] = {}  # ordering key -> ids of the jobs waited for
+        self._with_outcome: dict[int, builtins.list[Statement]] = {}  # see after()
 
     def handler(self, kind: str) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
@@ -101,26 +122,53 @@ class JobQueue:
     # --- enqueue and inspect ------------------------------------------------------------------------------------
 
     async def enqueue(
-        self, kind: str, payload: dict[str, Any], key: str, ordering_key: str | None = None, delay: float = 0.0
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        key: str,
+        ordering_key: str | None = None,
+        delay: float = 0.0,
+        *,
+        claim: bool = False,
+        also: Sequence[Statement] = (),
     ) -> tuple[Job, bool]:
-        """Store a job; returns (job, created). An existing key returns the stored job and created=False."""
-        job = Job(
-            kind=kind,
-            key=key,
-            ordering_key=ordering_key,
-            payload_json=json.dumps(payload),
-            next_attempt_at=self.clock() + delay,
-        )
-        try:
-            async with self.db.session() as s:
-                s.add(job)
-            self.wakeup.set()
-            return job, True
-        except IntegrityError:
-            existing = await self.by_key(key)
-            if existing is None:
-                raise
+        """Store a job; returns (job, created). An existing key returns the stored job and created=False.
+
+        `claim`: the job is stored already leased to this process (status running) when nothing of its group is
+        open before it, in the same statement, so the caller runs it without another transaction. `also`:
+        statements committed with the job or not at all (a signature's claim); an IntegrityError from them
+        propagates and stores nothing."""
+        moment = self.clock()
+        params = {
+            "kind": kind,
+            "key": key,
+            "ordering_key": ordering_key,
+            "payload_json": json.dumps(payload),
+            "next_attempt_at": moment + delay,
+            "moment": moment,
+            "lease_until": moment + self.lease_seconds,
+            "lease_token": uuid.uuid4().hex,
+        }
+        statement = _insert_statement(self.db.is_sqlite, claim, ordering_key is not None)
+
+        async def store(s: Any) -> tuple[Job, bool]:
+            for extra in also:
+                await execute(s, extra)
+            if ordering_key is not None and not self.db.is_sqlite:
+                # Stores of one group take turns, so two of them never both find the group free (SQLite has one
+                # writer at a time anyway).
+                await s.exec(GROUP_TURN, params={"k": ordering_key})
+            stored = (await s.exec(statement, params=params)).scalars().first()
+            if stored is not None:
+                return stored, True
+            existing = (await s.exec(select(Job).where(Job.key == key))).first()
+            assert existing is not None, "a conflicting key is never deleted while its job is open"
             return existing, False
+
+        job, created = await self.db.run(store)
+        if created and job.status == JobStatus.PENDING:
+            self.wakeup.set()
+        return job, created
 
     async def by_key(self, key: str) -> Job | None:
         async with self.db.session() as s:
@@ -151,16 +199,6 @@ class JobQueue:
             result = await s.exec(stmt)  # type: ignore[call-overload]
         self.wakeup.set()
         return int(result.rowcount or 0)
-
-    async def hand_over(self, job: Job) -> None:
-        """The request that stored `job` stops waiting for it: the worker may take it as soon as it is due."""
-        async with self.db.session() as s:
-            await s.exec(  # type: ignore[call-overload]
-                update(Job)
-                .where(col(Job.id) == job.id, col(Job.status) == JobStatus.PENDING, col(Job.attempts) == 0)
-                .values(next_attempt_at=self.clock())
-            )
-        self.wakeup.set()
 
     async def behind_a_retry(self, job: Job) -> bool:
         """True when an earlier job of the same group already failed and waits for its retry: `job` will wait too."""
@@ -213,54 +251,30 @@ class JobQueue:
 
     # --- claim and run ------------------------------------------------------------------------------------------
 
-    def _claimable(self, moment: float, own: bool = False) -> Any:
-        """Due and not behind an open job of its group. `own`: the request that enqueued a job may run it at
-        once, before the grace that keeps the worker away from it has passed (never a retry before its time)."""
-        earlier = aliased(Job)
-        blocked = exists().where(
-            col(earlier.ordering_key) == col(Job.ordering_key),
-            col(earlier.id) < col(Job.id),
-            col(earlier.status).in_(OPEN_STATUSES),
-        )
-        on_time = col(Job.next_attempt_at) <= moment
-        if own:
-            on_time = or_(on_time, col(Job.attempts) == 0)
-        due = or_(
-            and_(col(Job.status) == JobStatus.PENDING, on_time),
-            and_(col(Job.status) == JobStatus.RUNNING, col(Job.lease_until) < moment),
-        )
-        return and_(due, or_(col(Job.ordering_key).is_(None), ~blocked))
-
     async def claim(self, limit: int = 10, job_id: int | None = None) -> builtins.list[Job]:
-        """Take up to `limit` due jobs, or just `job_id` (the caller's own) if it is not behind another of its group."""
+        """Take up to `limit` due jobs, or just `job_id` if it is due and not behind another of its group."""
         moment = self.clock()
-        own = job_id is not None
-        async with self.db.session() as s:
+
+        async def take(s: Any) -> builtins.list[Job]:
             if job_id is not None:
                 candidates = [job_id]  # the compare-and-set below is the whole check
             else:
-                query = select(Job.id).where(self._claimable(moment)).order_by(col(Job.id)).limit(limit)
-                if not self.db.is_sqlite:
-                    query = query.with_for_update(skip_locked=True, of=Job)  # type: ignore[arg-type]
-                candidates = [found for found in (await s.exec(query)).all() if found is not None]
+                # Pending jobs that are due, and running ones whose lease ran out, each on its partial index.
+                found = set()
+                for status in OPEN_STATUSES:
+                    query = _candidates(self.db.is_sqlite, status)
+                    found.update((await s.exec(query, params={"moment": moment, "limit": limit})).all())
+                candidates = sorted(found)
             claimed: builtins.list[Job] = []
-            for candidate in candidates:
-                result = await s.exec(  # type: ignore[call-overload]
-                    update(Job)
-                    .where(col(Job.id) == candidate, self._claimable(moment, own))
-                    .values(
-                        status=JobStatus.RUNNING,
-                        lease_until=moment + self.lease_seconds,
-                        lease_token=uuid.uuid4().hex,
-                        attempts=Job.attempts + 1,
-                        updated_at=moment,
-                    )
-                    .returning(Job)
-                )
+            for candidate in candidates[:limit]:
+                params = {"job_id": candidate, "moment": moment, "lease_until": moment + self.lease_seconds}
+                result = await s.exec(_CLAIM, params={**params, "token": uuid.uuid4().hex})
                 claimed += result.scalars().all()
             return claimed
 
-    async def checkpoint(self, job: Job, *also: Executable, **progress: Any) -> None:
+        return await self.db.run(take)
+
+    async def checkpoint(self, job: Job, *also: Statement, **progress: Any) -> None:
         """Merge `progress` into the job's payload, so a later attempt skips the steps already done; `also` are
         statements recording the same step elsewhere (a link), committed with it or not at all.
 
@@ -268,7 +282,7 @@ class JobQueue:
         payload_json = json.dumps({**job.payload, **progress})
         async with self.db.session() as s:
             for statement in also:
-                await s.exec(statement)  # type: ignore[call-overload]
+                await execute(s, statement)
             result = await s.exec(  # type: ignore[call-overload]
                 update(Job)
                 .where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token)
@@ -278,17 +292,69 @@ class JobQueue:
                 raise LeaseLost(f"job {job.id} was taken by another runner")  # rolls back `also` too
         job.payload_json = payload_json
 
-    async def _write_leased(self, job: Job, **values: Any) -> bool:
-        """Update the job (and `job` with it) while its lease token is still the stored one; False when it is not."""
-        async with self.db.session() as s:
-            result = await s.exec(  # type: ignore[call-overload]
-                update(Job).where(col(Job.id) == job.id, col(Job.lease_token) == job.lease_token).values(**values)
-            )
-        if result.rowcount != 1:
+    async def _write_leased(self, job: Job, *also: Statement, **values: Any) -> bool:
+        """Update the job (and `job` with it) while its lease token is still the stored one; False when it is not.
+        `also` are committed with it or not at all."""
+
+        statement = _leased_update(tuple(sorted(values)))
+        params = {"job_id": job.id, "token": job.lease_token, **{f"v_{k}": v for k, v in values.items()}}
+
+        async def write(s: Any) -> int:
+            for extra in also:
+                await execute(s, extra)
+            result = await s.exec(statement, params=params)
+            if result.rowcount != 1:
+                await s.rollback()  # `also` belongs to this runner's outcome: not recorded without it
+            return int(result.rowcount or 0)
+
+        if await self.db.run(write) != 1:
             return False
         for name, value in values.items():
             setattr(job, name, value)
+        if "status" in values:
+            self._settled(job)
         return True
+
+    def after(self, job: Job, *statements: Statement) -> None:
+        """Statements to commit with the job's successful outcome (one transaction: a link changed by the job)."""
+        self._with_outcome.setdefault(job.id or 0, []).extend(statements)
+
+    def follow_up(
+        self, job: Job, kind: str, payload: dict[str, Any], key: str, ordering_key: str | None = None
+    ) -> None:
+        """Store another job with the job's successful outcome (one transaction); the worker takes it."""
+        moment = self.clock()
+        params = {
+            "kind": kind,
+            "key": key,
+            "ordering_key": ordering_key,
+            "payload_json": json.dumps(payload),
+            "next_attempt_at": moment,
+            "moment": moment,
+        }
+        self.after(job, Prepared(_insert_statement(self.db.is_sqlite, False, ordering_key is not None), params))
+
+    def waiter(self, job: Job) -> asyncio.Event:
+        """An event set when this process records an outcome of the job or of any job of its group (done,
+        failed, or a retry later): the job may be over, or free to run."""
+        event = self._waiters.setdefault(job.id or 0, asyncio.Event())
+        if job.ordering_key is not None:
+            self._group_waiters.setdefault(job.ordering_key, set()).add(job.id or 0)
+        return event
+
+    def forget_waiter(self, job: Job) -> None:
+        self._waiters.pop(job.id or 0, None)
+        waiting = self._group_waiters.get(job.ordering_key or "")
+        if waiting is not None:
+            waiting.discard(job.id or 0)
+            if not waiting:
+                del self._group_waiters[job.ordering_key or ""]
+
+    def _settled(self, job: Job) -> None:
+        for job_id in (job.id or 0, *self._group_waiters.get(job.ordering_key or "", ())):
+            event = self._waiters.get(job_id)
+            if event is not None:
+                event.set()
 
     async def _run_leased(self, job: Job, handler: Handler) -> dict[str, Any] | None:
         """Run the handler, renewing the job's lease every third of it; stop it if the lease is lost."""
@@ -346,6 +412,7 @@ class JobQueue:
             crash_point("ran", job.kind)
             recorded = await self._finish(job, JobStatus.DONE, result=result or {})
             crash_point("finished", job.kind)
+        self._with_outcome.pop(job.id or 0, None)
         if recorded:
             return job  # as just written
         return await self.get(job.id or 0) or job  # another runner has it: as it stands
@@ -361,6 +428,7 @@ class JobQueue:
         return delay
 
     async def _retry_later(self, job: Job, error: str, retry_after: float | None) -> bool:
+        self._with_outcome.pop(job.id or 0, None)
         delay = self.delay_for(job.attempts, retry_after)
         if delay is None:
             return await self._finish(job, JobStatus.DEAD, error=error)
@@ -377,8 +445,10 @@ class JobQueue:
     async def _finish(
         self, job: Job, status: JobStatus, error: str | None = None, result: dict[str, Any] | None = None
     ) -> bool:
+        also = self._with_outcome.pop(job.id or 0, [])
         recorded = await self._write_leased(
             job,
+            *(also if status == JobStatus.DONE else ()),
             status=status,
             lease_until=None,
             last_error=_storable(error),
@@ -418,3 +488,96 @@ class JobQueue:
                     await asyncio.wait_for(self.wakeup.wait(), idle)
                 except TimeoutError:
                     pass
+
+
+# --- the queue's statements, built once (see store.Prepared) ----------------------------------------------------------
+
+GROUP_TURN = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
+
+
+def _status_in(column: Any, *statuses: JobStatus) -> Any:
+    """`column` among `statuses`, written as literals: a partial index is used only when the query's condition
+    implies the index's (`status = 'pending'`...), which SQLite cannot tell of a bound parameter."""
+    values: list[Any] = [literal_column(f"'{status.value}'") for status in statuses]
+    return column == values[0] if len(values) == 1 else column.in_(values)
+
+
+def _claimable() -> Any:
+    """Due and not behind an open job of its group. Every condition reads open jobs only, through the partial
+    indexes of migration 0005, so finished jobs cost nothing however many there are."""
+    earlier = aliased(Job)
+    blocked = exists().where(
+        col(earlier.ordering_key) == col(Job.ordering_key),
+        _status_in(col(earlier.status), *OPEN_STATUSES),
+        col(earlier.id) < col(Job.id),
+    )
+    moment: Any = bindparam("moment")
+    due = or_(
+        and_(_status_in(col(Job.status), JobStatus.PENDING), col(Job.next_attempt_at) <= moment),
+        and_(_status_in(col(Job.status), JobStatus.RUNNING), col(Job.lease_until) < moment),
+    )
+    return and_(due, or_(col(Job.ordering_key).is_(None), ~blocked))
+
+
+_CLAIM = (
+    update(Job)
+    .where(col(Job.id) == bindparam("job_id"), _claimable())
+    .values(
+        status=JobStatus.RUNNING,
+        lease_until=bindparam("lease_until"),
+        lease_token=bindparam("token"),
+        attempts=Job.attempts + 1,
+        updated_at=bindparam("moment"),
+    )
+    .returning(Job)
+)
+
+
+@cache
+def _candidates(is_sqlite: bool, status: JobStatus) -> Any:
+    query = (
+        select(Job.id)
+        .where(_status_in(col(Job.status), status), _claimable())
+        .order_by(col(Job.id))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    if not is_sqlite:  # several processes: each passes over rows another is taking
+        query = query.with_for_update(skip_locked=True, of=Job)  # type: ignore[arg-type]
+    return query
+
+
+@cache
+def _insert_statement(is_sqlite: bool, claim: bool, grouped: bool) -> Any:
+    """Store a job; with `claim`, leased at once (running, attempt 1) when its group has nothing open."""
+    values: dict[str, Any] = {
+        name: bindparam(name) for name in ("kind", "key", "ordering_key", "payload_json", "next_attempt_at")
+    }
+    values.update(created_at=bindparam("moment"), updated_at=bindparam("moment"))
+    if not claim:
+        values.update(status=JobStatus.PENDING, attempts=0, lease_until=None, lease_token=None)
+    else:
+        free: Any = literal(True)
+        if grouped:
+            earlier = aliased(Job)
+            free = ~exists().where(
+                col(earlier.ordering_key) == bindparam("ordering_key", type_=String),
+                _status_in(col(earlier.status), *OPEN_STATUSES),
+            )
+        values.update(
+            status=case((free, JobStatus.RUNNING), else_=JobStatus.PENDING),
+            attempts=case((free, 1), else_=0),
+            lease_until=case((free, bindparam("lease_until", type_=Float)), else_=None),
+            lease_token=case((free, bindparam("lease_token", type_=String)), else_=None),
+        )
+    insert = sqlite_insert if is_sqlite else postgresql_insert
+    return insert(Job).values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(Job)
+
+
+@cache
+def _leased_update(names: tuple[str, ...]) -> Any:
+    """Set `names` on a job while its lease token is the stored one (parameters job_id, token, v_<name>)."""
+    return (
+        update(Job)
+        .where(col(Job.id) == bindparam("job_id"), col(Job.lease_token) == bindparam("token"))
+        .values({name: bindparam(f"v_{name}") for name in names})
+    )

@@ -32,6 +32,19 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.transcript_comments = Counter(
+            "bridge_transcript_comments",
+            "Ticket comments the transcript wrote (each one ticket update)",
+            registry=self.registry,
+        )
+        self.transcript_messages = Counter(
+            "bridge_transcript_messages", "Chat messages the transcript wrote into tickets", registry=self.registry
+        )
+        self.transcript_rate_limited = Counter(
+            "bridge_transcript_rate_limited",
+            "Helpdesk 429s the transcript met and waited out (its pace should keep this at zero)",
+            registry=self.registry,
+        )
         self.jobs = Gauge("bridge_jobs", "Jobs in the durable queue by status", ["status"], registry=self.registry)
         self.oldest_pending = Gauge(
             "bridge_jobs_oldest_pending_seconds", "Age of the oldest pending job", registry=self.registry

@@ -70,6 +70,8 @@ class Converge(JobPayload):
     groupId: str
     reason: str | None = None
     event: dict[str, Any] | None = None
+    greet: bool = False  # a new ticket's group: greet the customer first (once: `done`)
+    done: list[str] = Field(default_factory=list)
 
 
 class DeleteGroup(JobPayload):

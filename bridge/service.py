@@ -6,26 +6,22 @@ when it can be, else later by the worker, in order per group.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
-import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Executable
-
-from bridge import auth, ids, replies, transcript
+from bridge import replies, transcript
 from bridge.agents import AgentNames
 from bridge.config import Settings
 from bridge.errors import (
     BadRequest,
     BridgeError,
     Conflict,
-    Forbidden,
-    NotFound,
     PermanentError,
     RetriableError,
     TooManyRequests,
@@ -33,11 +29,12 @@ from bridge.errors import (
     UnknownGroup,
     rebuild,
 )
-from bridge.im import GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
+from bridge.im import AccountNotFound, GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
 from bridge.jobs import JobQueue, crash_point
+from bridge.lookups import Lookups
 from bridge.metrics import Metrics
-from bridge.models import CreateTicketBody
-from bridge.outcomes import GroupChange, IssuedUserSig, Outcome, TicketOpened
+from bridge.models import CaseInfo, CreateTicketBody
+from bridge.outcomes import GroupChange, Outcome, TicketOpened
 from bridge.payloads import (
     AgentName,
     Assignment,
@@ -52,7 +49,7 @@ from bridge.payloads import (
     SyncMessage,
 )
 from bridge.states import JobKind, JobStatus, LinkState
-from bridge.store import Database, Job, Link
+from bridge.store import Database, Job, Link, Statement
 from connectors.base import Connector, EventKind, EventOutcome, EventReceipt, NewTicket, TicketEvent, TicketStatus
 
 log = logging.getLogger(__name__)
@@ -63,8 +60,6 @@ SOLVED_NOTICE = "This ticket has been marked as solved. Reply here if you still 
 CLOSED_NOTICE = "This ticket is closed. Thank you for contacting us."
 REOPENED_NOTICE = "This ticket has been reopened."
 INLINE_WAIT_SECONDS = 3.0  # how long a request waits for earlier work of its group before answering 202
-# A request runs the job it stored itself; the worker leaves it alone this long (and takes it if the request died).
-INLINE_GRACE_SECONDS = 15.0
 CREATE_BUSY_RETRY_AFTER = 5  # seconds: about how long opening a ticket takes
 
 
@@ -76,8 +71,9 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class Bridge:
-    """The service: settings, storage, the IM client, the connectors and the job queue, wired together."""
+class Bridge(Lookups):
+    """The service: settings, storage, the IM client, the connectors and the job queue, wired together (and the
+    answers that store nothing: bridge/lookups.py)."""
 
     def __init__(
         self,
@@ -101,18 +97,16 @@ class Bridge:
         # Requests each end user has open, so one customer cannot take every slot. Counted per process: with several
         # instances behind a load balancer a user may have this many open on each.
         self.open_creates: Counter[str] = Counter()
+        self.agents = AgentNames(settings, db, im, connectors, self.enqueue)
+        self.transcript = transcript.Transcript(settings, db, im, self.queue, self.metrics, self.connector)
         self._handle(Join, self._join)
         self._handle(Leave, self._leave)
         self._handle(DeleteGroup, lambda job, payload: self._dismiss(payload.groupId))
-        self._handle(Converge, lambda job, payload: self._converge(payload.groupId))
+        self._handle(Converge, self._converge)
         self._handle(CreateTicket, self._open_ticket)
         self._handle(Assignment, self._assignment)
-        self.transcript = transcript.Transcript(settings, db, im, self.queue, self.metrics, self.connector)
         self._handle(SyncMessage, self.transcript.sync)
-        self._handle(
-            RelayReply, lambda job, payload: replies.relay_reply(job, payload, self.db, self.im, self.connector)
-        )
-        self.agents = AgentNames(settings, db, im, connectors, self.enqueue)
+        self._handle(RelayReply, lambda job, payload: replies.relay_reply(job, payload, db, im, self.connector))
         self._handle(AgentName, lambda job, payload: self.agents.refresh(payload))
 
     def _handle(self, model: type[P], run: Callable[[Job, P], Awaitable[dict[str, Any]]]) -> None:
@@ -124,50 +118,79 @@ class Bridge:
         self.queue.handler(model.kind)(handle)
 
     async def enqueue(
-        self, payload: JobPayload, key: str, ordering_key: str | None = None, delay: float = 0.0
+        self, payload: JobPayload, key: str, ordering_key: str | None = None, delay: float = 0.0, **options: Any
     ) -> tuple[Job, bool]:
-        """Store a job of the payload's kind (see JobQueue.enqueue)."""
-        return await self.queue.enqueue(payload.kind, payload.stored(), key, ordering_key, delay)
+        """Store a job of the payload's kind (see JobQueue.enqueue, and its `claim` and `also` options)."""
+        return await self.queue.enqueue(payload.kind, payload.stored(), key, ordering_key, delay, **options)
 
-    async def checkpoint(self, job: Job, payload: P, *also: Executable) -> P:
+    async def checkpoint(self, job: Job, payload: P, *also: Statement) -> P:
         """Record `payload` (the job's, with the steps done so far) as the job's own; see JobQueue.checkpoint."""
         await self.queue.checkpoint(job, *also, **payload.stored())
         return payload
 
     # --- running jobs inline ------------------------------------------------------------------------------------
 
-    async def submit(self, payload: JobPayload, key: str | None = None, ordering_key: str | None = None) -> Outcome:
-        """Store a job, then run it now when nothing earlier in its group is waiting.
+    async def submit(
+        self,
+        payload: JobPayload,
+        key: str | None = None,
+        ordering_key: str | None = None,
+        also: Sequence[Statement] = (),
+    ) -> Outcome:
+        """Store a job, leased to this request when nothing earlier in its group is open, and run it now.
 
-        Raises the job's error when it failed permanently; returns queued=True when it will finish later."""
+        Raises the job's error when it failed permanently; returns queued=True when it will finish later. `also`:
+        statements stored with the job (see JobQueue.enqueue)."""
+        if isinstance(payload, Join):  # see _join
+            also = [*also, self.db.add_agent(payload.groupId, payload.userId, seen_only=True)]
         key = key or f"{payload.kind}:{uuid.uuid4().hex}"
-        job, _ = await self.enqueue(payload, key, ordering_key, delay=INLINE_GRACE_SECONDS)
-        return await self.finish_inline(job)
+        job, created = await self.enqueue(payload, key, ordering_key, claim=True, also=also)
+        return await self.finish_inline(job, leased=created and job.status == JobStatus.RUNNING)
 
-    async def finish_inline(self, job: Job) -> Outcome:
-        deadline = asyncio.get_running_loop().time() + INLINE_WAIT_SECONDS
-        while True:
-            if job.status in (JobStatus.PENDING, JobStatus.RUNNING):
-                claimed = await self.queue.claim(1, job_id=job.id)
-                if claimed:
-                    job = await self.queue.run(claimed[0], permanent_status=JobStatus.FAILED)
-                elif await self.queue.behind_a_retry(job):
-                    return await self._queued(job)  # the group waits for IM to come back: answer now
-                else:
-                    job = await self.queue.get(job.id or 0) or job
-            if job.status == JobStatus.DONE:
-                return Outcome(job, queued=False, result=json.loads(job.result_json or "{}"))
-            if job.status in (JobStatus.FAILED, JobStatus.DEAD):
-                raise _stored_error(job)
-            if job.attempts > 0 and job.status == JobStatus.PENDING:
-                return Outcome(job, queued=True)  # it failed retriably: the worker takes it from here
-            if asyncio.get_running_loop().time() > deadline:
-                return await self._queued(job)
-            await asyncio.sleep(0.05)
+    async def finish_inline(self, job: Job, leased: bool) -> Outcome:
+        """Run `job` when this request holds its lease (`leased`); otherwise wait (at most INLINE_WAIT_SECONDS) for
+        whoever runs it: the worker of this process sets the job's event, another process's outcome is read from
+        the database at growing intervals. Answers queued (202) when it is not over by then."""
+        if leased:
+            job = await self.queue.run(job, permanent_status=JobStatus.FAILED)
+        elif job.status in (JobStatus.PENDING, JobStatus.RUNNING):
+            if job.status == JobStatus.PENDING and (job.attempts > 0 or await self.queue.behind_a_retry(job)):
+                return Outcome(job, queued=True)  # the group waits for IM to come back: answer now
+            job = await self._wait_for(job)
+        if job.status == JobStatus.DONE:
+            return Outcome(job, queued=False, result=json.loads(job.result_json or "{}"))
+        if job.status in (JobStatus.FAILED, JobStatus.DEAD):
+            raise _stored_error(job)
+        return Outcome(job, queued=True)  # retrying later, or still running: the worker takes it from here
 
-    async def _queued(self, job: Job) -> Outcome:
-        await self.queue.hand_over(job)
-        return Outcome(job, queued=True)
+    async def _wait_for(self, job: Job) -> Job:
+        """Wait for a job stored behind another of its group (or run by someone else): woken when a job of the group
+        records its outcome in this process, it takes its own job as soon as the group lets it, and runs it here.
+        Another process's progress is read at short, growing intervals."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + INLINE_WAIT_SECONDS
+        event = self.queue.waiter(job)
+        pause = 0.02
+        try:
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return job
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(pause, left))
+                event.clear()
+                if job.status == JobStatus.PENDING and job.attempts == 0:
+                    claimed = await self.queue.claim(1, job_id=job.id)
+                    if claimed:
+                        return await self.queue.run(claimed[0], permanent_status=JobStatus.FAILED)
+                job = await self.queue.get(job.id or 0) or job
+                if job.status not in (JobStatus.PENDING, JobStatus.RUNNING) or (
+                    job.status == JobStatus.PENDING and job.attempts > 0
+                ):
+                    return job  # over, or failed once and waiting for its retry
+                pause = min(pause * 1.5, 0.25)
+        finally:
+            self.queue.forget_waiter(job)
 
     # --- connectors ---------------------------------------------------------------------------------------------
 
@@ -182,77 +205,31 @@ class Bridge:
         """The connector whose ticket group IDs include `group_id`, if any."""
         return next((c for c in self.connectors.values() if c.ticket_id(group_id) is not None), None)
 
-    # --- accounts -----------------------------------------------------------------------------------------------
-
-    def is_reserved(self, user_id: str) -> bool:
-        """True for accounts no customer may use: the IM admin's, and anything an agent's account could be."""
-        return user_id == self.settings.im_admin_userid or user_id.startswith(self.settings.agent_prefixes)
-
-    def check_customer(self, user_id: str) -> None:
-        if self.is_reserved(user_id):
-            prefixes = ", ".join(self.settings.agent_prefixes)
-            raise BadRequest(
-                f"userId {user_id!r} is reserved: it is the IM admin account or starts with an agent account prefix "
-                f"({prefixes}); give the customer an IM account of their own",
-                code="reserved_user_id",
-            )
-
-    def issue_usersig(self, user_id: str, expire_seconds: int, customers_only: bool) -> IssuedUserSig:
-        """A UserSig for `user_id`: never the IM admin's; with `customers_only` (a customer backend asks) never an
-        account reserved for agents either (400 reserved_user_id)."""
-        if user_id == self.settings.im_admin_userid:
-            # The admin's UserSig is every REST power over the whole IM application: never handed out.
-            raise Forbidden("no UserSig is issued for IM_ADMIN_USERID, whoever asks")
-        if customers_only:
-            self.check_customer(user_id)
-        key = self.settings.im_secret_key.get_secret_value()
-        sig = auth.gen_usersig(self.settings.im_sdkappid, key, user_id, expire_seconds)
-        return IssuedUserSig(user_id, sig, int(time.time()) + expire_seconds, self.settings.im_sdkappid)
-
-    async def refresh_metrics(self) -> None:
-        """Bring the job and database gauges up to date (before a scrape)."""
-        self.metrics.refresh(await self.queue.stats(), self.db.commits)
-
-    # --- links --------------------------------------------------------------------------------------------------
-
-    async def ready(self) -> bool:
-        """True when the database answers."""
-        return await self.db.ping()
-
-    async def link_of_group(self, group_id: str) -> Link:
-        link = await self.db.link_by_group(group_id)
-        if link is None:
-            raise NotFound(f"no link for group {group_id!r}", code="link_not_found")
-        return link
-
-    async def link_of_ticket(self, provider: str, ticket_id: str) -> Link:
-        link = await self.db.link_by_ticket(provider, ids.normalize(ticket_id))
-        if link is None:
-            raise NotFound(f"no link for {provider} ticket {ticket_id!r}", code="link_not_found")
-        return link
-
     # --- membership primitives ----------------------------------------------------------------------------------
 
-    async def change_group(self, payload: GroupJob) -> GroupChange:
-        """A seed primitive, stored as the group's next job and run now when nothing earlier of the group waits."""
-        outcome = await self.submit(payload, ordering_key=payload.groupId)
+    async def change_group(self, payload: GroupJob, also: Sequence[Statement] = ()) -> GroupChange:
+        """A seed primitive, stored as the group's next job and run now when nothing earlier of the group waits.
+        `also`: statements stored with the job (a signed call's claim)."""
+        outcome = await self.submit(payload, ordering_key=payload.groupId, also=also)
         if outcome.queued:
             return GroupChange(queued=True, job_id=outcome.job.id)
         result = outcome.result
         return GroupChange(False, outcome.job.id, result.get("joined", []), result.get("left", []))
 
     async def _join(self, job: Job, payload: Join) -> dict[str, Any]:
+        """The account into the group, then into the link's agents (unless it is the requester), with the outcome.
+        Stored with the job: the account among the agents the link has seen, before IM lets it speak."""
         group_id, user_id = payload.groupId, payload.userId
-        link = await self.db.link_by_group(group_id)
-        if link and user_id != link.requester_id:
-            await self.db.see_agents(group_id, [user_id])  # before IM lets them speak
-        if link and self.agents.helpdesk_user(link.provider, user_id) is not None:
-            await self.agents.import_agent(link.provider, user_id)
-        else:
-            await self.im.import_account(user_id)
-        await self.im.add_members(group_id, [user_id])
-        if link and user_id != link.requester_id:
-            await self.db.update_link(group_id, agents=[*link.agents, user_id])
+        try:
+            await self.im.add_members(group_id, [user_id])  # one round trip when IM knows the account
+        except AccountNotFound:
+            link = await self.db.link_by_group(group_id)
+            if link and self.agents.helpdesk_user(link.provider, user_id) is not None:
+                await self.agents.import_agent(link.provider, user_id)  # with the agent's name as its Nick
+            else:
+                await self.im.import_account(user_id)
+            await self.im.add_members(group_id, [user_id])
+        self.queue.after(job, self.db.add_agent(group_id, user_id))
         return {}
 
     async def _leave(self, job: Job, payload: Leave) -> dict[str, Any]:
@@ -276,7 +253,7 @@ class Bridge:
         agents' accounts of the connector whose group ID it is."""
         group_id = payload.groupId
         if await self.db.link_by_group(group_id) is not None:
-            return await self._converge(group_id)
+            return await self._converge(job, payload)
         connector = self.owner_of(group_id)
         if connector is None:
             raise UnknownGroup(
@@ -298,8 +275,9 @@ class Bridge:
 
     # --- convergence and closing --------------------------------------------------------------------------------
 
-    async def _converge(self, group_id: str) -> dict[str, Any]:
+    async def _converge(self, job: Job, payload: Converge | Assignment) -> dict[str, Any]:
         """Make the group's agents equal to the ticket's current owner, and follow its status."""
+        group_id = payload.groupId
         link = await self.db.link_by_group(group_id)
         if link is None:
             # Helpdesks report every ticket; only those opened through the bridge have a group.
@@ -308,6 +286,8 @@ class Bridge:
             # The ticket exists, its group is still being opened (an owner set by an assignment rule at insert
             # reaches us that early): wait for it.
             raise RetriableError(f"the group {group_id} is still being opened", upstream="bridge", retry_after=1.0)
+        if isinstance(payload, Converge) and payload.greet:
+            await self._greet(job, payload)
         connector = self.connector(link.provider)
         ticket = await connector.get_ticket(link.ticket_id)
         if ticket.status is TicketStatus.DELETED:
@@ -367,18 +347,17 @@ class Bridge:
                 receipts.append(EventReceipt(group_id, EventOutcome.DUPLICATE))
                 continue
             payload: JobPayload
+            reason, hints = event.reason or None, dict(event.hints)
             if event.kind is EventKind.COMMENT_ADDED:
                 if not event.comment_id:
                     raise BadRequest("a comment_added event names no comment", code="invalid_request")
                 # Keyed by the comment, not the delivery: however often and by whichever route a comment is
                 # reported, it is one job.
                 key = replies.job_key(event.provider, event.comment_id)
-                payload = RelayReply(
-                    groupId=group_id, reason=event.reason or None, event=dict(event.hints), commentId=event.comment_id
-                )
+                payload = RelayReply(groupId=group_id, reason=reason, event=hints, commentId=event.comment_id)
             else:
                 model = DeleteGroup if event.kind is EventKind.DELETED else Converge
-                key, payload = event.key, model(groupId=group_id, reason=event.reason or None, event=dict(event.hints))
+                key, payload = event.key, model(groupId=group_id, reason=reason, event=hints)
             # The job key's unique constraint is what makes a repeated event do nothing.
             job, created = await self.enqueue(payload, key=key, ordering_key=group_id)
             receipts.append(
@@ -391,10 +370,15 @@ class Bridge:
     # --- opening a ticket ---------------------------------------------------------------------------------------
 
     async def create_ticket(
-        self, provider: str | None, body: CreateTicketBody, idempotency_key: str | None, caller: str
+        self,
+        provider: str | None,
+        body: CreateTicketBody,
+        idempotency_key: str | None,
+        caller: str,
+        also: Sequence[Statement] = (),
     ) -> TicketOpened:
         """Open the ticket, then its group, on `provider` (None: the default connector); a repeated Idempotency-Key of
-        the same caller returns the first outcome.
+        the same caller returns the first outcome. `also`: statements stored with the job (a signed call's claim).
 
         `caller` is who asks: `user:<userId>` (a UserSig), `app` or `callout` (the secret that signed), `insecure`.
         Keys are the caller's own: another caller's key never collides with them."""
@@ -418,7 +402,7 @@ class Bridge:
         self.open_creates[user_id] += 1
         try:
             async with self.create_slots:
-                outcome = await self._create_ticket(provider, body.model_dump(), idempotency_key, caller)
+                outcome = await self._create_ticket(provider, body.model_dump(), idempotency_key, caller, also)
         finally:
             self.open_creates[user_id] -= 1
             if not self.open_creates[user_id]:
@@ -436,7 +420,7 @@ class Bridge:
         return TicketOpened(provider, payload.ticketId, payload.groupId, True, outcome.job.id)
 
     async def _create_ticket(
-        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str
+        self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str, also: Sequence[Statement]
     ) -> Outcome:
         digest = request_hash({"provider": provider, **body})
         key = f"{JobKind.CREATE_TICKET}:{uuid.uuid4().hex}"
@@ -445,23 +429,28 @@ class Bridge:
             # Job keys hold 300 characters; a long user id and key together are hashed into them.
             key = f"{JobKind.CREATE_TICKET}:{scoped if len(scoped) <= 280 else 'sha256-' + _sha256(scoped)}"
         payload = CreateTicket(provider=provider, request=body, hash=digest, requestKey=key, caller=caller)
-        job, created = await self.enqueue(payload, key, delay=INLINE_GRACE_SECONDS)
+        job, created = await self.enqueue(payload, key, claim=True, also=also)
         if not created and CreateTicket.of(job).hash != digest:
             raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")
+        leased = created and job.status == JobStatus.RUNNING
         if not created and job.status in (JobStatus.FAILED, JobStatus.DEAD):
             # The caller retries a request that failed: try again (every step is idempotent), do not replay the error.
             await self.queue.retry(job_id=job.id)
-            job = await self.queue.get(job.id or 0) or job
-        return await self.finish_inline(job)
+            claimed = await self.queue.claim(1, job_id=job.id)
+            job, leased = (claimed[0], True) if claimed else (await self.queue.get(job.id or 0) or job, False)
+        return await self.finish_inline(job, leased)
 
     async def _open_ticket(self, job: Job, payload: CreateTicket) -> dict[str, Any]:
+        """The ticket (with the customer's IM account, at the same time), then the group: two round trips before the
+        answer. The greeting and the owner check follow as the group's first job, stored with this one's outcome."""
         provider, request = payload.provider, payload.request
         connector = self.connector(provider)
-        info = request.caseInfo
+        info, user_id = request.caseInfo, request.userId
+        imported_now = False
         ticket_id, group_id = payload.ticketId, payload.groupId
         if ticket_id is None or group_id is None:
             ticket = NewTicket(
-                user_id=request.userId,
+                user_id=user_id,
                 subject=info.subject,
                 description=info.desc or "",
                 name=info.name,
@@ -470,40 +459,53 @@ class Bridge:
                 # Only a signed call is trusted to name the requester by email; an end user's email is just data.
                 requester_by_email=payload.caller in ("app", "callout"),
             )
-            ticket_id = await self._create_with_patience(connector, ticket, first_attempt=job.attempts <= 1)
+            created, imported = await asyncio.gather(
+                self._create_ticket_in_time(connector, ticket, first_attempt=job.attempts <= 1),
+                self.im.import_account(user_id, nick=info.name),  # idempotent: done again on a retry
+                return_exceptions=True,
+            )
+            if isinstance(created, BaseException):
+                raise created
+            ticket_id = created
             crash_point("ticket_created", job.kind)
             group_id = connector.group_id(ticket_id)
             link = Link(
                 provider=provider,
                 ticket_id=ticket_id,
                 group_id=group_id,
-                requester_id=request.userId,
+                requester_id=user_id,
                 subject=info.subject,
                 state=LinkState.PENDING,
             )
             payload = await self.checkpoint(
                 job, payload.but(ticketId=ticket_id, groupId=group_id), self.db.insert_link(link)
             )
+            if isinstance(imported, BaseException):
+                raise imported  # the ticket is recorded: a retry opens only the group
+            imported_now = True
         ids = {"provider": provider, "ticketId": ticket_id, "groupId": group_id}
         try:
-            await self._open_group(job, payload, ticket_id, group_id)
+            if not imported_now:
+                await self.im.import_account(user_id, nick=info.name)
+            await self._open_group(ticket_id, group_id, user_id, info)
         except RetriableError as exc:
             exc.details.update(ids)
             raise
-        # An owner given while the group was being opened (assignment rules, triggers) is applied now; if that
-        # fails, a queued convergence does it later rather than failing a ticket that is otherwise open.
-        try:
-            await self._converge(group_id)
-        except BridgeError:
-            opened = Converge(groupId=group_id, reason="opened")
-            await self.enqueue(opened, key=f"opened:{group_id}", ordering_key=group_id)
+        # The link is open with the job's outcome, and the group's first job (greeting, then the owner an assignment
+        # rule may have set meanwhile) is stored with it: durable, but after the answer.
+        self.queue.after(job, self.db.change_link(group_id, state=LinkState.OPEN))
+        opened = Converge(groupId=group_id, reason="opened", greet=True)
+        self.queue.follow_up(job, opened.kind, opened.stored(), f"opened:{group_id}", group_id)
         return ids
 
-    async def _create_with_patience(self, connector: Connector, ticket: NewTicket, first_attempt: bool) -> str:
-        """Create the ticket, waiting out short rate limits and outages (the request key makes retries safe).
+    async def _create_ticket_in_time(self, connector: Connector, ticket: NewTicket, first_attempt: bool) -> str:
+        """Create the ticket (the request key makes a repeat safe), under one retry policy at a time.
 
-        On the caller's own attempt a longer failure is reported (502) rather than left to open a ticket later
-        that nobody is waiting for; after a crash, the job keeps retrying on its schedule."""
+        The caller's own attempt waits out short rate limits and blips (BRIDGE_CREATE_PATIENCE_SECONDS), then
+        reports the failure (502) and is not retried: no ticket is opened later that nobody waits for. A later
+        attempt (the job taken again after a crash) calls once and leaves retrying to the queue's schedule."""
+        if not first_attempt:
+            return await connector.create_ticket(ticket)
         deadline = asyncio.get_running_loop().time() + self.settings.bridge_create_patience_seconds
         delay = 0.2
         while True:
@@ -512,9 +514,7 @@ class Bridge:
             except RetriableError as exc:
                 wait = exc.retry_after if exc.retry_after is not None else delay
                 if asyncio.get_running_loop().time() + wait > deadline:
-                    if first_attempt:
-                        raise PermanentError(str(exc), upstream=exc.upstream, upstream_code=exc.upstream_code) from None
-                    raise
+                    raise PermanentError(str(exc), upstream=exc.upstream, upstream_code=exc.upstream_code) from None
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, 5.0)
 
@@ -543,31 +543,35 @@ class Bridge:
                 upstream_code=exc.upstream_code,
             ) from None
 
-    async def _open_group(self, job: Job, payload: CreateTicket, ticket_id: str, group_id: str) -> None:
-        """Group, greeting, then the link marked open, each recorded once done so a retry skips it."""
-        steps, user_id, info = set(payload.done), payload.request.userId, payload.request.caseInfo
-        if "group" not in steps:
-            await self.im.import_account(user_id, nick=info.name)
-            name = self.settings.group_name(ticket_id, info.subject)
-            try:
-                await self.im.create_group(group_id, name, members=[user_id])
-            except GroupExists:
-                # 10025, "used, and you are its owner": only this app's admin creates groups without an owner, so
-                # this is a retried create after a lost answer; make sure the customer is in.
-                if user_id not in await self.im.member_ids(group_id):
-                    await self.im.add_members(group_id, [user_id])
-            except GroupIdTaken:
-                await self._reclaim_group(group_id, name, user_id)
-            steps.add("group")
-        if "greeting" not in steps:
-            # Recorded first, which also checks this runner still holds the job: one that lost it stops here
-            # rather than greet again. At least once: IM offers no way to see whether a system notification went
-            # out, and a customer who never sees the greeting is worse off than one who sees it twice after a crash
-            # in the moment between IM's answer and the record below.
-            payload = await self.checkpoint(job, payload.but(done=sorted(steps)))
-            await self.im.system_notification(group_id, self.settings.bridge_greeting)
-            steps.add("greeting")
-        await self.checkpoint(job, payload.but(done=sorted(steps)), self.db.change_link(group_id, state=LinkState.OPEN))
+    async def _open_group(self, ticket_id: str, group_id: str, user_id: str, info: CaseInfo) -> None:
+        """The ticket's group with the customer in it; a retry after a lost answer finds it made (10025)."""
+        name = self.settings.group_name(ticket_id, info.subject)
+        try:
+            await self.im.create_group(group_id, name, members=[user_id])
+        except GroupExists:
+            # 10025, "used, and you are its owner": only this app's admin creates groups without an owner, so
+            # this is a retried create after a lost answer; make sure the customer is in.
+            if user_id not in await self.im.member_ids(group_id):
+                await self.im.add_members(group_id, [user_id])
+        except GroupIdTaken:
+            await self._reclaim_group(group_id, name, user_id)
+
+    async def _greet(self, job: Job, payload: Converge) -> None:
+        """The greeting, once: a group message whose Random is the group's own, so IM drops a repeat within five
+        minutes (a retry after IM's answer was lost, or after a crash before the record below). Online only, as a
+        system notification is: kept out of the group's history, and no callback."""
+        if "greeting" in payload.done:
+            return
+        group_id = payload.groupId
+        await self.im.send_text(
+            group_id, self.settings.bridge_greeting, greeting_random(group_id), forbid_callback=True, online_only=True
+        )
+        await self.checkpoint(job, payload.but(done=["greeting"]))
+
+
+def greeting_random(group_id: str) -> int:
+    """The greeting's Random: the same for every attempt in one group, so IM keeps one of them."""
+    return int(_sha256(f"greeting:{group_id}")[:8], 16)
 
 
 def _stored_error(job: Job) -> BridgeError:

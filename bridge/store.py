@@ -11,20 +11,57 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, TypeVar
 
-from sqlalchemy import Column, Executable, Index, Text, UniqueConstraint, delete, event, insert, text, update
+from sqlalchemy import (
+    Column,
+    Executable,
+    Float,
+    Index,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    case,
+    delete,
+    event,
+    func,
+    insert,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.states import JobStatus, LinkState
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A statement built once (with bindparams) and the values of one use: building a SQLAlchemy statement costs
+    more CPU than running it, so the statements of every request's path are built once per process."""
+
+    statement: Executable
+    params: dict[str, Any]
+
+
+Statement = Executable | Prepared  # what units of work take to run alongside their own writes
+
+
+async def execute(s: AsyncSession, statement: Statement) -> Any:
+    if isinstance(statement, Prepared):
+        return await s.exec(statement.statement, params=statement.params)  # type: ignore[call-overload]
+    return await s.exec(statement)  # type: ignore[call-overload]
 
 
 def now() -> float:
@@ -51,7 +88,7 @@ class Link(SQLModel, table=True):
 
     @property
     def agents(self) -> list[str]:
-        return list(json.loads(self.agents_json))
+        return sorted(json.loads(self.agents_json))  # sorted when written; add_agent() appends
 
     @agents.setter
     def agents(self, value: list[str]) -> None:
@@ -59,7 +96,7 @@ class Link(SQLModel, table=True):
 
     @property
     def agents_seen(self) -> list[str]:
-        return list(json.loads(self.agents_seen_json))
+        return sorted(json.loads(self.agents_seen_json))
 
     def public(self) -> dict[str, Any]:
         return {
@@ -84,6 +121,9 @@ class SeenSignature(SQLModel, table=True):
     response_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+PENDING, RUNNING, OPEN = "status = 'pending'", "status = 'running'", "status IN ('pending', 'running')"
+
+
 class AgentName(SQLModel, table=True):
     """An agent's display name as the helpdesk gave it (their IM Nick), and when it was read: the helpdesk is asked
     again only once this is old (bridge/agents.py)."""
@@ -106,12 +146,17 @@ class TicketWrite(SQLModel, table=True):
 class Job(SQLModel, table=True):
     """Durable work: see bridge/jobs.py."""
 
-    __table_args__ = (Index("ix_job_claim", "status", "next_attempt_at"),)  # the worker's claim query
+    # The queue reads open jobs only, on partial indexes that leave finished rows out (see migration 0005).
+    __table_args__ = (
+        Index("ix_job_pending", "next_attempt_at", sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
+        Index("ix_job_running", "lease_until", sqlite_where=text(RUNNING), postgresql_where=text(RUNNING)),
+        Index("ix_job_open_group", "ordering_key", "id", sqlite_where=text(OPEN), postgresql_where=text(OPEN)),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=64)  # a JobKind
     key: str = Field(max_length=300, unique=True)
-    ordering_key: str | None = Field(default=None, max_length=128, index=True)
+    ordering_key: str | None = Field(default=None, max_length=128)
     payload_json: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(default=JobStatus.PENDING.value, max_length=16, index=True)  # a JobStatus
     attempts: int = 0
@@ -170,7 +215,9 @@ class Database:
     def __init__(self, url: str):
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # No pre-ping: it costs a round trip per checkout. A connection that was dropped fails its statement, the
+        # pool discards it, and `run()` does the unit of work again on a fresh one.
+        kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
@@ -184,6 +231,8 @@ class Database:
         # wait on an upstream, so a turn is brief.
         self._turn = asyncio.Lock() if self.is_sqlite else None
         self.commits = 0  # units of work committed, for /metrics (bridge_db_transactions_total)
+        self._answers: list[tuple[dict[str, Any], asyncio.Future[None]]] = []  # see keep_answer()
+        self._keeper: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -195,6 +244,18 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """One unit of work, done again once when its connection turned out to be dropped (a restarted database,
+        an idle connection closed by a proxy): nothing of it was committed, and a fresh connection is taken."""
+        for attempt in (1, 2):
+            try:
+                async with self.session() as s:
+                    return await work(s)
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
 
     async def ping(self) -> bool:
         try:
@@ -240,6 +301,22 @@ class Database:
         if agents_seen is not None:
             values["agents_seen_json"] = json.dumps(sorted(set(agents_seen)))
         return update(Link).where(col(Link.group_id) == group_id).values(**values)
+
+    @staticmethod
+    def add_agent(group_id: str, user_id: str, *, seen_only: bool = False) -> Prepared:
+        """The statement adding `user_id` to the agents the link has seen (and, unless `seen_only`, to its agents),
+        when the link exists and `user_id` is not its requester: one write, no read before it."""
+        item = json.dumps(user_id)  # user IDs are plain ASCII (letters, digits, '_', '-'): no escaping in JSON
+        pattern = "%" + item.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+        params: dict[str, Any] = {
+            "group": group_id,
+            "user": user_id,
+            "pattern": pattern,
+            "alone": f"[{item}]",
+            "tail": f", {item}]",
+        }
+        params["now"] = now()
+        return Prepared(_add_agent_statement(seen_only), params)
 
     async def update_link(self, group_id: str, *, agents: list[str] | None = None, state: str | None = None) -> None:
         """Set a link's agents and/or state; agents written here are added to the agents the link has seen."""
@@ -314,14 +391,36 @@ class Database:
                 return SeenSignature(signature=signature, expires_at=expires_at)
             return seen
 
-    async def keep_answer(self, signature: str, status: int, response_json: str) -> None:
-        """Store the answer given to the call that claimed `signature`: its retries get it again."""
+    async def seen_signature(self, signature: str) -> SeenSignature | None:
         async with self.session() as s:
-            await s.exec(  # type: ignore[call-overload]
-                update(SeenSignature)
-                .where(col(SeenSignature.signature) == signature)
-                .values(status=status, response_json=response_json)
-            )
+            return await s.get(SeenSignature, signature)
+
+    async def keep_answer(self, signature: str, status: int, response_json: str) -> None:
+        """Store the answer given to the call that claimed `signature`: its retries get it again.
+
+        Answers are written together: those that come while one transaction runs wait for the next, which writes
+        them all (each still returns only once its answer is committed)."""
+        done = asyncio.get_running_loop().create_future()
+        self._answers.append(({"signature": signature, "status": status, "response_json": response_json}, done))
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_answers())
+        await done
+
+    async def _keep_answers(self) -> None:
+        while self._answers:
+            batch, self._answers = self._answers, []
+            try:
+                async with self.session() as s:
+                    # An UPDATE with a list of rows: one per row, matched by primary key.
+                    await s.exec(update(SeenSignature), params=[answer for answer, _ in batch])  # type: ignore[call-overload]
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def forget_signature(self, signature: str) -> None:
         """Release a claimed signature whose call did nothing (it failed on the bridge's side): it may be retried."""
@@ -345,3 +444,29 @@ class Database:
                     col(Job.updated_at) < cutoff,
                 )
             )
+
+
+@cache
+def _add_agent_statement(seen_only: bool) -> Executable:
+    def added(column: Any) -> Any:
+        # ["a", "b"] -> ["a", "b", "c"]: json.dumps' own separator, so the text stays what json.dumps writes.
+        return case(
+            (column.like(bindparam("pattern", type_=Text), escape="/"), column),
+            (column == "[]", bindparam("alone", type_=Text)),
+            else_=func.substr(column, 1, func.length(column) - 1) + bindparam("tail", type_=Text),
+        )
+
+    values: dict[str, Any] = {
+        "agents_seen_json": added(col(Link.agents_seen_json)),
+        "updated_at": bindparam("now", type_=Float),
+    }
+    if not seen_only:
+        values["agents_json"] = added(col(Link.agents_json))
+    return (
+        update(Link)
+        .where(
+            col(Link.group_id) == bindparam("group", type_=Text),
+            col(Link.requester_id) != bindparam("user", type_=Text),
+        )
+        .values(**values)
+    )

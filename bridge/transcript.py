@@ -330,14 +330,16 @@ class Transcript:
                 comment_id = await _write(connector, comments)
             except RetriableError as exc:
                 if str(exc.upstream_code) == "429" and exc.retry_after:
+                    self.metrics.transcript_rate_limited.inc()
                     log.warning("%s: the transcript of group %r waits %.1f s", exc, group_id, exc.retry_after)
                     raise Deferred(exc.retry_after, "rate limited") from None
                 raise
-            written = self.queue.clock()
-            statements += [
-                self.db.record_ticket_write(group_id, written),
-                self.db.forget_ticket_writes(group_id, written - window),
-            ]
+            if budget:  # the pace's record, kept while the window counts it
+                written = self.queue.clock()
+                statements += [
+                    self.db.record_ticket_write(group_id, written),
+                    self.db.forget_ticket_writes(group_id, written - window),
+                ]
         own: dict[str, Any] | None = None
         for member, comment, outcome in taken:
             if comment is not None:
@@ -350,6 +352,9 @@ class Transcript:
             await self.queue.checkpoint(job, *statements)  # the others are recorded; this one goes in the next comment
         else:
             await self.queue.checkpoint(job, *statements, **payload.but(outcome=own).stored())
+        if comments:
+            self.metrics.transcript_comments.inc()
+            self.metrics.transcript_messages.inc(len(comments))
         for member, _, outcome in taken:
             if "dropped" in outcome:
                 _log_drop(self.metrics, member, outcome["dropped"])

@@ -68,6 +68,37 @@ def im_state(server: BackgroundServer) -> dict[str, Any]:
     return httpx.get(server.url + "/_emulator/state").json()  # type: ignore[no-any-return]
 
 
+def greetings(server: BackgroundServer, group_id: str, timeout: float = 15.0) -> list[str]:
+    """The texts the IM admin sent in a group: the greeting, which the bridge sends after answering createticket
+    (the group's first job). Waits until there is one."""
+    deadline = time.time() + timeout
+    while True:
+        messages = im_state(server)["messages"].get(group_id, [])
+        texts = [
+            e["MsgContent"]["Text"]
+            for m in messages
+            if m["From_Account"] == "administrator"
+            for e in m["MsgBody"]
+            if e["MsgType"] == "TIMTextElem"
+        ]
+        if texts or time.time() > deadline:
+            return texts
+        time.sleep(0.05)
+
+
+def group_settled(im_url: str, group_id: str, timeout: float = 15.0) -> None:
+    """Wait until a new ticket's group has had its first job, which follows the createticket answer: the greeting,
+    then the owner check, whose last IM call reads the group's members. A test that changes the ticket's owner
+    waits for it, so that what it then asks the bridge to do is not already done by that check."""
+    deadline = time.time() + timeout
+    while not any(
+        r["Command"] == "get_group_member_info" and (r.get("Body") or {}).get("GroupId") == group_id
+        for r in httpx.get(im_url + "/_emulator/state").json()["requests"]
+    ):
+        assert time.time() < deadline, f"the first job of {group_id} did not run"
+        time.sleep(0.05)
+
+
 def set_faults(server: BackgroundServer, **faults: Any) -> None:
     httpx.post(server.url + "/_emulator/faults", json=faults).raise_for_status()
 

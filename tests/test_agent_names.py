@@ -12,7 +12,16 @@ from sqlalchemy import create_engine, text
 
 from bridge.sandbox.server import BackgroundServer
 from bridge.store import sync_url
-from tests.conftest import BridgeClient, SalesforceAdmin, ZendeskAdmin, im_call, im_state, members_of, set_faults
+from tests.conftest import (
+    BridgeClient,
+    SalesforceAdmin,
+    ZendeskAdmin,
+    group_settled,
+    im_call,
+    im_state,
+    members_of,
+    set_faults,
+)
 
 CASE = {"subject": "Where is my order", "name": "Jane Customer"}
 DAY = 86400
@@ -44,6 +53,7 @@ def age_names(bridge: BridgeClient, seconds: float) -> None:
 def open_zendesk(bridge: BridgeClient, user: str = "cust1") -> str:
     r = bridge.post("/zendesk/createticket", {"userId": user, "caseInfo": CASE})
     assert r.status_code == 201, r.text
+    group_settled(bridge.settings.im_api_base, r.json()["groupId"])
     return str(r.json()["ticketId"])
 
 

@@ -37,6 +37,7 @@ from tests.conftest import (
     helpdesk_settings,
     rsa_key_pair,
 )
+from tests.test_transcript_batches import written
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver")
 TOKEN = "im-callback-token-for-browser-tests"
@@ -120,6 +121,8 @@ def world(
         zendesk_app_installation_id=installation,
         zendesk_app_sdk_url=zd_server.url + "/_emulator/apps/zaf_sdk.js",
         bridge_console_poll_seconds=600,  # live updates come from IM's callbacks here
+        # Each message its own comment, so the ticket shows who said what: batching has its own tests.
+        bridge_transcript_linger_seconds=0,
     )
     install_zendesk_app(zd_server.url, ZD_TOKEN, bridge.server.url)
     config = {"callback_url": bridge.server.url + "/callbacks/im", "callback_token": TOKEN}
@@ -197,9 +200,10 @@ def test_a_customer_and_an_agent_talk_and_the_ticket_records_it(browser: Any, wo
     assert browser.execute_script("return performance.getEntriesByType('navigation').length") == reloads
     browser.switch_to.default_content()
 
-    # Every message lands in the ticket: the customer's as the requester's, the agent's as the agent's.
+    # Every message lands in the ticket: the customer's as the requester's, the agent's as the agent's (in one comment
+    # or in a batch of both, under each sender's label: tests/test_transcript_batches.py).
     def recorded() -> dict[str, Any]:
-        return {c["body"]: c["author_id"] for c in world.zd.comments(ticket)}
+        return {line: author for author, line in written(world.zd, f"ZENDESK#{ticket}")}
 
     until(browser, lambda d: {"Done, thank you!", "Unplug it and step away, I am on it."} <= set(recorded()), "ticket")
     assert recorded()["Unplug it and step away, I am on it."] == agent

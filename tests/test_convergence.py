@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import BridgeClient, im_state, members_of, set_faults
+from tests.conftest import BridgeClient, group_settled, im_state, members_of, set_faults
 
 CASE = {"subject": "Where is my order"}
 
@@ -27,12 +27,14 @@ def zd(user_id: object) -> str:
 def open_case(bridge: BridgeClient, user: str = "cust1") -> str:
     r = bridge.post("/salesforce/createticket", {"userId": user, "caseInfo": CASE})
     assert r.status_code == 201, r.text
+    group_settled(bridge.settings.im_api_base, r.json()["groupId"])
     return str(r.json()["ticketId"])
 
 
 def open_zendesk(bridge: BridgeClient, user: str = "cust1") -> str:
     r = bridge.post("/zendesk/createticket", {"userId": user, "caseInfo": CASE})
     assert r.status_code == 201, r.text
+    group_settled(bridge.settings.im_api_base, r.json()["groupId"])
     return str(r.json()["ticketId"])
 
 

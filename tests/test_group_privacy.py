@@ -17,6 +17,7 @@ from connectors.salesforce import ids
 from tests.conftest import (
     BridgeClient,
     BridgeFactory,
+    group_settled,
     helpdesk_settings,
     im_call,
     im_client,
@@ -30,6 +31,7 @@ from tests.conftest import (
 def open_ticket(bridge: BridgeClient, provider: str, user: str, subject: str = "Printer on fire") -> str:
     r = bridge.post(f"/{provider}/createticket", {"userId": user, "caseInfo": {"subject": subject}})
     assert r.status_code == 201, r.text
+    group_settled(bridge.settings.im_api_base, r.json()["groupId"])
     return str(r.json()["groupId"])
 
 

@@ -180,3 +180,31 @@ def test_control_characters_in_paths_never_reach_the_log(started: list[BridgePro
     assert not any(c in log for c in "\x1b\x00\r"), log
     assert "forged" in log  # the line is there, escaped
     assert not any(line.startswith("2030-01-01") for line in log.splitlines()), log
+
+
+def workers_of(process: BridgeProcess) -> list[int]:
+    assert process.process is not None
+    pid = process.process.pid
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_workers_share_the_port_and_a_dead_one_is_replaced(started: list[BridgeProcess], tmp_path: Path) -> None:
+    config = {
+        "IM_SDKAPPID": str(SDKAPPID),
+        "IM_SECRET_KEY": IM_KEY,
+        "IM_API_BASE": "http://127.0.0.1:9",
+        "BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}",
+    }
+    process = BridgeProcess(config, tmp_path / "bridge.log", args=("--workers", "2")).start()
+    started.append(process)
+    first = workers_of(process)
+    assert len(first) == 2
+    os.kill(first[0], 9)
+    deadline = time.time() + 20
+    while not (len(now := workers_of(process)) == 2 and first[0] not in now):
+        assert time.time() < deadline, "the dead worker was not replaced"
+        time.sleep(0.1)
+    assert all(healthz(process) == 200 for _ in range(20))
+    process.stop()
+    assert process.wait_exit() == 0
+    assert all(not Path(f"/proc/{pid}").exists() for pid in now), "a worker outlived its parent"

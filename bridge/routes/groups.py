@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from bridge.auth import check_signed
+from bridge.auth import check_signed, with_claim
 from bridge.models import AssignmentBody, GroupBody, MemberBody
 from bridge.parsing import parse_json, raw_body, validate
 from bridge.payloads import Assignment, DeleteGroup, GroupJob, Join, Leave
@@ -23,9 +23,10 @@ from connectors.base import Endpoint
 def group_change(job: type[GroupJob], model: type[BaseModel]) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def handle(request: Request) -> JSONResponse:
         body = await raw_body(request)
-        await check_signed(request, body)
+        await check_signed(request, body, claim=False)
         data = validate(model, parse_json(body)).model_dump()
-        change = await bridge_of(request).change_group(job.model_validate(data))
+        bridge = bridge_of(request)
+        change = await with_claim(request, lambda also: bridge.change_group(job.model_validate(data), also))
         answer = {"ok": True, **{k: v for k, v in data.items() if k in ("groupId", "userId")}}
         if change.queued:
             return ok({**answer, "queued": True, "jobId": str(change.job_id)}, 202)

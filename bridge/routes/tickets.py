@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from bridge.auth import check_signed, check_signed_or_user
+from bridge.auth import check_signed, check_signed_or_user, with_claim
 from bridge.errors import BadRequest
 from bridge.models import CreateTicketBody, GroupBody, LinkQuery
 from bridge.parsing import parse_json, peek_json, raw_body, validate
@@ -16,10 +16,11 @@ from connectors.base import Endpoint
 async def create_ticket(request: Request) -> JSONResponse:
     body = await raw_body(request)
     user_id = peek_json(body).get("userId")
-    caller = await check_signed_or_user(request, body, user_id if isinstance(user_id, str) else None)
+    caller = await check_signed_or_user(request, body, user_id if isinstance(user_id, str) else None, claim=False)
     data = validate(CreateTicketBody, parse_json(body))
     provider, key = request.path_params.get("connector"), request.headers.get("idempotency-key")
-    opened = await bridge_of(request).create_ticket(provider, data, key, caller)
+    bridge = bridge_of(request)
+    opened = await with_claim(request, lambda also: bridge.create_ticket(provider, data, key, caller, also))
     ids = {"provider": opened.provider, "ticketId": opened.ticket_id, "groupId": opened.group_id}
     answer = {**ids, **IM_OK, "GroupId": opened.group_id}
     if opened.queued:

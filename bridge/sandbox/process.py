@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,11 +18,13 @@ from bridge.sandbox.server import free_port
 
 @dataclass
 class BridgeProcess:
-    """`env` is the bridge's configuration; `start()` waits for /readyz. The log goes to `log_path`."""
+    """`env` is the bridge's configuration, `args` what follows `serve` (`--workers 2`); `start()` waits for /readyz.
+    The log goes to `log_path`. The process leads its own process group: a kill reaches its workers too."""
 
     env: dict[str, str]
     log_path: Path
     port: int = field(default_factory=free_port)
+    args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -37,8 +40,9 @@ class BridgeProcess:
         env = {**base, **self.env, **(extra_env or {}), "BRIDGE_HOST": "127.0.0.1", "BRIDGE_PORT": str(self.port)}
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child process holds it; closed here once handed over)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "serve"],
+            [sys.executable, "-m", "bridge.cli", "serve", *self.args],
             env=env,
+            start_new_session=True,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.log_path.parent,
@@ -64,7 +68,8 @@ class BridgeProcess:
     def kill(self) -> None:
         """SIGKILL: no cleanup, no graceful shutdown, as a crash would."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
     def stop(self) -> None:

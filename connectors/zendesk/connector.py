@@ -6,6 +6,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, TypeVar
 
 import anyio
@@ -116,6 +117,7 @@ class ZendeskConnector:
         # ticket id -> requester id for customer comments (a requester seldom changes; status is never cached)
         self._requesters: OrderedDict[int, int] = OrderedDict()
         self._requesters_lock = threading.Lock()
+        self._api_user: str | None = None  # the user ZENDESK_EMAIL names, read once (replies by it are the bridge's)
         # customer's IM userId -> their end user's id: a returning customer's ticket, or a retried create, is one call
         self._end_users: OrderedDict[str, int] = OrderedDict()
         # ZENDESK_RATE_LIMIT counts Zendesk calls, and a ticket for a new customer takes up to four (find, create,
@@ -382,24 +384,42 @@ class ZendeskConnector:
             return None
         if comment is None:
             return None
-        author_id = comment.get("author_id")
+        author_id = str(comment.get("author_id") or "")
+        reply = Reply(
+            comment_id=str(comment.get("id")),
+            ticket_id=str(number),
+            text=replies.plain_text(comment),
+            public=comment.get("public") is True,
+            author_account=None,
+            author_name=None,
+            by_bridge=True,
+            attachments=replies.attachments(comment),
+        )
+        # The bridge's own: written through its session (the User-Agent Zendesk records), or by its API user (a
+        # comment of several chat senders has no other author).
+        if replies.is_bridges(comment) or author_id == await self._api_user_id():
+            return reply
         author = None
-        if author_id is not None and DIGITS.match(str(author_id)):
+        if DIGITS.match(author_id):
             try:
                 author = await self._run("reading a Zendesk user", lambda: zenpy.users(id=int(author_id)))
             except NotFound:
                 author = None  # a deleted user: nobody to send it as
         is_agent = author is not None and getattr(author, "role", None) in replies.AGENT_ROLES
-        return Reply(
-            comment_id=str(comment.get("id")),
-            ticket_id=str(number),
-            text=replies.plain_text(comment),
-            public=comment.get("public") is True,
-            author_account=self.agent_id(str(author_id)) if is_agent else None,
+        return replace(
+            reply,
+            by_bridge=False,
+            author_account=self.agent_id(author_id) if is_agent else None,
             author_name=(str(getattr(author, "name", "") or "") or None) if author is not None else None,
-            by_bridge=replies.is_bridges(comment),
-            attachments=replies.attachments(comment),
         )
+
+    async def _api_user_id(self) -> str:
+        """The id of the user ZENDESK_EMAIL names (the bridge's API user), read once."""
+        if self._api_user is None:
+            zenpy, _ = self._client()
+            me = await self._run("reading the Zendesk API user", lambda: zenpy.users.me())
+            self._api_user = str(me.id)
+        return self._api_user
 
     def _remember_requester(self, ticket: int, requester: int) -> None:
         self._remember(self._requesters, ticket, requester)
