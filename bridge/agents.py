@@ -16,12 +16,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bridge.errors import BridgeError
-from bridge.states import JobKind
+from bridge.payloads import AgentName
 
 if TYPE_CHECKING:
     from bridge.config import Settings
     from bridge.im import IMClient
-    from bridge.store import Database, Job
+    from bridge.store import Database
     from connectors.base import Connector
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class AgentNames:
         self.db = db
         self.im = im
         self.connectors = connectors
-        self.enqueue = enqueue  # JobQueue.enqueue: the retry when a helpdesk fails to answer
+        self.enqueue = enqueue  # Bridge.enqueue (a payload and its key): the retry when a helpdesk fails to answer
         self.clock = clock  # wall-clock seconds, as stored in read_at
 
     def helpdesk_user(self, provider: str, account: str) -> str | None:
@@ -65,9 +65,9 @@ class AgentNames:
         then nothing is done (one database read)."""
         await self._import(provider, account, strict=False, stale_only=True)
 
-    async def refresh(self, job: Job) -> dict[str, Any]:
+    async def refresh(self, payload: AgentName) -> dict[str, Any]:
         """The retry job: ask the helpdesk again (its failure retries the job on the queue's schedule)."""
-        name = await self._import(job.payload["provider"], job.payload["account"], strict=True)
+        name = await self._import(payload.provider, payload.account, strict=True)
         return {"name": name}
 
     async def _import(self, provider: str, account: str, strict: bool, stale_only: bool = False) -> str | None:
@@ -81,9 +81,7 @@ class AgentNames:
         if name is None:  # the helpdesk did not answer: keep what IM has, ask again later
             await self.im.import_account(account, nick=known.name if known else None)
             bucket = int(now // RETRY_BUCKET_SECONDS)
-            await self.enqueue(
-                JobKind.AGENT_NAME, {"provider": provider, "account": account}, key=f"agent_name:{account}:{bucket}"
-            )
+            await self.enqueue(AgentName(provider=provider, account=account), key=f"agent_name:{account}:{bucket}")
             return (known.name or None) if known else None
         await self.im.import_account(account, nick=name or None)
         if name and (known is None or known.name != name):

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from bridge.auth import WINDOW_SECONDS, check_window
+from bridge.auth import WINDOW_SECONDS, check_signed, check_window
 from bridge.config import ConfigError, base_url, load_connector_settings, readable_file
 from bridge.console import auth as console_auth
 from bridge.console.routes import console_of, page
@@ -38,11 +38,13 @@ from bridge.errors import (
     PermanentError,
     RetriableError,
     SignatureError,
+    UnknownConnector,
     UpstreamError,
     parse_retry_after,
 )
 from bridge.models import Body
-from bridge.routes import bridge_of, check_signed, ok, parse_json, raw_body, validate
+from bridge.parsing import parse_json, raw_body, validate
+from bridge.routes import bridge_of, ok
 from connectors.base import (
     Attachment,
     Author,
@@ -71,7 +73,7 @@ def settings_of(request: Request, settings_class: type[S]) -> S:
     for settings in bridge_of(request).settings.connectors.values():
         if isinstance(settings, settings_class):
             return settings
-    raise NotFound(f"no connector with {settings_class.__name__} is installed", code="unknown_connector")
+    raise UnknownConnector(f"no connector with {settings_class.__name__} is installed")
 
 
 def require_enabled(request: Request, name: str) -> None:

@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge.auth import KeepAnswers
 from bridge.config import Settings
 from bridge.console import routes as console
 from bridge.console.service import Console
@@ -25,7 +26,7 @@ from bridge.errors import BridgeError
 from bridge.im import IMClient
 from bridge.metrics import Metrics, MetricsMiddleware
 from bridge.migrations import prepare_database
-from bridge.routes import KeepAnswers, groups, ops, tickets, webhooks
+from bridge.routes import groups, ops, tickets, webhooks
 from bridge.service import Bridge
 from bridge.store import Database
 from connectors.base import Connector, endpoints_of, load_connector_classes
@@ -105,8 +106,10 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=500)
 
 
-def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
-    """The service. `run_worker=False` leaves queued jobs for another process (and for crash tests)."""
+def create_app(settings: Settings, *, run_worker: bool = True, prepare_schema: bool = True) -> Starlette:
+    """The service. `run_worker=False` leaves queued jobs for another process (and for crash tests);
+    `prepare_schema=False` when the caller has already run `prepare_database` (the `serve` command does, to stop
+    with a message before the server starts)."""
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
@@ -120,7 +123,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
                 "IM_CALLBACK_TOKEN is not set: IM callbacks (/callbacks/im) are refused, "
                 "so chat messages do not reach tickets"
             )
-        await anyio.to_thread.run_sync(prepare_database, settings.bridge_database_url)
+        if prepare_schema:
+            await anyio.to_thread.run_sync(prepare_database, settings.bridge_database_url)
         db = Database(settings.bridge_database_url)
         im = IMClient.from_settings(settings)
         connectors = build_connectors(settings, anyio.CapacityLimiter(settings.bridge_helpdesk_threads))
@@ -162,9 +166,16 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
     # Installed connectors add their routes (webhooks, console entries) whether enabled or not: one not configured
     # answers for itself (a 401 or 404 saying what is missing) rather than a bare 404.
     classes = tuple(cls for name, cls in load_connector_classes().items() if name in settings.connectors)
-    connector_routes = [Route(e.path, e.handler, methods=[e.method]) for cls in classes for e in endpoints_of(cls)]
+    endpoints = (
+        *ops.endpoints,
+        *groups.endpoints,
+        *tickets.endpoints,
+        *webhooks.endpoints,
+        *console.endpoints,
+        *(e for cls in classes for e in endpoints_of(cls)),
+    )
     app = Starlette(
-        routes=[*ops.routes, *groups.routes, *tickets.routes, *webhooks.routes, *console.routes, *connector_routes],
+        routes=[*(Route(e.path, e.handler, methods=[e.method]) for e in endpoints), console.static],
         middleware=middleware,
         exception_handlers={
             BridgeError: bridge_error,
@@ -179,6 +190,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
     app.state.metrics = metrics
     app.state.settings = settings
     app.state.connector_classes = classes
+    app.state.endpoints = endpoints  # the routes, as the OpenAPI document describes them
     return app
 
 

@@ -90,12 +90,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     }
     workers = args.workers or default_workers(make_url(settings.bridge_database_url).get_backend_name() == "sqlite")
     if workers == 1:
-        uvicorn.run(create_app(settings), host=settings.bridge_host, port=settings.bridge_port, **options)
+        uvicorn.run(
+            create_app(settings, prepare_schema=False), host=settings.bridge_host, port=settings.bridge_port, **options
+        )
         return 0
     sock = bind(settings.bridge_host, settings.bridge_port)
 
     def run_worker(listening: Any) -> None:
-        uvicorn.Server(uvicorn.Config(create_app(settings), **options)).run(sockets=[listening])
+        uvicorn.Server(uvicorn.Config(create_app(settings, prepare_schema=False), **options)).run(sockets=[listening])
 
     return serve_forked(workers, sock, run_worker)
 
@@ -108,7 +110,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_usersig(args: argparse.Namespace) -> int:
     from bridge.models import UserSigBody
-    from bridge.routes import describe
+    from bridge.parsing import describe
 
     try:
         user_id = UserSigBody(userId=args.userid).userId  # POST /usersig's rule and Id normalisation

@@ -33,7 +33,7 @@ NICK_TAG = "Tag_Profile_IM_Nick"
 NICK_MAX_BYTES = 500  # a profile string holds at most 500 bytes (40601 beyond)
 
 # Member results of add_group_member.
-MEMBER_FAILED, MEMBER_ADDED, MEMBER_ALREADY, MEMBER_PENDING = 0, 1, 2, 3
+MEMBER_FAILED, MEMBER_ADDED, MEMBER_ALREADY = 0, 1, 2
 ALREADY_MEMBER = 10013  # "the invited user is already a member", documented as a whole-call error too
 
 

@@ -458,10 +458,6 @@ class JobQueue:
         self.wakeup.set()
         return recorded
 
-    async def cancel(self, job: Job, error: str) -> None:
-        """Give up a claimed job whose caller was told it failed: failed, not dead, never run again."""
-        await self._finish(job, JobStatus.FAILED, error=error)
-
     # --- the worker -----------------------------------------------------------------------------------------------
 
     def _ran(self, running: set[asyncio.Task[Job]]) -> Callable[[asyncio.Task[Job]], None]:

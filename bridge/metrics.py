@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.states import JobStatus
-
-if TYPE_CHECKING:
-    from bridge.service import Bridge
 
 JOB_STATUSES = tuple(JobStatus)
 # Methods with a label of their own; any other (h11 passes any token, httptools dozens of WebDAV and other verbs)
@@ -57,14 +54,13 @@ class Metrics:
         )
         self._db_commits_seen = 0
 
-    async def refresh(self, bridge: Bridge) -> None:
-        stats = await bridge.queue.stats()
+    def refresh(self, stats: dict[str, Any], commits: int) -> None:
+        """Set the gauges from the job queue's `stats()` and the database's count of `commits`."""
         for status in JOB_STATUSES:
             self.jobs.labels(status).set(stats["counts"].get(status, 0))
         self.oldest_pending.set(stats["oldest_pending_age"])
         # The database counts its own commits (it knows nothing of metrics); the counter catches up when scraped
         # (from zero again if the app was started anew with a fresh database).
-        commits = bridge.db.commits
         self.db_transactions.inc(max(commits - self._db_commits_seen, 0))
         self._db_commits_seen = commits
 

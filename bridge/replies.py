@@ -16,16 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bridge.errors import RetriableError
-from bridge.im import GroupNotFound, truncate_utf8
+from bridge.im import GroupNotFound, IMClient, truncate_utf8
 from bridge.states import LinkState
-from connectors.base import Reply
+from connectors.base import Connector, Reply
 
 if TYPE_CHECKING:
-    from bridge.service import Bridge
-    from bridge.store import Job
+    from bridge.payloads import RelayReply
+    from bridge.store import Database, Job
 
 log = logging.getLogger(__name__)
 
@@ -74,22 +75,17 @@ def elements(reply: Reply) -> list[dict[str, Any]]:
     return [{"MsgType": "TIMTextElem", "MsgContent": {"Text": line}} for line in lines]
 
 
-def _skip(job: Job, why: str) -> dict[str, Any]:
+def _skip(payload: RelayReply, why: str) -> dict[str, Any]:
     # Ids only: a reply's words are never logged.
-    log.info(
-        "comment %s of ticket group %r not sent into the chat: %s",
-        job.payload.get("commentId"),
-        job.payload.get("groupId"),
-        why,
-    )
+    log.info("comment %s of ticket group %r not sent into the chat: %s", payload.commentId, payload.groupId, why)
     return {"skipped": why}
 
 
-async def _already_sent(bridge: Bridge, group_id: str, custom: str) -> int | None:
+async def _already_sent(im: IMClient, group_id: str, custom: str) -> int | None:
     """The MsgSeq of the message marked `custom` among the group's latest HISTORY_PAGES pages, if it is there."""
     before = None
     for _ in range(HISTORY_PAGES):
-        page = await bridge.im.group_messages(group_id, before)
+        page = await im.group_messages(group_id, before)
         listed = [m for m in page.get("RspMsgList") or [] if isinstance(m, dict)]
         for message in listed:
             if message.get("CloudCustomData") == custom and isinstance(message.get("MsgSeq"), int):
@@ -101,37 +97,39 @@ async def _already_sent(bridge: Bridge, group_id: str, custom: str) -> int | Non
     return None
 
 
-async def relay_reply(bridge: Bridge, job: Job) -> dict[str, Any]:
-    """Send one helpdesk comment into its group as its agent, once (see the module docstring)."""
-    payload = job.payload
-    group_id, comment_id = payload["groupId"], str(payload["commentId"])
-    link = await bridge.db.link_by_group(group_id)
+async def relay_reply(
+    job: Job, payload: RelayReply, db: Database, im: IMClient, connector_of: Callable[[str], Connector]
+) -> dict[str, Any]:
+    """Send one helpdesk comment into its group as its agent, once (see the module docstring). `connector_of` gives
+    the enabled connector of a name."""
+    group_id, comment_id = payload.groupId, payload.commentId
+    link = await db.link_by_group(group_id)
     if link is None:
-        return _skip(job, "the ticket has no group")
+        return _skip(payload, "the ticket has no group")
     if link.state in ENDED:
-        return _skip(job, f"the group is {link.state}")
+        return _skip(payload, f"the group is {link.state}")
     if link.state == LinkState.PENDING:
         # A reply written while the ticket's group is still being opened: it goes in once the group is there.
         raise RetriableError(f"the group {group_id} is still being opened", upstream="bridge", retry_after=1.0)
-    connector = bridge.connector(link.provider)
+    connector = connector_of(link.provider)
     get_reply = getattr(connector, "get_reply", None)
     if get_reply is None:
-        return _skip(job, f"the {link.provider} connector cannot read comments back")
+        return _skip(payload, f"the {link.provider} connector cannot read comments back")
     reply: Reply | None = await get_reply(link.ticket_id, comment_id)
     if reply is None:
         if job.attempts < LOOKS_FOR_MISSING:
             # Reported by the helpdesk, yet not readable: a replica that is a moment behind. Look again shortly.
             raise RetriableError(f"comment {comment_id} is not readable yet", upstream=link.provider, retry_after=2.0)
-        return _skip(job, "the helpdesk has no such comment on this ticket")
+        return _skip(payload, "the helpdesk has no such comment on this ticket")
     if not reply.public:
-        return _skip(job, "a private comment")
+        return _skip(payload, "a private comment")
     if reply.by_bridge:
-        return _skip(job, "written by the bridge itself")
+        return _skip(payload, "written by the bridge itself")
     if reply.author_account is None:
-        return _skip(job, "not written by an agent")
+        return _skip(payload, "not written by an agent")
     body = elements(reply)
     if not body:
-        return _skip(job, "nothing to send")
+        return _skip(payload, "nothing to send")
     agent: str = reply.author_account
     custom = mark(comment_id)
     random_ = message_random(link.provider, comment_id)
@@ -139,18 +137,18 @@ async def relay_reply(bridge: Bridge, job: Job) -> dict[str, Any]:
         if job.attempts > 1:
             # A retry: the last attempt may have been sent before it failed or its runner died. IM drops a repeat
             # within 5 minutes by itself; a retry after that finds the message in the group's history instead.
-            seq = await _already_sent(bridge, group_id, custom)
+            seq = await _already_sent(im, group_id, custom)
             if seq is not None:
                 return {"sent": True, "msgSeq": seq, "commentId": comment_id, "found": "in the group's history"}
-        if agent in await bridge.im.member_ids(group_id):
-            answer = await bridge.im.send_message(group_id, body, random_, from_account=agent, cloud_custom_data=custom)
+        if agent in await im.member_ids(group_id):
+            answer = await im.send_message(group_id, body, random_, from_account=agent, cloud_custom_data=custom)
         else:
             # An agent who is not (or no longer) in the group, not the ticket's owner: the customer still gets the
             # answer, from the bridge under the agent's name, and membership stays what the ticket's owner decides.
             name = reply.author_name or "Support"
             body = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": f"{name}:"}}, *body]
-            answer = await bridge.im.send_message(group_id, body, random_, cloud_custom_data=custom)
-            agent = bridge.im.admin
+            answer = await im.send_message(group_id, body, random_, cloud_custom_data=custom)
+            agent = im.admin
     except GroupNotFound:
-        return _skip(job, "IM has no such group (dismissed)")
+        return _skip(payload, "IM has no such group (dismissed)")
     return {"sent": True, "msgSeq": answer.get("MsgSeq"), "from": agent, "commentId": comment_id}

@@ -12,22 +12,48 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from bridge import replies, transcript
 from bridge.agents import AgentNames
 from bridge.config import Settings
-from bridge.errors import BadRequest, BridgeError, Conflict, NotFound, PermanentError, RetriableError, TooManyRequests
+from bridge.errors import (
+    BadRequest,
+    BridgeError,
+    Conflict,
+    PermanentError,
+    RetriableError,
+    TooManyRequests,
+    UnknownConnector,
+    UnknownGroup,
+    rebuild,
+)
 from bridge.im import AccountNotFound, GroupExists, GroupIdTaken, GroupNotFound, IMClient, IMError
 from bridge.jobs import JobQueue, crash_point
+from bridge.lookups import Lookups
 from bridge.metrics import Metrics
+from bridge.models import CaseInfo, CreateTicketBody
+from bridge.outcomes import GroupChange, Outcome, TicketOpened
+from bridge.payloads import (
+    AgentName,
+    Assignment,
+    Converge,
+    CreateTicket,
+    DeleteGroup,
+    GroupJob,
+    JobPayload,
+    Join,
+    Leave,
+    RelayReply,
+    SyncMessage,
+)
 from bridge.states import JobKind, JobStatus, LinkState
 from bridge.store import Database, Job, Link, Statement
 from connectors.base import Connector, EventKind, EventOutcome, EventReceipt, NewTicket, TicketEvent, TicketStatus
 
 log = logging.getLogger(__name__)
+P = TypeVar("P", bound=JobPayload)
 
 WAITING_NOTICE = "Your ticket is waiting for the next available agent."
 SOLVED_NOTICE = "This ticket has been marked as solved. Reply here if you still need help."
@@ -35,15 +61,6 @@ CLOSED_NOTICE = "This ticket is closed. Thank you for contacting us."
 REOPENED_NOTICE = "This ticket has been reopened."
 INLINE_WAIT_SECONDS = 3.0  # how long a request waits for earlier work of its group before answering 202
 CREATE_BUSY_RETRY_AFTER = 5  # seconds: about how long opening a ticket takes
-
-
-@dataclass
-class Outcome:
-    """What a submitted job came to: done (with its result) or queued for later."""
-
-    job: Job
-    queued: bool
-    result: dict[str, Any] = field(default_factory=dict)
 
 
 def request_hash(body: Any) -> str:
@@ -54,8 +71,9 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class Bridge:
-    """The service: settings, storage, the IM client, the connectors and the job queue, wired together."""
+class Bridge(Lookups):
+    """The service: settings, storage, the IM client, the connectors and the job queue, wired together (and the
+    answers that store nothing: bridge/lookups.py)."""
 
     def __init__(
         self,
@@ -79,26 +97,42 @@ class Bridge:
         # Requests each end user has open, so one customer cannot take every slot. Counted per process: with several
         # instances behind a load balancer a user may have this many open on each.
         self.open_creates: Counter[str] = Counter()
-        self.agents = AgentNames(settings, db, im, connectors, self.queue.enqueue)
-        for kind, handler in {
-            JobKind.JOIN: self._join,
-            JobKind.LEAVE: self._leave,
-            JobKind.DELETE_GROUP: self._delete_group,
-            JobKind.CONVERGE: self._converge,
-            JobKind.CREATE_TICKET: self._open_ticket,
-            JobKind.ASSIGNMENT: self._assignment,
-            JobKind.SYNC_MESSAGE: lambda job: transcript.sync_message(self, job),
-            JobKind.RELAY_REPLY: lambda job: replies.relay_reply(self, job),
-            JobKind.AGENT_NAME: self.agents.refresh,
-        }.items():
-            self.queue.handler(kind)(handler)
+        self.agents = AgentNames(settings, db, im, connectors, self.enqueue)
+        self.transcript = transcript.Transcript(settings, db, im, self.queue, self.metrics, self.connector)
+        self._handle(Join, self._join)
+        self._handle(Leave, self._leave)
+        self._handle(DeleteGroup, lambda job, payload: self._dismiss(payload.groupId))
+        self._handle(Converge, self._converge)
+        self._handle(CreateTicket, self._open_ticket)
+        self._handle(Assignment, self._assignment)
+        self._handle(SyncMessage, self.transcript.sync)
+        self._handle(RelayReply, lambda job, payload: replies.relay_reply(job, payload, db, im, self.connector))
+        self._handle(AgentName, lambda job, payload: self.agents.refresh(payload))
+
+    def _handle(self, model: type[P], run: Callable[[Job, P], Awaitable[dict[str, Any]]]) -> None:
+        """Run the jobs of `model`'s kind with their payload read back (and checked) as a `model`."""
+
+        async def handle(job: Job) -> dict[str, Any]:
+            return await run(job, model.of(job))
+
+        self.queue.handler(model.kind)(handle)
+
+    async def enqueue(
+        self, payload: JobPayload, key: str, ordering_key: str | None = None, delay: float = 0.0, **options: Any
+    ) -> tuple[Job, bool]:
+        """Store a job of the payload's kind (see JobQueue.enqueue, and its `claim` and `also` options)."""
+        return await self.queue.enqueue(payload.kind, payload.stored(), key, ordering_key, delay, **options)
+
+    async def checkpoint(self, job: Job, payload: P, *also: Statement) -> P:
+        """Record `payload` (the job's, with the steps done so far) as the job's own; see JobQueue.checkpoint."""
+        await self.queue.checkpoint(job, *also, **payload.stored())
+        return payload
 
     # --- running jobs inline ------------------------------------------------------------------------------------
 
     async def submit(
         self,
-        kind: str,
-        payload: dict[str, Any],
+        payload: JobPayload,
         key: str | None = None,
         ordering_key: str | None = None,
         also: Sequence[Statement] = (),
@@ -107,11 +141,10 @@ class Bridge:
 
         Raises the job's error when it failed permanently; returns queued=True when it will finish later. `also`:
         statements stored with the job (see JobQueue.enqueue)."""
-        if kind == JobKind.JOIN:  # see _join
-            also = [*also, self.db.add_agent(payload["groupId"], payload["userId"], seen_only=True)]
-        job, created = await self.queue.enqueue(
-            kind, payload, key or f"{kind}:{uuid.uuid4().hex}", ordering_key, claim=True, also=also
-        )
+        if isinstance(payload, Join):  # see _join
+            also = [*also, self.db.add_agent(payload.groupId, payload.userId, seen_only=True)]
+        key = key or f"{payload.kind}:{uuid.uuid4().hex}"
+        job, created = await self.enqueue(payload, key, ordering_key, claim=True, also=also)
         return await self.finish_inline(job, leased=created and job.status == JobStatus.RUNNING)
 
     async def finish_inline(self, job: Job, leased: bool) -> Outcome:
@@ -166,35 +199,27 @@ class Bridge:
             return self.connectors[name]
         except KeyError:
             enabled = ", ".join(sorted(self.connectors)) or "none"
-            raise NotFound(
-                f"connector {name!r} is not enabled (enabled: {enabled})", code="unknown_connector"
-            ) from None
+            raise UnknownConnector(f"connector {name!r} is not enabled (enabled: {enabled})") from None
 
     def owner_of(self, group_id: str) -> Connector | None:
         """The connector whose ticket group IDs include `group_id`, if any."""
         return next((c for c in self.connectors.values() if c.ticket_id(group_id) is not None), None)
 
-    # --- accounts -----------------------------------------------------------------------------------------------
-
-    def is_reserved(self, user_id: str) -> bool:
-        """True for accounts no customer may use: the IM admin's, and anything an agent's account could be."""
-        return user_id == self.settings.im_admin_userid or user_id.startswith(self.settings.agent_prefixes)
-
-    def check_customer(self, user_id: str) -> None:
-        if self.is_reserved(user_id):
-            prefixes = ", ".join(self.settings.agent_prefixes)
-            raise BadRequest(
-                f"userId {user_id!r} is reserved: it is the IM admin account or starts with an agent account prefix "
-                f"({prefixes}); give the customer an IM account of their own",
-                code="reserved_user_id",
-            )
-
     # --- membership primitives ----------------------------------------------------------------------------------
 
-    async def _join(self, job: Job) -> dict[str, Any]:
+    async def change_group(self, payload: GroupJob, also: Sequence[Statement] = ()) -> GroupChange:
+        """A seed primitive, stored as the group's next job and run now when nothing earlier of the group waits.
+        `also`: statements stored with the job (a signed call's claim)."""
+        outcome = await self.submit(payload, ordering_key=payload.groupId, also=also)
+        if outcome.queued:
+            return GroupChange(queued=True, job_id=outcome.job.id)
+        result = outcome.result
+        return GroupChange(False, outcome.job.id, result.get("joined", []), result.get("left", []))
+
+    async def _join(self, job: Job, payload: Join) -> dict[str, Any]:
         """The account into the group, then into the link's agents (unless it is the requester), with the outcome.
         Stored with the job: the account among the agents the link has seen, before IM lets it speak."""
-        group_id, user_id = job.payload["groupId"], job.payload["userId"]
+        group_id, user_id = payload.groupId, payload.userId
         try:
             await self.im.add_members(group_id, [user_id])  # one round trip when IM knows the account
         except AccountNotFound:
@@ -207,16 +232,15 @@ class Bridge:
         self.queue.after(job, self.db.add_agent(group_id, user_id))
         return {}
 
-    async def _leave(self, job: Job) -> dict[str, Any]:
-        group_id, user_id = job.payload["groupId"], job.payload["userId"]
+    async def _leave(self, job: Job, payload: Leave) -> dict[str, Any]:
+        group_id, user_id = payload.groupId, payload.userId
         await self.im.delete_members(group_id, [user_id])
         link = await self.db.link_by_group(group_id)
         if link:
             await self.db.update_link(group_id, agents=[a for a in link.agents if a != user_id])
         return {}
 
-    async def _delete_group(self, job: Job) -> dict[str, Any]:
-        group_id = job.payload["groupId"]
+    async def _dismiss(self, group_id: str) -> dict[str, Any]:
         try:
             await self.im.destroy_group(group_id)
         except GroupNotFound:
@@ -224,21 +248,20 @@ class Bridge:
         await self.db.update_link(group_id, state=LinkState.DISMISSED, agents=[])
         return {}
 
-    async def _assignment(self, job: Job) -> dict[str, Any]:
+    async def _assignment(self, job: Job, payload: Assignment) -> dict[str, Any]:
         """Converge a linked group on its ticket's owner; apply the callout's delta to a group with no link, as the
         agents' accounts of the connector whose group ID it is."""
-        group_id = job.payload["groupId"]
+        group_id = payload.groupId
         if await self.db.link_by_group(group_id) is not None:
-            return await self._converge(job)
+            return await self._converge(job, payload)
         connector = self.owner_of(group_id)
         if connector is None:
-            raise NotFound(
+            raise UnknownGroup(
                 f"{group_id!r} is not a ticket's group ID of an enabled connector, so its owners have no agent "
-                "accounts; use /joingroup and /leavegroup for other groups",
-                code="unknown_group",
+                "accounts; use /joingroup and /leavegroup for other groups"
             )
         joined, left = [], []
-        new, old = job.payload.get("newOwnerId"), job.payload.get("oldOwnerId")
+        new, old = payload.newOwnerId, payload.oldOwnerId
         new_agent = connector.agent_id(new) if new else None
         old_agent = connector.agent_id(old) if old else None
         if old_agent and old_agent != new_agent:
@@ -252,9 +275,9 @@ class Bridge:
 
     # --- convergence and closing --------------------------------------------------------------------------------
 
-    async def _converge(self, job: Job) -> dict[str, Any]:
+    async def _converge(self, job: Job, payload: Converge | Assignment) -> dict[str, Any]:
         """Make the group's agents equal to the ticket's current owner, and follow its status."""
-        group_id = job.payload["groupId"]
+        group_id = payload.groupId
         link = await self.db.link_by_group(group_id)
         if link is None:
             # Helpdesks report every ticket; only those opened through the bridge have a group.
@@ -263,12 +286,12 @@ class Bridge:
             # The ticket exists, its group is still being opened (an owner set by an assignment rule at insert
             # reaches us that early): wait for it.
             raise RetriableError(f"the group {group_id} is still being opened", upstream="bridge", retry_after=1.0)
-        if job.payload.get("greet"):
-            await self._greet(job, group_id)
+        if isinstance(payload, Converge) and payload.greet:
+            await self._greet(job, payload)
         connector = self.connector(link.provider)
         ticket = await connector.get_ticket(link.ticket_id)
         if ticket.status is TicketStatus.DELETED:
-            await self._delete_group(job)
+            await self._dismiss(group_id)
             return {"joined": [], "left": link.agents, "state": LinkState.DISMISSED}
         if link.state == LinkState.DISMISSED:
             return {"joined": [], "left": [], "state": LinkState.DISMISSED}
@@ -323,20 +346,20 @@ class Bridge:
             if event.replay_key and not await self.db.remember_signature(event.replay_key, event.replay_until):
                 receipts.append(EventReceipt(group_id, EventOutcome.DUPLICATE))
                 continue
-            payload: dict[str, Any] = {"groupId": group_id}
-            if event.reason:
-                payload["reason"] = event.reason
-            payload["event"] = dict(event.hints)
-            kind, key = (JobKind.DELETE_GROUP if event.kind is EventKind.DELETED else JobKind.CONVERGE), event.key
+            payload: JobPayload
+            reason, hints = event.reason or None, dict(event.hints)
             if event.kind is EventKind.COMMENT_ADDED:
                 if not event.comment_id:
                     raise BadRequest("a comment_added event names no comment", code="invalid_request")
                 # Keyed by the comment, not the delivery: however often and by whichever route a comment is
                 # reported, it is one job.
-                kind, key = JobKind.RELAY_REPLY, replies.job_key(event.provider, event.comment_id)
-                payload["commentId"] = event.comment_id
+                key = replies.job_key(event.provider, event.comment_id)
+                payload = RelayReply(groupId=group_id, reason=reason, event=hints, commentId=event.comment_id)
+            else:
+                model = DeleteGroup if event.kind is EventKind.DELETED else Converge
+                key, payload = event.key, model(groupId=group_id, reason=reason, event=hints)
             # The job key's unique constraint is what makes a repeated event do nothing.
-            job, created = await self.queue.enqueue(kind, payload, key=key, ordering_key=group_id)
+            job, created = await self.enqueue(payload, key=key, ordering_key=group_id)
             receipts.append(
                 EventReceipt(group_id, EventOutcome.QUEUED, job.id)
                 if created
@@ -348,19 +371,29 @@ class Bridge:
 
     async def create_ticket(
         self,
-        provider: str,
-        body: dict[str, Any],
+        provider: str | None,
+        body: CreateTicketBody,
         idempotency_key: str | None,
         caller: str,
         also: Sequence[Statement] = (),
-    ) -> Outcome:
-        """Open the ticket, then its group; a repeated Idempotency-Key of the same caller returns the first outcome.
+    ) -> TicketOpened:
+        """Open the ticket, then its group, on `provider` (None: the default connector); a repeated Idempotency-Key of
+        the same caller returns the first outcome. `also`: statements stored with the job (a signed call's claim).
 
         `caller` is who asks: `user:<userId>` (a UserSig), `app` or `callout` (the secret that signed), `insecure`.
         Keys are the caller's own: another caller's key never collides with them."""
+        if provider is None:
+            provider = self.settings.default_connector
+            if provider is None:
+                raise BadRequest(
+                    "no default connector: set BRIDGE_DEFAULT_CONNECTOR or call /{connector}/createticket",
+                    code="no_default_connector",
+                )
         self.connector(provider)  # an unknown connector is a 404 before anything is stored
-        self.check_customer(body["userId"])
-        user_id, limit = body["userId"], self.settings.bridge_create_per_user
+        if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
+            raise BadRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_request")
+        self.check_customer(body.userId)
+        user_id, limit = body.userId, self.settings.bridge_create_per_user
         if self.open_creates[user_id] >= limit:
             raise TooManyRequests(
                 f"this user already has {limit} tickets being opened; retry once one of them is answered",
@@ -369,11 +402,22 @@ class Bridge:
         self.open_creates[user_id] += 1
         try:
             async with self.create_slots:
-                return await self._create_ticket(provider, body, idempotency_key, caller, also)
+                outcome = await self._create_ticket(provider, body.model_dump(), idempotency_key, caller, also)
         finally:
             self.open_creates[user_id] -= 1
             if not self.open_creates[user_id]:
                 del self.open_creates[user_id]
+        if not outcome.queued:
+            result = outcome.result
+            return TicketOpened(provider, result["ticketId"], result["groupId"], False, outcome.job.id)
+        payload = CreateTicket.of(outcome.job)
+        if payload.ticketId is None or payload.groupId is None:
+            # Another request with this Idempotency-Key is still opening the ticket.
+            raise Conflict(
+                "a request with this Idempotency-Key is still in progress; retry in a few seconds",
+                code="request_in_progress",
+            )
+        return TicketOpened(provider, payload.ticketId, payload.groupId, True, outcome.job.id)
 
     async def _create_ticket(
         self, provider: str, body: dict[str, Any], idempotency_key: str | None, caller: str, also: Sequence[Statement]
@@ -384,39 +428,40 @@ class Bridge:
             scoped = f"{caller}:{idempotency_key}"
             # Job keys hold 300 characters; a long user id and key together are hashed into them.
             key = f"{JobKind.CREATE_TICKET}:{scoped if len(scoped) <= 280 else 'sha256-' + _sha256(scoped)}"
-        payload = {"provider": provider, "request": body, "hash": digest, "requestKey": key, "caller": caller}
-        job, created = await self.queue.enqueue(JobKind.CREATE_TICKET, payload, key, claim=True, also=also)
-        if not created and job.payload.get("hash") != digest:
+        payload = CreateTicket(provider=provider, request=body, hash=digest, requestKey=key, caller=caller)
+        job, created = await self.enqueue(payload, key, claim=True, also=also)
+        if not created and CreateTicket.of(job).hash != digest:
             raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_conflict")
         leased = created and job.status == JobStatus.RUNNING
-        if not created and job.status in ("failed", "dead"):
+        if not created and job.status in (JobStatus.FAILED, JobStatus.DEAD):
             # The caller retries a request that failed: try again (every step is idempotent), do not replay the error.
             await self.queue.retry(job_id=job.id)
             claimed = await self.queue.claim(1, job_id=job.id)
             job, leased = (claimed[0], True) if claimed else (await self.queue.get(job.id or 0) or job, False)
         return await self.finish_inline(job, leased)
 
-    async def _open_ticket(self, job: Job) -> dict[str, Any]:
+    async def _open_ticket(self, job: Job, payload: CreateTicket) -> dict[str, Any]:
         """The ticket (with the customer's IM account, at the same time), then the group: two round trips before the
         answer. The greeting and the owner check follow as the group's first job, stored with this one's outcome."""
-        payload = job.payload
-        provider, request = payload["provider"], payload["request"]
+        provider, request = payload.provider, payload.request
         connector = self.connector(provider)
-        info, user_id = request["caseInfo"], request["userId"]
-        if "ticketId" not in payload:
+        info, user_id = request.caseInfo, request.userId
+        imported_now = False
+        ticket_id, group_id = payload.ticketId, payload.groupId
+        if ticket_id is None or group_id is None:
             ticket = NewTicket(
                 user_id=user_id,
-                subject=info["subject"],
-                description=info.get("desc") or "",
-                name=info.get("name"),
-                email=info.get("email"),
-                request_key=payload["requestKey"],
+                subject=info.subject,
+                description=info.desc or "",
+                name=info.name,
+                email=info.email,
+                request_key=payload.requestKey,
                 # Only a signed call is trusted to name the requester by email; an end user's email is just data.
-                requester_by_email=payload.get("caller") in ("app", "callout"),
+                requester_by_email=payload.caller in ("app", "callout"),
             )
             created, imported = await asyncio.gather(
                 self._create_ticket_in_time(connector, ticket, first_attempt=job.attempts <= 1),
-                self.im.import_account(user_id, nick=info.get("name")),  # idempotent: done again on a retry
+                self.im.import_account(user_id, nick=info.name),  # idempotent: done again on a retry
                 return_exceptions=True,
             )
             if isinstance(created, BaseException):
@@ -429,19 +474,19 @@ class Bridge:
                 ticket_id=ticket_id,
                 group_id=group_id,
                 requester_id=user_id,
-                subject=info["subject"],
+                subject=info.subject,
                 state=LinkState.PENDING,
             )
-            await self.queue.checkpoint(job, self.db.insert_link(link), ticketId=ticket_id, groupId=group_id)
-            payload = job.payload
+            payload = await self.checkpoint(
+                job, payload.but(ticketId=ticket_id, groupId=group_id), self.db.insert_link(link)
+            )
             if isinstance(imported, BaseException):
                 raise imported  # the ticket is recorded: a retry opens only the group
-            payload["imported"] = True
-        ticket_id, group_id = payload["ticketId"], payload["groupId"]
+            imported_now = True
         ids = {"provider": provider, "ticketId": ticket_id, "groupId": group_id}
         try:
-            if not payload.get("imported"):
-                await self.im.import_account(user_id, nick=info.get("name"))
+            if not imported_now:
+                await self.im.import_account(user_id, nick=info.name)
             await self._open_group(ticket_id, group_id, user_id, info)
         except RetriableError as exc:
             exc.details.update(ids)
@@ -449,13 +494,8 @@ class Bridge:
         # The link is open with the job's outcome, and the group's first job (greeting, then the owner an assignment
         # rule may have set meanwhile) is stored with it: durable, but after the answer.
         self.queue.after(job, self.db.change_link(group_id, state=LinkState.OPEN))
-        self.queue.follow_up(
-            job,
-            JobKind.CONVERGE,
-            {"groupId": group_id, "reason": "opened", "greet": True},
-            f"opened:{group_id}",
-            group_id,
-        )
+        opened = Converge(groupId=group_id, reason="opened", greet=True)
+        self.queue.follow_up(job, opened.kind, opened.stored(), f"opened:{group_id}", group_id)
         return ids
 
     async def _create_ticket_in_time(self, connector: Connector, ticket: NewTicket, first_attempt: bool) -> str:
@@ -503,9 +543,9 @@ class Bridge:
                 upstream_code=exc.upstream_code,
             ) from None
 
-    async def _open_group(self, ticket_id: str, group_id: str, user_id: str, info: dict[str, Any]) -> None:
+    async def _open_group(self, ticket_id: str, group_id: str, user_id: str, info: CaseInfo) -> None:
         """The ticket's group with the customer in it; a retry after a lost answer finds it made (10025)."""
-        name = self.settings.group_name(ticket_id, info["subject"])
+        name = self.settings.group_name(ticket_id, info.subject)
         try:
             await self.im.create_group(group_id, name, members=[user_id])
         except GroupExists:
@@ -516,16 +556,17 @@ class Bridge:
         except GroupIdTaken:
             await self._reclaim_group(group_id, name, user_id)
 
-    async def _greet(self, job: Job, group_id: str) -> None:
+    async def _greet(self, job: Job, payload: Converge) -> None:
         """The greeting, once: a group message whose Random is the group's own, so IM drops a repeat within five
         minutes (a retry after IM's answer was lost, or after a crash before the record below). Online only, as a
         system notification is: kept out of the group's history, and no callback."""
-        if "greeting" in job.payload.get("done", []):
+        if "greeting" in payload.done:
             return
+        group_id = payload.groupId
         await self.im.send_text(
             group_id, self.settings.bridge_greeting, greeting_random(group_id), forbid_callback=True, online_only=True
         )
-        await self.queue.checkpoint(job, done=["greeting"])
+        await self.checkpoint(job, payload.but(done=["greeting"]))
 
 
 def greeting_random(group_id: str) -> int:
@@ -535,23 +576,5 @@ def greeting_random(group_id: str) -> int:
 
 def _stored_error(job: Job) -> BridgeError:
     """Rebuild the error a job ended with, for the HTTP answer."""
-    body = json.loads(job.result_json or "{}").get("error") or {}
-    code = body.get("code", "upstream_error")
-    message = body.get("message") or job.last_error or "the request failed"
-    extra = {k: v for k, v in body.items() if k not in ("code", "message")}
-    cls = {
-        "bad_request": BadRequest,
-        "not_found": NotFound,
-        "group_not_found": NotFound,
-        "unknown_group": NotFound,
-        "unknown_connector": NotFound,
-    }.get(code)
-    if cls is None:
-        err: BridgeError = PermanentError(
-            message, upstream=extra.pop("upstream", "upstream"), upstream_code=extra.pop("upstreamCode", None)
-        )
-        err.code = code
-    else:
-        err = cls(message, code=code)
-    err.details.update(extra)
-    return err
+    error = json.loads(job.result_json or "{}").get("error") or {}
+    return rebuild(error, job.last_error or "the request failed")

@@ -21,22 +21,25 @@ become their download URL, which the agent can open from the ticket.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import Executable
 
 from bridge import replies
+from bridge.auth import WINDOW_SECONDS
+from bridge.config import Settings
 from bridge.errors import PermanentError, RetriableError
-from bridge.jobs import Deferred
+from bridge.im import IMClient
+from bridge.jobs import Deferred, JobQueue
+from bridge.metrics import Metrics
+from bridge.payloads import SyncMessage
+from bridge.store import Database, Job, Link
 from connectors.base import Author, Comment, Connector, UpdateBudget
-
-if TYPE_CHECKING:
-    from bridge.service import Bridge
-    from bridge.store import Job, Link
 
 log = logging.getLogger(__name__)
 
@@ -143,17 +146,38 @@ def next_write_at(writes: Sequence[float], budget: UpdateBudget | None, moment: 
     return max(moment, recent[-1] + gap)
 
 
-async def _confirm(bridge: Bridge, link: Link, job: Job) -> tuple[Comment | None, dict[str, Any]]:
+@dataclass(frozen=True)
+class ChatMessage:
+    """A group message as an authenticated IM callback reports it (only its IDs: the words are read back from IM).
+
+    `signature` is the callback's Sign and `signed_at` its RequestTime, with `body` its raw bytes: together they tell
+    a replayed callback from a new one."""
+
+    group_id: str
+    sender: str
+    seq: Any  # MsgSeq as the callback has it: confirmed to be an integer before anything is stored
+    time: Any
+    has_body: bool
+    signature: str
+    signed_at: int
+    body: bytes
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+async def _confirm(im: IMClient, link: Link, job: Job) -> tuple[Comment | None, dict[str, Any]]:
     """The comment line(s) of one queued message, or None and why it is not written."""
-    payload = job.payload
-    sender, seq = payload["from"], payload.get("msgSeq")
+    payload = SyncMessage.of(job)
+    sender, seq = payload.sender, payload.msgSeq
     if sender == link.requester_id:
         author = Author.CUSTOMER
     elif sender in link.agents_seen:
         author = Author.AGENT
     else:
         return None, {"dropped": "unknown_sender"}
-    message = await bridge.im.group_message(link.group_id, seq) if isinstance(seq, int) else None
+    message = await im.group_message(link.group_id, seq)
     if message is None or message.get("IsPlaceMsg") or message.get("From_Account") != sender:
         return None, {"dropped": "unconfirmed"}
     if replies.is_relayed(message.get("CloudCustomData")):
@@ -167,25 +191,24 @@ async def _confirm(bridge: Bridge, link: Link, job: Job) -> tuple[Comment | None
     return comment, {"provider": link.provider, "ticketId": link.ticket_id, "author": author.value}
 
 
-def _log_drop(bridge: Bridge, job: Job, reason: str) -> None:
-    payload = job.payload
+def _log_drop(metrics: Metrics, job: Job, reason: str) -> None:
+    payload = SyncMessage.of(job)
     # IDs only: the message's words are never logged.
     log.warning(
         "chat message %s of group %r from %r not written into the ticket: %s",
-        payload.get("msgSeq"),
-        payload.get("groupId"),
-        payload.get("from"),
+        payload.msgSeq,
+        payload.groupId,
+        payload.sender,
         DROPPED[reason],
     )
-    bridge.metrics.dropped_messages.labels(reason).inc()
+    metrics.dropped_messages.labels(reason).inc()
 
 
 Taken = list[tuple["Job", Comment | None, dict[str, Any]]]
 
 
 def _seq(job: Job) -> int:
-    seq = job.payload.get("msgSeq")
-    return seq if isinstance(seq, int) else 0
+    return SyncMessage.of(job).msgSeq
 
 
 def next_batch(
@@ -220,72 +243,124 @@ def next_batch(
     return taken, comments
 
 
-async def sync_message(bridge: Bridge, job: Job) -> dict[str, Any]:
-    """Append the group's waiting messages to its ticket as one comment, once.
+class Transcript:
+    """Takes the chat messages IM reports (`take`) and writes them into their tickets (`sync`, the sync_message job),
+    with the storage, IM client, queue, metrics and connectors it is given (`connector`: the enabled one of a name)."""
 
-    The ticket's pace (next_write_at) decides when: until then the job is deferred and later messages gather behind
-    it. Then it takes the messages queued (up to BRIDGE_TRANSCRIPT_BATCH_MESSAGES and BATCH_CHARS; one sender's only
-    when the connector has no `add_comments`) in IM's order (next_batch), confirms each with IM, writes one comment, and
-    records every one of them done with the ticket's update, in one transaction. When this job's own message was not
-    among them, it runs again for the next comment. A 429 defers the job by its Retry-After."""
-    payload = job.payload
-    if "outcome" in payload:
-        return dict(payload["outcome"])  # a retry after the comment was written and recorded
-    if payload.get("commentId") is not None:
-        return {"commentId": payload["commentId"]}  # recorded by an earlier version, one comment per message
-    group_id = payload["groupId"]
-    link = await bridge.db.link_by_group(group_id)
-    if link is None:
-        return {"skipped": "the group is not linked to a ticket"}
-    connector = bridge.connector(link.provider)
-    budget: UpdateBudget | None = getattr(connector, "update_budget", None)
-    moment = bridge.queue.clock()
-    window = budget.seconds if budget else 0.0
-    writes = await bridge.db.ticket_writes(group_id, moment - window) if budget else []
-    due = next_write_at(writes, budget, moment)
-    if due > moment:
-        raise Deferred(due - moment, "the ticket's update budget")
-    queued = [job, *await bridge.queue.behind(job, bridge.settings.bridge_transcript_batch_messages - 1)]
-    found = await asyncio.gather(*(_confirm(bridge, link, member) for member in queued), return_exceptions=True)
-    settled = moment - bridge.settings.bridge_transcript_linger_seconds
-    taken, comments = next_batch(job, queued, found, settled, getattr(connector, "add_comments", None) is None)
-    statements: list[Executable] = []
-    if comments:
-        try:
-            comment_id = await _write(connector, comments)
-        except RetriableError as exc:
-            if str(exc.upstream_code) == "429" and exc.retry_after:
-                bridge.metrics.transcript_rate_limited.inc()
-                log.warning("%s: the transcript of group %r waits %.1f s", exc, group_id, exc.retry_after)
-                raise Deferred(exc.retry_after, "rate limited") from None
-            raise
-        if budget:  # the pace's record, kept while the window counts it
-            written = bridge.queue.clock()
-            statements += [
-                bridge.db.record_ticket_write(group_id, written),
-                bridge.db.forget_ticket_writes(group_id, written - window),
-            ]
-    own: dict[str, Any] | None = None
-    for member, comment, outcome in taken:
-        if comment is not None:
-            outcome = {"commentId": comment_id, **outcome, "messages": len(comments)}
-        if member is job:
-            own = outcome
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        im: IMClient,
+        queue: JobQueue,
+        metrics: Metrics,
+        connector: Callable[[str], Connector],
+    ):
+        self.settings = settings
+        self.db = db
+        self.im = im
+        self.queue = queue
+        self.metrics = metrics
+        self.connector = connector
+
+    async def take(self, message: ChatMessage) -> None:
+        """Store a linked group's message as a job, once; anything else is answered and dropped."""
+        if not message.has_body or await self.db.link_by_group(message.group_id) is None:
+            return
+        seq = message.seq
+        if not _is_int(seq) or not 0 <= seq <= 0xFFFFFFFF:
+            # The message is confirmed with IM by its MsgSeq before it reaches a ticket; without one it cannot be.
+            log.warning("IM callback for group %r without an integer MsgSeq: dropped", message.group_id)
+            self.metrics.dropped_messages.labels("unconfirmable").inc()
+            return
+        # Sign is sha256(token + RequestTime): every callback of the same second shares it, so the Sign alone would
+        # take a second message of that second for a replay. Remembered with the body's hash, only an identical
+        # callback is one; a forged body under a captured Sign passes here and is stopped by the confirmation with IM.
+        digest = hashlib.sha256(message.body).hexdigest()
+        replay_key = "im:" + hashlib.sha256(f"{message.signature}:{digest}".encode()).hexdigest()
+        if not await self.db.remember_signature(replay_key, message.signed_at + WINDOW_SECONDS + 1):
+            return
+        # Keyed by the message: a redelivered callback finds its job already stored and adds nothing. Messages have
+        # their own order per group, so a message that keeps failing never holds up a membership change. Due after
+        # the linger: messages of the next moments queue behind it and share its comment.
+        group_id = message.group_id
+        payload = SyncMessage(
+            groupId=group_id, sender=message.sender, msgSeq=seq, msgTime=message.time if _is_int(message.time) else None
+        )
+        await self.queue.enqueue(
+            payload.kind,
+            payload.stored(),
+            key=f"im-msg:{group_id}:{seq}",
+            ordering_key=ordering_key(group_id),
+            delay=self.settings.bridge_transcript_linger_seconds,
+        )
+
+    async def sync(self, job: Job, payload: SyncMessage) -> dict[str, Any]:
+        """Append the group's waiting messages to its ticket as one comment, once.
+
+        The ticket's pace (next_write_at) decides when: until then the job is deferred and later messages gather
+        behind it. Then it takes the messages queued (up to BRIDGE_TRANSCRIPT_BATCH_MESSAGES and BATCH_CHARS; one
+        sender's only when the connector has no `add_comments`) in IM's order (next_batch), confirms each with IM,
+        writes one comment, and records every one of them done with the ticket's update, in one transaction. When
+        this job's own message was not among them, it runs again for the next comment. A 429 defers the job by its
+        Retry-After."""
+        if payload.outcome is not None:
+            return dict(payload.outcome)  # a retry after the comment was written and recorded
+        if payload.commentId is not None:
+            return {"commentId": payload.commentId}  # recorded by an earlier version, one comment per message
+        group_id = payload.groupId
+        link = await self.db.link_by_group(group_id)
+        if link is None:
+            return {"skipped": "the group is not linked to a ticket"}
+        connector = self.connector(link.provider)
+        budget: UpdateBudget | None = getattr(connector, "update_budget", None)
+        moment = self.queue.clock()
+        window = budget.seconds if budget else 0.0
+        writes = await self.db.ticket_writes(group_id, moment - window) if budget else []
+        due = next_write_at(writes, budget, moment)
+        if due > moment:
+            raise Deferred(due - moment, "the ticket's update budget")
+        queued = [job, *await self.queue.behind(job, self.settings.bridge_transcript_batch_messages - 1)]
+        found = await asyncio.gather(*(_confirm(self.im, link, member) for member in queued), return_exceptions=True)
+        settled = moment - self.settings.bridge_transcript_linger_seconds
+        taken, comments = next_batch(job, queued, found, settled, getattr(connector, "add_comments", None) is None)
+        statements: list[Executable] = []
+        if comments:
+            try:
+                comment_id = await _write(connector, comments)
+            except RetriableError as exc:
+                if str(exc.upstream_code) == "429" and exc.retry_after:
+                    self.metrics.transcript_rate_limited.inc()
+                    log.warning("%s: the transcript of group %r waits %.1f s", exc, group_id, exc.retry_after)
+                    raise Deferred(exc.retry_after, "rate limited") from None
+                raise
+            if budget:  # the pace's record, kept while the window counts it
+                written = self.queue.clock()
+                statements += [
+                    self.db.record_ticket_write(group_id, written),
+                    self.db.forget_ticket_writes(group_id, written - window),
+                ]
+        own: dict[str, Any] | None = None
+        for member, comment, outcome in taken:
+            if comment is not None:
+                outcome = {"commentId": comment_id, **outcome, "messages": len(comments)}
+            if member is job:
+                own = outcome
+            else:
+                statements.append(self.queue.done_statement(member, outcome))
+        if own is None:
+            await self.queue.checkpoint(job, *statements)  # the others are recorded; this one goes in the next comment
         else:
-            statements.append(bridge.queue.done_statement(member, outcome))
-    if own is None:
-        await bridge.queue.checkpoint(job, *statements)  # the others are recorded; this one goes in the next comment
-    else:
-        await bridge.queue.checkpoint(job, *statements, outcome=own)
-    if comments:
-        bridge.metrics.transcript_comments.inc()
-        bridge.metrics.transcript_messages.inc(len(comments))
-    for member, _, outcome in taken:
-        if "dropped" in outcome:
-            _log_drop(bridge, member, outcome["dropped"])
-    if own is None:
-        raise Deferred(0.0, "its message goes in the next comment")
-    return own
+            await self.queue.checkpoint(job, *statements, **payload.but(outcome=own).stored())
+        if comments:
+            self.metrics.transcript_comments.inc()
+            self.metrics.transcript_messages.inc(len(comments))
+        for member, _, outcome in taken:
+            if "dropped" in outcome:
+                _log_drop(self.metrics, member, outcome["dropped"])
+        if own is None:
+            raise Deferred(0.0, "its message goes in the next comment")
+        return own
 
 
 async def _write(connector: Connector, comments: list[Comment]) -> str:

@@ -26,8 +26,8 @@ def test_signed_call_vector() -> None:
         auth.call_signature(v["secret"], v["timestamp"], g["method"], g["target"], g["body"].encode())
         == g["X-Bridge-Signature"]
     )
-    auth.verify_signed_call(
-        v["secret"],
+    auth.signed_call_scope(
+        {"callout": v["secret"]},
         str(v["timestamp"]),
         v["X-Bridge-Signature"],
         "POST",
@@ -40,7 +40,7 @@ def test_signed_call_vector() -> None:
 def _signed(**change: Any) -> dict[str, Any]:
     v = VECTORS["signed_call"]
     args: dict[str, Any] = dict(
-        secret=v["secret"],
+        secrets={"callout": v["secret"]},
         timestamp=str(v["timestamp"]),
         signature=v["X-Bridge-Signature"],
         method="POST",
@@ -63,7 +63,7 @@ def _signed(**change: Any) -> dict[str, Any]:
         ({"signature": None}, False),
         ({"timestamp": None}, False),
         ({"timestamp": "not-a-number"}, False),
-        ({"secret": "wrong"}, False),
+        ({"secrets": {"callout": "wrong"}}, False),
         ({"target": "/leavegroup"}, False),
         ({"method": "PUT"}, False),
         ({"body": b'{"groupId":"x"}'}, False),
@@ -73,10 +73,10 @@ def _signed(**change: Any) -> dict[str, Any]:
 def test_signed_call_cases(change: dict[str, object], valid: bool) -> None:
     args = _signed(**change)
     if valid:
-        auth.verify_signed_call(**args)
+        assert auth.signed_call_scope(**args)[0] == "callout"
     else:
         with pytest.raises(SignatureError):
-            auth.verify_signed_call(**args)
+            auth.signed_call_scope(**args)
 
 
 @given(
@@ -87,8 +87,14 @@ def test_signed_call_cases(change: dict[str, object], valid: bool) -> None:
 )
 def test_signed_call_round_trip(secret: str, method: str, target: str, body: bytes) -> None:
     headers = auth.signed_call_headers(secret, method, target, body, now=NOW)
-    auth.verify_signed_call(
-        secret, headers[auth.TIMESTAMP_HEADER], headers[auth.SIGNATURE_HEADER], method, target, body, now=NOW
+    auth.signed_call_scope(
+        {"callout": secret},
+        headers[auth.TIMESTAMP_HEADER],
+        headers[auth.SIGNATURE_HEADER],
+        method,
+        target,
+        body,
+        now=NOW,
     )
 
 

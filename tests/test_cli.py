@@ -47,8 +47,13 @@ def test_sign_prints_verifiable_headers(tmp_path: Path) -> None:
     result = run(["sign", "--target", "/leavegroup"], {"BRIDGE_CALLOUT_SECRET": "s3cret-x"}, tmp_path, body)
     assert result.returncode == 0, result.stderr
     headers = dict(line.split(": ", 1) for line in result.stdout.decode().splitlines())
-    auth.verify_signed_call(
-        "s3cret-x", headers["X-Bridge-Timestamp"], headers["X-Bridge-Signature"], "POST", "/leavegroup", body
+    auth.signed_call_scope(
+        {"callout": "s3cret-x"},
+        headers["X-Bridge-Timestamp"],
+        headers["X-Bridge-Signature"],
+        "POST",
+        "/leavegroup",
+        body,
     )
     (tmp_path / "body.json").write_bytes(body)
     from_file = run(
@@ -57,8 +62,8 @@ def test_sign_prints_verifiable_headers(tmp_path: Path) -> None:
         tmp_path,
     )
     headers = dict(line.split(": ", 1) for line in from_file.stdout.decode().splitlines())
-    auth.verify_signed_call(
-        "s3cret-x",
+    auth.signed_call_scope(
+        {"callout": "s3cret-x"},
         headers["X-Bridge-Timestamp"],
         headers["X-Bridge-Signature"],
         "GET",

@@ -114,12 +114,24 @@ def test_deeply_nested_callback_is_answered_ok(cb_bridge: BridgeClient) -> None:
 def test_signature_exactly_at_the_window_edge_is_accepted() -> None:
     body, now = b"{}", 1_764_158_400.9  # a fractional clock must not push a 300 s old call outside
     headers = auth.signed_call_headers("s", "POST", "/joingroup", body, now=now - 300)
-    auth.verify_signed_call(
-        "s", headers[auth.TIMESTAMP_HEADER], headers[auth.SIGNATURE_HEADER], "POST", "/joingroup", body, now=now
+    auth.signed_call_scope(
+        {"callout": "s"},
+        headers[auth.TIMESTAMP_HEADER],
+        headers[auth.SIGNATURE_HEADER],
+        "POST",
+        "/joingroup",
+        body,
+        now=now,
     )
     with pytest.raises(auth.SignatureError):
-        auth.verify_signed_call(
-            "s", headers[auth.TIMESTAMP_HEADER], headers[auth.SIGNATURE_HEADER], "POST", "/joingroup", body, now=now + 1
+        auth.signed_call_scope(
+            {"callout": "s"},
+            headers[auth.TIMESTAMP_HEADER],
+            headers[auth.SIGNATURE_HEADER],
+            "POST",
+            "/joingroup",
+            body,
+            now=now + 1,
         )
 
 

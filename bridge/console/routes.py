@@ -23,14 +23,17 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from bridge.auth import check_signed
 from bridge.console import auth
 from bridge.console.models import ConsoleMessageBody, ConsoleSessionBody
 from bridge.console.service import Console
 from bridge.errors import BadRequest
-from bridge.routes import check_signed, ok, parse_json, raw_body, validate
+from bridge.parsing import parse_json, raw_body, validate
+from bridge.routes import CONSOLE, SIGNED, ok
+from connectors.base import Endpoint
 
 STATIC = files("bridge.console") / "static"
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -127,13 +130,37 @@ def _seq(request: Request, name: str) -> int | None:
     return int(value)
 
 
-routes = [
-    Route("/console/", console_page, methods=["GET"]),
-    Route("/console/sessions", open_session, methods=["POST"]),
-    Route("/console/api/session", renew, methods=["POST"]),
-    Route("/console/api/groups/{group_id}", group_state, methods=["GET"]),
-    Route("/console/api/groups/{group_id}/messages", messages, methods=["GET"]),
-    Route("/console/api/groups/{group_id}/messages", send, methods=["POST"]),
-    Route("/console/api/groups/{group_id}/events", events, methods=["GET"]),
-    Mount("/console/static", StaticFiles(directory=str(STATIC)), name="console-static"),
+GROUP = "/console/api/groups/{group_id}"
+
+endpoints = [
+    Endpoint(
+        "GET", "/console/", console_page, "The agent console page (it waits for a session from the frame around it)"
+    ),
+    Endpoint(
+        "POST",
+        "/console/sessions",
+        open_session,
+        "Open a console session for a helpdesk user on a ticket",
+        ConsoleSessionBody,
+        SIGNED,
+        "201",
+    ),
+    Endpoint("POST", "/console/api/session", renew, "Renew the console session", security=CONSOLE),
+    Endpoint("GET", GROUP, group_state, "The ticket's state and the group's members", security=CONSOLE),
+    Endpoint(
+        "GET",
+        GROUP + "/messages",
+        messages,
+        "The group's history, newest last (before= a MsgSeq for older)",
+        security=CONSOLE,
+    ),
+    Endpoint("POST", GROUP + "/messages", send, "Send a text as the agent", ConsoleMessageBody, CONSOLE, "201"),
+    Endpoint(
+        "GET",
+        GROUP + "/events",
+        events,
+        "Server-sent events: new messages (after= a MsgSeq), state changes",
+        security=CONSOLE,
+    ),
 ]
+static = Mount("/console/static", StaticFiles(directory=str(STATIC)), name="console-static")

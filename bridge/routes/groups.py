@@ -9,50 +9,53 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
+from bridge.auth import check_signed, with_claim
 from bridge.models import AssignmentBody, GroupBody, MemberBody
-from bridge.routes import (
-    IM_OK,
-    bridge_of,
-    check_signed,
-    claim_with_job,
-    claimed_before,
-    ok,
-    parse_json,
-    raw_body,
-    validate,
-)
-from bridge.states import JobKind
+from bridge.parsing import parse_json, raw_body, validate
+from bridge.payloads import Assignment, DeleteGroup, GroupJob, Join, Leave
+from bridge.routes import IM_OK, SIGNED, bridge_of, ok
+from connectors.base import Endpoint
 
 
-def group_change(kind: JobKind, model: type[BaseModel]) -> Callable[[Request], Awaitable[JSONResponse]]:
+def group_change(job: type[GroupJob], model: type[BaseModel]) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def handle(request: Request) -> JSONResponse:
         body = await raw_body(request)
         await check_signed(request, body, claim=False)
         data = validate(model, parse_json(body)).model_dump()
-        try:
-            outcome = await bridge_of(request).submit(
-                kind, data, ordering_key=data["groupId"], also=claim_with_job(request)
-            )
-        except IntegrityError:  # the job is stored on a conflict-free insert: the signature was claimed before
-            await claimed_before(request)
+        bridge = bridge_of(request)
+        change = await with_claim(request, lambda also: bridge.change_group(job.model_validate(data), also))
         answer = {"ok": True, **{k: v for k, v in data.items() if k in ("groupId", "userId")}}
-        if outcome.queued:
-            return ok({**answer, "queued": True, "jobId": str(outcome.job.id)}, 202)
-        if kind == JobKind.ASSIGNMENT:
-            answer.update(joined=outcome.result.get("joined", []), left=outcome.result.get("left", []))
+        if change.queued:
+            return ok({**answer, "queued": True, "jobId": str(change.job_id)}, 202)
+        if job is Assignment:
+            answer.update(joined=change.joined, left=change.left)
         return ok({**answer, **IM_OK})
 
     return handle
 
 
-routes = [
-    Route("/joingroup", group_change(JobKind.JOIN, MemberBody), methods=["POST"]),
-    Route("/leavegroup", group_change(JobKind.LEAVE, MemberBody), methods=["POST"]),
-    Route("/deletegroup", group_change(JobKind.DELETE_GROUP, GroupBody), methods=["POST"]),
-    Route("/assignment", group_change(JobKind.ASSIGNMENT, AssignmentBody), methods=["POST"]),
+endpoints = [
+    Endpoint("POST", "/joingroup", group_change(Join, MemberBody), "Add an agent to a group", MemberBody, SIGNED),
+    Endpoint(
+        "POST", "/leavegroup", group_change(Leave, MemberBody), "Remove an agent from a group", MemberBody, SIGNED
+    ),
+    Endpoint(
+        "POST",
+        "/deletegroup",
+        group_change(DeleteGroup, GroupBody),
+        "Dismiss a group and close its link",
+        GroupBody,
+        SIGNED,
+    ),
+    Endpoint(
+        "POST",
+        "/assignment",
+        group_change(Assignment, AssignmentBody),
+        "Converge a group on its ticket's current owner",
+        AssignmentBody,
+        SIGNED,
+    ),
 ]

@@ -6,19 +6,19 @@ run by the worker. A duplicate delivery is answered 2xx and queues nothing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from bridge import auth, replies, transcript
+from bridge import auth, replies
 from bridge.console.service import console_sent
 from bridge.errors import BadRequest, SignatureError
 from bridge.models import GROUP_ID
-from bridge.routes import IM_OK, bridge_of, ok, parse_json, raw_body
-from bridge.states import JobKind
+from bridge.parsing import parse_json, raw_body
+from bridge.routes import IM_OK, bridge_of, ok
+from bridge.transcript import ChatMessage
+from connectors.base import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -70,32 +70,20 @@ async def im_callback(request: Request) -> JSONResponse:
         return ok(IM_OK)  # the bridge's own posts: never echoed into the ticket
     if replies.is_relayed(data.get("CloudCustomData")):
         return ok(IM_OK)  # an agent's reply the bridge brought from the ticket: it is there already
-    if not isinstance(data.get("MsgBody"), list) or await bridge.db.link_by_group(group_id) is None:
-        return ok(IM_OK)
-    seq = data.get("MsgSeq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= 0xFFFFFFFF:
-        # The message is confirmed with IM by its MsgSeq before it reaches a ticket; without one it cannot be.
-        log.warning("IM callback for group %r without an integer MsgSeq: dropped", group_id)
-        bridge.metrics.dropped_messages.labels("unconfirmable").inc()
-        return ok(IM_OK)
-    # Sign is sha256(token + RequestTime): every callback of the same second shares it, so the Sign alone would take
-    # a second message of that second for a replay. Remembered with the body's hash, only an identical callback is
-    # one; a forged body under a captured Sign passes here and is stopped by the confirmation with IM (transcript).
-    replay_key = "im:" + hashlib.sha256(f"{sign}:{hashlib.sha256(body).hexdigest()}".encode()).hexdigest()
-    if not await bridge.db.remember_signature(replay_key, int(query.get("RequestTime") or 0) + auth.WINDOW_SECONDS + 1):
-        return ok(IM_OK)
-    # Keyed by the message: a redelivered callback finds its job already stored and adds nothing. Messages have
-    # their own order per group, so a message that keeps failing never holds up a membership change.
-    payload = {"groupId": group_id, "from": sender, "msgSeq": seq, "msgTime": data.get("MsgTime")}
-    # Due after the linger: messages of the next moments queue behind it and share its comment (transcript.py).
-    await bridge.queue.enqueue(
-        JobKind.SYNC_MESSAGE,
-        payload,
-        key=f"im-msg:{group_id}:{seq}",
-        ordering_key=transcript.ordering_key(group_id),
-        delay=settings.bridge_transcript_linger_seconds,
+    message = ChatMessage(
+        group_id=group_id,
+        sender=sender,
+        seq=data.get("MsgSeq"),
+        time=data.get("MsgTime"),
+        has_body=isinstance(data.get("MsgBody"), list),
+        signature=sign,
+        signed_at=int(query.get("RequestTime") or 0),
+        body=body,
     )
+    await bridge.transcript.take(message)
     return ok(IM_OK)
 
 
-routes = [Route("/callbacks/im", im_callback, methods=["POST"])]
+endpoints = [
+    Endpoint("POST", "/callbacks/im", im_callback, "Tencent IM third-party callbacks", security=("imCallback",))
+]

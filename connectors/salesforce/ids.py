@@ -41,13 +41,6 @@ def normalize(value: str) -> str:
     return value
 
 
-def is_salesforce_id(value: str, prefix: str | None = None) -> bool:
-    """True for a well-formed 18-character Salesforce Id (with the right checksum), optionally of one key prefix."""
-    if len(value) != 18 or not _ID15.match(value[:15]) or value[15:] != checksum(value[:15]):
-        return False
-    return prefix is None or value.startswith(prefix)
-
-
 def canonical_id(value: str | None, prefix: str) -> str | None:
     """The 18-character form of a 15- or 18-character Id with this key prefix, else None.
 

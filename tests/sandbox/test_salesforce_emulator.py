@@ -16,12 +16,17 @@ import pytest
 from bridge.sandbox.salesforce import create_app
 from bridge.sandbox.salesforce.core import make_id
 from bridge.sandbox.server import BackgroundServer
-from connectors.salesforce.ids import is_salesforce_id
+from connectors.salesforce.ids import to_18
 from tests.conftest import rsa_key_pair
 
 USERNAME, PASSWORD, TOKEN = "agent@example.com", "Emu-Passw0rd", "Emu-T0ken"
 KEY, SECRET = "3MVG9-emulator-key", "emulator-consumer-secret"
 V = "/services/data/v62.0"
+
+
+def is_salesforce_id(value: str, prefix: str) -> bool:
+    """An 18-character Id of this key prefix whose checksum is the one Salesforce computes."""
+    return len(value) == 18 and value.startswith(prefix) and to_18(value[:15]) == value
 
 
 @pytest.fixture(scope="module")
