@@ -31,8 +31,8 @@ reference, which spaces nothing. The emulators enforce no rate limit either. BRI
 calls. `--database` is SQLite in a temporary folder by default; a PostgreSQL URL must name a database of the
 benchmark's own: its `public` schema is dropped and created anew first (as the tests do), so every run starts empty.
 
-The reference server is `--reference` (default ../shared/peers/seed-server/server.js from the repository root; run
-`npm install` in its folder first). Without it (or without node, or its node_modules) the bridge's figures are
+The reference server is `--reference PATH/server.js` (the seed design's Node server, kept outside this repository;
+run `npm install` in its folder first). Without it (or without node, or its node_modules) the bridge's figures are
 printed alone. Prints figures, asserts nothing.
 
     .venv/bin/python bench/compare.py
@@ -72,7 +72,6 @@ from bridge.sandbox.process import BridgeProcess
 from bridge.sandbox.server import free_port
 from bridge.store import sync_url
 
-REPO = Path(__file__).resolve().parent.parent
 CALLOUT_SECRET = "bench-callout-secret-0123456789"
 WARMUP = 10
 OK = ("200", "201")  # answered and done; a 202 (accepted, finished later by the job queue) is counted apart
@@ -558,8 +557,8 @@ def main() -> None:
     parser.add_argument(
         "--reference",
         type=Path,
-        default=REPO.parent / "shared" / "peers" / "seed-server" / "server.js",
-        help="the reference server's server.js (default: ../shared/peers/seed-server/server.js)",
+        default=None,
+        help="the reference server's server.js (without it the bridge's figures are printed alone)",
     )
     parser.add_argument("--load-generator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -574,7 +573,7 @@ def main() -> None:
     load_at_start = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     database = args.database and make_url(args.database).render_as_string(hide_password=True)
-    absent = reference_problem(args.reference.resolve())
+    absent = reference_problem(args.reference.resolve()) if args.reference else "no --reference given"
     upstreams = Upstreams(args.latency)
     results: dict[str, dict[str, Figures]] = {}
     try:
