@@ -140,12 +140,7 @@ class JobQueue:
         propagates and stores nothing."""
         moment = self.clock()
         params = {
-            "kind": kind,
-            "key": key,
-            "ordering_key": ordering_key,
-            "payload_json": json.dumps(payload),
-            "next_attempt_at": moment + delay,
-            "moment": moment,
+            **_insert_params(kind, payload, key, ordering_key, moment, moment + delay),
             "lease_until": moment + self.lease_seconds,
             "lease_token": uuid.uuid4().hex,
         }
@@ -324,14 +319,7 @@ class JobQueue:
     ) -> None:
         """Store another job with the job's successful outcome (one transaction); the worker takes it."""
         moment = self.clock()
-        params = {
-            "kind": kind,
-            "key": key,
-            "ordering_key": ordering_key,
-            "payload_json": json.dumps(payload),
-            "next_attempt_at": moment,
-            "moment": moment,
-        }
+        params = _insert_params(kind, payload, key, ordering_key, moment, moment)
         self.after(job, Prepared(_insert_statement(self.db.is_sqlite, False, ordering_key is not None), params))
 
     def waiter(self, job: Job) -> asyncio.Event:
@@ -544,6 +532,20 @@ def _candidates(is_sqlite: bool, status: JobStatus) -> Any:
     if not is_sqlite:  # several processes: each passes over rows another is taking
         query = query.with_for_update(skip_locked=True, of=Job)  # type: ignore[arg-type]
     return query
+
+
+def _insert_params(
+    kind: str, payload: dict[str, Any], key: str, ordering_key: str | None, moment: float, due: float
+) -> dict[str, Any]:
+    """The parameters every job insert (_insert_statement) takes."""
+    return {
+        "kind": kind,
+        "key": key,
+        "ordering_key": ordering_key,
+        "payload_json": json.dumps(payload),
+        "next_attempt_at": due,
+        "moment": moment,
+    }
 
 
 @cache
